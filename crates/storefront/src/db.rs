@@ -1,0 +1,115 @@
+//! The connection pool and migrations. One query layer serves SQLite (the
+//! embedded default) and MySQL/MariaDB (the fleet) through sqlx's `Any` driver.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> anyhow::Result<Backend> {
+        match url.split(':').next() {
+            Some("sqlite") => Ok(Backend::Sqlite),
+            Some("mysql" | "mariadb") => Ok(Backend::MySql),
+            _ => anyhow::bail!("DATABASE_URL must start with sqlite:// or mysql://"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+impl Db {
+    /// Connects, retrying while the database is not up yet (a replica may start
+    /// before MySQL does: Swarm ignores `depends_on`), until `wait` has passed.
+    pub async fn connect(url: &str, max_connections: u32, wait: Duration) -> anyhow::Result<Db> {
+        install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.replacen("mariadb:", "mysql:", 1),
+        };
+        let options = pool_options(backend, max_connections);
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match options.clone().connect(&url).await {
+                Ok(pool) => return Ok(Db { pool, backend }),
+                Err(err) if started.elapsed() + delay < wait && is_transient(&err) => {
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(err) => {
+                    return Err(err).with_context(|| format!("cannot connect to the database ({})", redact(&url)));
+                }
+            }
+        }
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            // The MySQL migrator holds GET_LOCK, so replicas starting together migrate one at a time.
+            Backend::MySql => &MYSQL_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.context("database migration failed")
+    }
+
+    /// True when a trivial query answers within `limit`.
+    pub async fn is_ready(&self, limit: Duration) -> bool {
+        let ping = sqlx::query("SELECT 1").execute(&self.pool);
+        matches!(tokio::time::timeout(limit, ping).await, Ok(Ok(_)))
+    }
+}
+
+fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
+    let options = AnyPoolOptions::new()
+        // Pages answer 503 quickly when the database is gone, instead of hanging.
+        .acquire_timeout(Duration::from_secs(2))
+        .idle_timeout(Duration::from_secs(300));
+    match backend {
+        Backend::MySql => options.max_connections(max_connections).min_connections(1),
+        Backend::Sqlite => options
+            .max_connections(max_connections.min(8))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the one writer; the busy timeout
+                    // makes concurrent writers queue instead of failing.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                        .await?;
+                    Ok(())
+                })
+            }),
+    }
+}
+
+fn is_transient(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_))
+        || err.to_string().contains("Can't connect")
+}
+
+/// The URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}

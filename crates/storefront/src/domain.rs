@@ -1,0 +1,269 @@
+//! Typed values parsed at the edge: once a form field becomes one of these,
+//! nothing below the handlers sees a raw string.
+
+use std::fmt;
+
+/// Money in integer cents; never a float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Cents(pub i64);
+
+/// The dearest book a seller may list: $100,000.00.
+const MAX_PRICE_CENTS: i64 = 10_000_000;
+
+impl Cents {
+    /// Parses a shop price such as `12`, `12.5` or `12.50`.
+    pub fn parse_price(raw: &str) -> Result<Cents, &'static str> {
+        let raw = raw.trim().trim_start_matches('$');
+        if raw.is_empty() {
+            return Err("Enter a price.");
+        }
+        let (whole, fraction) = raw.split_once('.').unwrap_or((raw, ""));
+        let digits_only = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+        if whole.is_empty() || !digits_only(whole) || !digits_only(fraction) {
+            return Err("Enter a price as a number, like 12.50.");
+        }
+        if fraction.len() > 2 {
+            return Err("A price has at most two decimals.");
+        }
+        if whole.len() > 7 {
+            return Err("That price is too high.");
+        }
+        let whole: i64 = whole.parse().map_err(|_| "Enter a price as a number.")?;
+        let fraction: i64 = format!("{fraction:0<2}").parse().unwrap_or(0);
+        let cents = whole * 100 + fraction;
+        match cents {
+            0 => Err("The price must be more than zero."),
+            c if c > MAX_PRICE_CENTS => Err("That price is too high (at most 100000.00)."),
+            c => Ok(Cents(c)),
+        }
+    }
+
+    /// `12.50`: the value a form field is pre-filled with.
+    pub fn plain(&self) -> String {
+        format!("{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+impl fmt::Display for Cents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "${}", self.plain())
+    }
+}
+
+impl std::ops::Add for Cents {
+    type Output = Cents;
+    fn add(self, other: Cents) -> Cents {
+        Cents(self.0 + other.0)
+    }
+}
+
+/// How many copies of one book a shopper takes at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity(pub i64);
+
+pub const MAX_QUANTITY: i64 = 100;
+
+impl Quantity {
+    pub fn parse(raw: &str) -> Result<Quantity, &'static str> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("Enter a quantity.");
+        }
+        let n: i64 = raw
+            .parse()
+            .map_err(|_| "The quantity must be a whole number.")?;
+        match n {
+            n if n < 1 => Err("The quantity must be at least 1."),
+            n if n > MAX_QUANTITY => Err("At most 100 copies per order."),
+            n => Ok(Quantity(n)),
+        }
+    }
+}
+
+/// Copies a seller has on hand.
+pub fn parse_stock(raw: &str) -> Result<i64, &'static str> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("Enter how many copies you have.");
+    }
+    let n: i64 = raw.parse().map_err(|_| "The stock must be a whole number.")?;
+    match n {
+        n if n < 0 => Err("The stock cannot be negative."),
+        n if n > 100_000 => Err("At most 100000 copies."),
+        n => Ok(n),
+    }
+}
+
+/// A trimmed, lower-cased e-mail address of a plausible shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Email, &'static str> {
+        let email = raw.trim().to_lowercase();
+        if email.is_empty() {
+            return Err("Enter your e-mail address.");
+        }
+        if email.len() > 254 {
+            return Err("That e-mail address is too long.");
+        }
+        let Some((local, domain)) = email.split_once('@') else {
+            return Err("Enter an e-mail address like name@example.com.");
+        };
+        let well_formed = !local.is_empty()
+            && !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !well_formed {
+            return Err("Enter an e-mail address like name@example.com.");
+        }
+        Ok(Email(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Trimmed text of bounded length, measured in characters.
+pub fn bounded_text(
+    raw: &str,
+    max_chars: usize,
+    required: &'static str,
+) -> Result<String, String> {
+    let text = raw.trim();
+    if text.is_empty() && !required.is_empty() {
+        return Err(required.to_string());
+    }
+    if text.chars().count() > max_chars {
+        return Err(format!("At most {max_chars} characters."));
+    }
+    Ok(text.to_string())
+}
+
+pub fn parse_password(raw: &str) -> Result<String, &'static str> {
+    match raw.chars().count() {
+        0 => Err("Choose a password."),
+        n if n < 8 => Err("Use at least 8 characters."),
+        n if n > 128 => Err("Use at most 128 characters."),
+        _ => Ok(raw.to_string()),
+    }
+}
+
+/// The original's three payment methods; their labels are also the form values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentMethod {
+    CreditCard,
+    Paypal,
+    BankTransfer,
+}
+
+impl PaymentMethod {
+    pub const ALL: [PaymentMethod; 3] = [Self::CreditCard, Self::Paypal, Self::BankTransfer];
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::CreditCard => "Credit Card",
+            Self::Paypal => "Paypal",
+            Self::BankTransfer => "Bank Transfer",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<PaymentMethod> {
+        Self::ALL.into_iter().find(|m| m.label() == raw.trim())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    PendingPayment,
+    Paid,
+    Cancelled,
+    Expired,
+}
+
+impl OrderStatus {
+    pub fn as_db(&self) -> &'static str {
+        match self {
+            Self::PendingPayment => "pending_payment",
+            Self::Paid => "paid",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn from_db(raw: &str) -> OrderStatus {
+        match raw {
+            "paid" => Self::Paid,
+            "cancelled" => Self::Cancelled,
+            "expired" => Self::Expired,
+            _ => Self::PendingPayment,
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::PendingPayment => "Pending payment",
+            Self::Paid => "Paid",
+            Self::Cancelled => "Cancelled",
+            Self::Expired => "Expired",
+        }
+    }
+}
+
+pub fn now_epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `2026-11-28 18:04 UTC`: times are stored as epoch seconds and shown in UTC.
+pub fn format_utc(epoch: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(epoch)
+        .ok()
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_parse_to_exact_cents() {
+        assert_eq!(Cents::parse_price("12"), Ok(Cents(1200)));
+        assert_eq!(Cents::parse_price("12.5"), Ok(Cents(1250)));
+        assert_eq!(Cents::parse_price(" 0.09 "), Ok(Cents(9)));
+        assert_eq!(Cents::parse_price("$3.99"), Ok(Cents(399)));
+        for bad in ["", "abc", "-1", "0", "0.00", "1.234", "1e3", "99999999", "1.2.3", ".5"] {
+            assert!(Cents::parse_price(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert_eq!(Cents(1250).to_string(), "$12.50");
+    }
+
+    #[test]
+    fn quantities_are_bounded() {
+        assert_eq!(Quantity::parse("3"), Ok(Quantity(3)));
+        for bad in ["", "0", "-2", "x", "1.5", "101", "99999999999999999999"] {
+            assert!(Quantity::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(Email::parse(" Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
+        for bad in ["", "ana", "ana@", "@x.com", "ana@localhost", "a b@x.com", "a@b@c.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn payment_methods_match_the_original_form_values() {
+        assert_eq!(PaymentMethod::parse("Paypal"), Some(PaymentMethod::Paypal));
+        assert_eq!(PaymentMethod::parse("Cash"), None);
+    }
+}

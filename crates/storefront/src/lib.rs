@@ -1,0 +1,18 @@
+//! The bookstore's shop: a library that `main` and the tests share.
+
+pub mod config;
+pub mod cover;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod healthcheck;
+pub mod metrics;
+pub mod password;
+pub mod ratelimit;
+pub mod seed;
+pub mod session_store;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod web;

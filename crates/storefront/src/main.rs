@@ -1,0 +1,112 @@
+//! `storefront`: parses the command line and calls the library.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use storefront::config::Config;
+use storefront::db::Db;
+use storefront::domain::Email;
+use storefront::startup::Application;
+use storefront::{healthcheck, seed, store, telemetry};
+
+const ENVIRONMENT: &str = "\
+Configuration (environment variables; secrets also accept NAME_FILE, a file to read):
+  DATABASE_URL      sqlite://bookstore.db (default, created) or mysql://user:pass@host/db
+  REDIS_URL         redis://host:6379 for sessions, carts and rate limits; unset: in memory
+  LISTEN_ADDR       public HTTP address (default 127.0.0.1:8080)
+  METRICS_ADDR      Prometheus /metrics address (default 127.0.0.1:9464)
+  PUBLIC_ORIGIN     e.g. https://shop.example.com: trusted form origin; https makes cookies Secure
+  REPLICA_ID        sent as X-Served-By (default: host name)
+  LOG_FORMAT        text (default) or json
+  ORDER_TTL_SECS    how long an unpaid order holds its stock (default 1800)
+  EXPIRY_INTERVAL_SECS  how often expired orders are released (default 30)
+  SEED_DEMO         true/false: fill an empty shop with the demo catalog (default: true on SQLite)
+  SHUTDOWN_DRAIN_MS     how long /readyz says 503 before the listener closes (default 0)
+  DATABASE_WAIT_SECS    how long start-up waits for the database (default 120)
+  DATABASE_MAX_CONNECTIONS  database pool size (default 16)";
+
+/// The Bookstore shop: an HTTP storefront over SQLite (alone) or MySQL + Redis (a fleet).
+#[derive(Parser)]
+#[command(version, after_help = ENVIRONMENT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the shop (the default): migrates, then listens until SIGTERM or Ctrl-C.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Fill an empty shop with the demo catalog of public-domain classics.
+    SeedDemo,
+    /// Make the user with this e-mail an administrator (they must have registered).
+    GrantAdmin {
+        /// The e-mail address the user registered with.
+        email: String,
+    },
+    /// Exit 0 when this instance answers /readyz with 200 within 2 s (for HEALTHCHECK).
+    Healthcheck,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("storefront: configuration error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    match run(cli.command.unwrap_or(Command::Serve), config).await {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("storefront: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve => {
+            Application::build(config).await?.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            connect(&config).await?.migrate().await?;
+            println!("migrations applied");
+        }
+        Command::SeedDemo => {
+            let db = connect(&config).await?;
+            db.migrate().await?;
+            match seed::seed_if_empty(&db.pool).await? {
+                0 => println!("the shop already has books: nothing added"),
+                n => println!("added {n} books"),
+            }
+        }
+        Command::GrantAdmin { email } => {
+            let email = Email::parse(&email).map_err(anyhow::Error::msg)?;
+            let db = connect(&config).await?;
+            if !store::users::grant_admin(&db.pool, &email).await? {
+                eprintln!("no user registered with {}", email.as_str());
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("{} is now an administrator", email.as_str());
+        }
+        Command::Healthcheck => {
+            let addr = healthcheck::probe_addr(config.listen_addr);
+            let ready = healthcheck::is_ready(addr, Duration::from_secs(2)).await.unwrap_or(false);
+            return Ok(if ready { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn connect(config: &Config) -> anyhow::Result<Db> {
+    Db::connect(&config.database_url, 2, config.database_wait).await
+}

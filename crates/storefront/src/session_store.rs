@@ -1,0 +1,143 @@
+//! Where sessions live: in this process (the embedded default) or in Redis
+//! through deadpool-redis (the fleet), behind one `SessionStore` type.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_redis::redis::{self, AsyncCommands};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{Error, Result};
+use tower_sessions::{MemoryStore, SessionStore};
+
+/// Every Redis round trip is bounded, so a stalled Redis turns into a 503, not a hang.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn redis_pool(url: &str, max_size: usize) -> anyhow::Result<deadpool_redis::Pool> {
+    let mut config = deadpool_redis::Config::from_url(url);
+    let mut pool = deadpool_redis::PoolConfig::new(max_size);
+    pool.timeouts.wait = Some(REDIS_TIMEOUT);
+    pool.timeouts.create = Some(REDIS_TIMEOUT);
+    pool.timeouts.recycle = Some(REDIS_TIMEOUT);
+    config.pool = Some(pool);
+    Ok(config.create_pool(Some(deadpool_redis::Runtime::Tokio1))?)
+}
+
+/// Runs one Redis command on a pooled connection, within [`REDIS_TIMEOUT`].
+pub async fn with_redis<T, F, Fut>(pool: &deadpool_redis::Pool, op: F) -> anyhow::Result<T>
+where
+    F: FnOnce(deadpool_redis::Connection) -> Fut,
+    Fut: Future<Output = redis::RedisResult<T>>,
+{
+    let call = async {
+        let conn = pool.get().await?;
+        Ok::<T, anyhow::Error>(op(conn).await?)
+    };
+    tokio::time::timeout(REDIS_TIMEOUT, call)
+        .await
+        .map_err(|_| anyhow::anyhow!("redis did not answer within {REDIS_TIMEOUT:?}"))?
+}
+
+#[derive(Debug, Clone)]
+pub enum Store {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    pool: deadpool_redis::Pool,
+}
+
+impl RedisStore {
+    pub fn new(pool: deadpool_redis::Pool) -> Self {
+        RedisStore { pool }
+    }
+
+    fn key(id: &Id) -> String {
+        format!("session:{id}")
+    }
+
+    async fn write(&self, record: &Record, only_if_new: bool) -> Result<bool> {
+        let value = serde_json::to_string(record).map_err(|e| Error::Encode(e.to_string()))?;
+        let expire_at = record.expiry_date.unix_timestamp().max(1) as u64;
+        let key = Self::key(&record.id);
+        let written = with_redis(&self.pool, |mut conn| async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&key).arg(value).arg("EXAT").arg(expire_at);
+            if only_if_new {
+                cmd.arg("NX");
+            }
+            let reply: Option<String> = cmd.query_async(&mut conn).await?;
+            Ok(reply.is_some())
+        })
+        .await;
+        written.map_err(backend_error)
+    }
+}
+
+fn backend_error(err: anyhow::Error) -> Error {
+    crate::metrics::session_store_error();
+    Error::Backend(err.to_string())
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        // A fresh id that collides with a live session is drawn again, never overwritten.
+        while !self.write(record, true).await? {
+            record.id = Id::default();
+        }
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> Result<()> {
+        self.write(record, false).await.map(|_| ())
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        let key = Self::key(id);
+        let raw: Option<String> = with_redis(&self.pool, |mut conn| async move { conn.get(key).await })
+            .await
+            .map_err(backend_error)?;
+        raw.map(|raw| serde_json::from_str(&raw).map_err(|e| Error::Decode(e.to_string())))
+            .transpose()
+    }
+
+    async fn delete(&self, id: &Id) -> Result<()> {
+        let key = Self::key(id);
+        with_redis(&self.pool, |mut conn| async move { conn.del::<_, ()>(key).await })
+            .await
+            .map_err(backend_error)
+    }
+}
+
+#[async_trait]
+impl SessionStore for Store {
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        match self {
+            Store::Memory(s) => s.create(record).await,
+            Store::Redis(s) => s.create(record).await,
+        }
+    }
+
+    async fn save(&self, record: &Record) -> Result<()> {
+        match self {
+            Store::Memory(s) => s.save(record).await,
+            Store::Redis(s) => s.save(record).await,
+        }
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        match self {
+            Store::Memory(s) => s.load(id).await,
+            Store::Redis(s) => s.load(id).await,
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> Result<()> {
+        match self {
+            Store::Memory(s) => s.delete(id).await,
+            Store::Redis(s) => s.delete(id).await,
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The data layer: every SQL statement of the shop lives here, next to the
+//! type it fills. Placeholders are `?`, which both SQLite and MySQL accept.
+
+pub mod books;
+pub mod orders;
+pub mod providers;
+pub mod users;
+
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection};
+
+/// Runs an INSERT and returns the new row's id. MySQL reports it with the
+/// result; sqlx's Any driver drops SQLite's, so there it is asked for on the
+/// same connection (MySQL 8 has no `INSERT … RETURNING`).
+pub async fn insert_returning_id<'q>(
+    conn: &mut AnyConnection,
+    insert: Query<'q, Any, AnyArguments<'q>>,
+) -> sqlx::Result<i64> {
+    let result = insert.execute(&mut *conn).await?;
+    match result.last_insert_id() {
+        Some(id) => Ok(id),
+        None => sqlx::query_scalar("SELECT last_insert_rowid()").fetch_one(&mut *conn).await,
+    }
+}
+
+/// True when `err` is a unique-key violation (a duplicate e-mail, a second payment).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation()
+                || db.code().is_some_and(|c| c == "23000" || c == "1062" || c == "2067")
+        }
+        _ => false,
+    }
+}

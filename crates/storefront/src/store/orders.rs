@@ -1,0 +1,371 @@
+//! Orders move stock, so every change here is one transaction whose first
+//! statement is a conditional write: the database, not the application,
+//! decides who gets the last copy, on SQLite and MySQL alike.
+
+use std::time::Duration;
+
+use sqlx::{Any, AnyPool, Transaction};
+
+use crate::domain::{Cents, OrderStatus, PaymentMethod, Quantity, now_epoch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("book {0} does not exist")]
+    BookNotFound(i64),
+    #[error("only {available} left of “{title}”")]
+    OutOfStock { title: String, available: i64 },
+    #[error("the cart is empty")]
+    Empty,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Places one order for `lines` (book id, quantity): all lines or none.
+/// Prices come from the books table, never from the request.
+pub async fn create(
+    pool: &AnyPool,
+    user_id: i64,
+    lines: &[(i64, Quantity)],
+    ttl: Duration,
+) -> Result<i64, OrderError> {
+    if lines.is_empty() {
+        return Err(OrderError::Empty);
+    }
+    // A fixed lock order (by book id) keeps concurrent carts from deadlocking on MySQL.
+    let mut lines = lines.to_vec();
+    lines.sort_by_key(|(book_id, _)| *book_id);
+
+    let mut tx = pool.begin().await?;
+    let mut priced = Vec::with_capacity(lines.len());
+    for (book_id, quantity) in &lines {
+        if !take_stock(&mut tx, *book_id, *quantity).await? {
+            drop(tx);
+            return Err(why_not_available(pool, *book_id).await);
+        }
+        let (title, unit_cents): (String, i64) =
+            sqlx::query_as("SELECT title, price_cents FROM books WHERE id = ?")
+                .bind(book_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        priced.push((*book_id, title, unit_cents, quantity.0));
+    }
+    let items_cents: i64 = priced.iter().map(|(_, _, unit, qty)| unit * qty).sum();
+    let now = now_epoch();
+    let insert = sqlx::query(
+        "INSERT INTO orders (user_id, status, items_cents, delivery_cents, created_at, expires_at) \
+         VALUES (?, ?, ?, 0, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(OrderStatus::PendingPayment.as_db())
+    .bind(items_cents)
+    .bind(now)
+    .bind(now + ttl.as_secs() as i64);
+    let order_id = super::insert_returning_id(&mut tx, insert).await?;
+    for (book_id, title, unit_cents, quantity) in priced {
+        sqlx::query(
+            "INSERT INTO order_lines (order_id, book_id, title, unit_cents, quantity) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(order_id)
+        .bind(book_id)
+        .bind(title)
+        .bind(unit_cents)
+        .bind(quantity)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    crate::metrics::order_event("created");
+    Ok(order_id)
+}
+
+/// The single atomic statement that can never drive stock below zero.
+async fn take_stock(tx: &mut Transaction<'_, Any>, book_id: i64, quantity: Quantity) -> sqlx::Result<bool> {
+    let result = sqlx::query("UPDATE books SET stock = stock - ? WHERE id = ? AND stock >= ?")
+        .bind(quantity.0)
+        .bind(book_id)
+        .bind(quantity.0)
+        .execute(&mut **tx)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+async fn why_not_available(pool: &AnyPool, book_id: i64) -> OrderError {
+    let found: sqlx::Result<Option<(String, i64)>> =
+        sqlx::query_as("SELECT title, stock FROM books WHERE id = ?")
+            .bind(book_id)
+            .fetch_optional(pool)
+            .await;
+    match found {
+        Ok(Some((title, available))) => OrderError::OutOfStock { title, available },
+        Ok(None) => OrderError::BookNotFound(book_id),
+        Err(err) => OrderError::Db(err),
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Order {
+    pub id: i64,
+    pub user_id: i64,
+    pub status: String,
+    pub items_cents: i64,
+    pub provider_id: Option<i64>,
+    pub delivery_cents: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub paid_at: Option<i64>,
+}
+
+impl Order {
+    pub fn status(&self) -> OrderStatus {
+        OrderStatus::from_db(&self.status)
+    }
+
+    pub fn items(&self) -> Cents {
+        Cents(self.items_cents)
+    }
+
+    pub fn delivery(&self) -> Cents {
+        Cents(self.delivery_cents)
+    }
+
+    /// What the shopper pays: the books plus delivery, as computed here.
+    pub fn total(&self) -> Cents {
+        Cents(self.items_cents + self.delivery_cents)
+    }
+
+    pub fn delivered_by(&self, provider_id: &i64) -> bool {
+        self.provider_id == Some(*provider_id)
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.status() == OrderStatus::PendingPayment && self.expires_at > now_epoch()
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderLine {
+    pub book_id: Option<i64>,
+    pub title: String,
+    pub unit_cents: i64,
+    pub quantity: i64,
+}
+
+impl OrderLine {
+    pub fn unit(&self) -> Cents {
+        Cents(self.unit_cents)
+    }
+
+    pub fn subtotal(&self) -> Cents {
+        Cents(self.unit_cents * self.quantity)
+    }
+}
+
+const ORDER_COLUMNS: &str = "SELECT id, user_id, status, items_cents, provider_id, delivery_cents, \
+     created_at, expires_at, paid_at FROM orders";
+
+/// The buyer's own order; another user's order is simply not found.
+pub async fn get_owned(pool: &AnyPool, id: i64, user_id: i64) -> sqlx::Result<Option<Order>> {
+    sqlx::query_as(&format!("{ORDER_COLUMNS} WHERE id = ? AND user_id = ?"))
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn lines(pool: &AnyPool, order_id: i64) -> sqlx::Result<Vec<OrderLine>> {
+    sqlx::query_as("SELECT book_id, title, unit_cents, quantity FROM order_lines WHERE order_id = ? ORDER BY id")
+        .bind(order_id)
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn list_for_user(pool: &AnyPool, user_id: i64) -> sqlx::Result<Vec<Order>> {
+    sqlx::query_as(&format!("{ORDER_COLUMNS} WHERE user_id = ? ORDER BY id DESC LIMIT 200"))
+        .bind(user_id)
+        .fetch_all(pool)
+        .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderOverview {
+    pub id: i64,
+    pub email: String,
+    pub status: String,
+    pub items_cents: i64,
+    pub delivery_cents: i64,
+    pub created_at: i64,
+}
+
+impl OrderOverview {
+    pub fn status(&self) -> OrderStatus {
+        OrderStatus::from_db(&self.status)
+    }
+
+    pub fn total(&self) -> Cents {
+        Cents(self.items_cents + self.delivery_cents)
+    }
+}
+
+pub async fn recent_all(pool: &AnyPool, limit: i64) -> sqlx::Result<Vec<OrderOverview>> {
+    sqlx::query_as(
+        "SELECT o.id, u.email, o.status, o.items_cents, o.delivery_cents, o.created_at \
+         FROM orders o JOIN users u ON u.id = o.user_id ORDER BY o.id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("order not found")]
+    NotFound,
+    #[error("the order is no longer waiting for payment")]
+    NotOpen,
+    #[error("choose a delivery provider first")]
+    NoDelivery,
+    #[error("unknown delivery provider")]
+    UnknownProvider,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Sets delivery on the buyer's open order; the cost is read from the providers table.
+pub async fn choose_delivery(pool: &AnyPool, id: i64, user_id: i64, provider_id: i64) -> Result<(), StepError> {
+    let cost: Option<i64> = sqlx::query_scalar("SELECT cost_cents FROM delivery_providers WHERE id = ?")
+        .bind(provider_id)
+        .fetch_optional(pool)
+        .await?;
+    let cost = cost.ok_or(StepError::UnknownProvider)?;
+    let result = sqlx::query(
+        "UPDATE orders SET provider_id = ?, delivery_cents = ? \
+         WHERE id = ? AND user_id = ? AND status = ? AND expires_at > ?",
+    )
+    .bind(provider_id)
+    .bind(cost)
+    .bind(id)
+    .bind(user_id)
+    .bind(OrderStatus::PendingPayment.as_db())
+    .bind(now_epoch())
+    .execute(pool)
+    .await?;
+    if result.rows_affected() == 1 {
+        return Ok(());
+    }
+    Err(classify_refusal(pool, id, user_id).await)
+}
+
+/// Pays the buyer's open order once: the status change is conditional, and the
+/// payments table holds at most one row per order.
+pub async fn pay(pool: &AnyPool, id: i64, user_id: i64, method: PaymentMethod) -> Result<Cents, StepError> {
+    let mut tx = pool.begin().await?;
+    let now = now_epoch();
+    let result = sqlx::query(
+        "UPDATE orders SET status = ?, paid_at = ? \
+         WHERE id = ? AND user_id = ? AND status = ? AND provider_id IS NOT NULL AND expires_at > ?",
+    )
+    .bind(OrderStatus::Paid.as_db())
+    .bind(now)
+    .bind(id)
+    .bind(user_id)
+    .bind(OrderStatus::PendingPayment.as_db())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if result.rows_affected() != 1 {
+        drop(tx);
+        return Err(classify_refusal(pool, id, user_id).await);
+    }
+    let total: (i64, i64) = sqlx::query_as("SELECT items_cents, delivery_cents FROM orders WHERE id = ?")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let amount = Cents(total.0 + total.1);
+    sqlx::query("INSERT INTO payments (order_id, amount_cents, method, created_at) VALUES (?, ?, ?, ?)")
+        .bind(id)
+        .bind(amount.0)
+        .bind(method.label())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    crate::metrics::order_event("paid");
+    Ok(amount)
+}
+
+async fn classify_refusal(pool: &AnyPool, id: i64, user_id: i64) -> StepError {
+    match get_owned(pool, id, user_id).await {
+        Ok(None) => StepError::NotFound,
+        Ok(Some(order)) if order.is_open() && order.provider_id.is_none() => StepError::NoDelivery,
+        Ok(Some(_)) => StepError::NotOpen,
+        Err(err) => StepError::Db(err),
+    }
+}
+
+/// Cancels the buyer's unpaid order and returns its stock. False when it was not open.
+pub async fn cancel(pool: &AnyPool, id: i64, user_id: i64) -> Result<bool, StepError> {
+    let closed = close_and_restock(pool, id, Some(user_id), OrderStatus::Cancelled).await?;
+    if closed {
+        crate::metrics::order_event("cancelled");
+    }
+    Ok(closed)
+}
+
+/// Expires every unpaid order past its time. Safe to run on every replica at
+/// once: each order changes status in exactly one transaction, and only that
+/// transaction returns its stock.
+pub async fn expire_due(pool: &AnyPool) -> sqlx::Result<u64> {
+    let due: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM orders WHERE status = ? AND expires_at <= ? ORDER BY id LIMIT 500",
+    )
+    .bind(OrderStatus::PendingPayment.as_db())
+    .bind(now_epoch())
+    .fetch_all(pool)
+    .await?;
+    let mut expired = 0;
+    for id in due {
+        if close_and_restock(pool, id, None, OrderStatus::Expired).await? {
+            crate::metrics::order_event("expired");
+            expired += 1;
+        }
+    }
+    Ok(expired)
+}
+
+async fn close_and_restock(
+    pool: &AnyPool,
+    id: i64,
+    user_id: Option<i64>,
+    to: OrderStatus,
+) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let result = sqlx::query(
+        "UPDATE orders SET status = ? WHERE id = ? AND status = ? AND (? IS NULL OR user_id = ?)",
+    )
+    .bind(to.as_db())
+    .bind(id)
+    .bind(OrderStatus::PendingPayment.as_db())
+    .bind(user_id)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    if result.rows_affected() != 1 {
+        return Ok(false);
+    }
+    let lines: Vec<(Option<i64>, i64)> =
+        sqlx::query_as("SELECT book_id, quantity FROM order_lines WHERE order_id = ? ORDER BY book_id")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+    for (book_id, quantity) in lines {
+        // A deleted book has nowhere to return its copies to.
+        let Some(book_id) = book_id else { continue };
+        sqlx::query("UPDATE books SET stock = stock + ? WHERE id = ?")
+            .bind(quantity)
+            .bind(book_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}

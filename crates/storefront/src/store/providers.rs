@@ -1,0 +1,23 @@
+use sqlx::AnyPool;
+
+use crate::domain::Cents;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Provider {
+    pub id: i64,
+    pub name: String,
+    pub coverage_area: String,
+    pub cost_cents: i64,
+}
+
+impl Provider {
+    pub fn cost(&self) -> Cents {
+        Cents(self.cost_cents)
+    }
+}
+
+pub async fn list(pool: &AnyPool) -> sqlx::Result<Vec<Provider>> {
+    sqlx::query_as("SELECT id, name, coverage_area, cost_cents FROM delivery_providers ORDER BY id")
+        .fetch_all(pool)
+        .await
+}

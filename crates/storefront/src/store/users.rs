@@ -1,0 +1,89 @@
+use sqlx::AnyPool;
+
+use crate::domain::{Email, now_epoch};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub password_hash: String,
+    pub is_admin: i64,
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.is_admin != 0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertUserError {
+    #[error("that e-mail address is already registered")]
+    DuplicateEmail,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+pub async fn insert(
+    pool: &AnyPool,
+    name: &str,
+    email: &Email,
+    password_hash: &str,
+) -> Result<i64, InsertUserError> {
+    let insert = sqlx::query(
+        "INSERT INTO users (name, email, password_hash, is_admin, created_at) VALUES (?, ?, ?, 0, ?)",
+    )
+    .bind(name)
+    .bind(email.as_str())
+    .bind(password_hash)
+    .bind(now_epoch());
+    let mut conn = pool.acquire().await?;
+    super::insert_returning_id(&mut conn, insert)
+        .await
+        .map_err(|err| match super::is_unique_violation(&err) {
+            true => InsertUserError::DuplicateEmail,
+            false => InsertUserError::Db(err),
+        })
+}
+
+const USER_COLUMNS: &str = "SELECT id, name, email, password_hash, is_admin FROM users";
+
+pub async fn find_by_email(pool: &AnyPool, email: &Email) -> sqlx::Result<Option<User>> {
+    sqlx::query_as(&format!("{USER_COLUMNS} WHERE email = ?"))
+        .bind(email.as_str())
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn find_by_id(pool: &AnyPool, id: i64) -> sqlx::Result<Option<User>> {
+    sqlx::query_as(&format!("{USER_COLUMNS} WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Admin rights are read from the database on every admin request, so a
+/// revocation takes effect at once, whatever the session says.
+pub async fn is_admin(pool: &AnyPool, id: i64) -> sqlx::Result<bool> {
+    let flag: Option<i64> = sqlx::query_scalar("SELECT is_admin FROM users WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(flag.unwrap_or(0) != 0)
+}
+
+/// Returns false when no user has that e-mail.
+pub async fn grant_admin(pool: &AnyPool, email: &Email) -> sqlx::Result<bool> {
+    let result = sqlx::query("UPDATE users SET is_admin = 1 WHERE email = ?")
+        .bind(email.as_str())
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected() > 0 || find_by_email(pool, email).await?.is_some())
+}
+
+pub async fn list_all(pool: &AnyPool) -> sqlx::Result<Vec<User>> {
+    sqlx::query_as(&format!("{USER_COLUMNS} ORDER BY id"))
+        .fetch_all(pool)
+        .await
+}

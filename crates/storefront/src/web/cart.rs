@@ -1,0 +1,189 @@
+//! The cart lives in the session (so in Redis in the fleet): book ids and
+//! quantities only. Prices are read from the database whenever it is shown or
+//! checked out.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use super::catalog::{parse_id, refuse_quantity};
+use super::orders::explain_order_error;
+use super::page::{CsrfForm, CurrentUser, Page, flash};
+use super::render;
+use crate::domain::{Cents, MAX_QUANTITY, Quantity};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::{books, orders};
+
+const CART_KEY: &str = "cart";
+/// Distinct books in one cart: bounds the checkout transaction.
+const MAX_LINES: usize = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/cart", get(show))
+        .route("/cart/add", post(add))
+        .route("/cart/update", post(update))
+        .route("/cart/checkout", post(checkout))
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct CartLine {
+    book_id: i64,
+    quantity: i64,
+}
+
+async fn load(session: &Session) -> AppResult<Vec<CartLine>> {
+    Ok(session.get(CART_KEY).await?.unwrap_or_default())
+}
+
+async fn store(session: &Session, lines: &[CartLine]) -> AppResult<()> {
+    if lines.is_empty() {
+        session.remove_value(CART_KEY).await?;
+    } else {
+        session.insert(CART_KEY, lines).await?;
+    }
+    Ok(())
+}
+
+struct Row {
+    book: books::BookCard,
+    quantity: i64,
+}
+
+impl Row {
+    fn subtotal(&self) -> Cents {
+        Cents(self.book.price_cents * self.quantity)
+    }
+
+    fn short(&self) -> bool {
+        self.quantity > self.book.stock
+    }
+}
+
+#[derive(Template)]
+#[template(path = "cart/cart.html")]
+struct CartPage {
+    page: Page,
+    rows: Vec<Row>,
+    total: Cents,
+    error: Option<String>,
+}
+
+async fn cart_page(app: &AppState, page: Page, session: &Session, error: Option<String>) -> AppResult<CartPage> {
+    let lines = load(session).await?;
+    let ids: Vec<i64> = lines.iter().map(|l| l.book_id).collect();
+    let cards = books::cards_by_ids(&app.db.pool, &ids).await?;
+    // Books deleted since they were added simply drop out.
+    let rows: Vec<Row> = cards
+        .into_iter()
+        .filter_map(|book| {
+            let quantity = lines.iter().find(|l| l.book_id == book.id)?.quantity;
+            Some(Row { book, quantity })
+        })
+        .collect();
+    let total = Cents(rows.iter().map(|r| r.subtotal().0).sum());
+    Ok(CartPage { page, rows, total, error })
+}
+
+async fn show(State(app): State<AppState>, CurrentUser(_): CurrentUser, page: Page, session: Session) -> AppResult<Response> {
+    render(&cart_page(&app, page, &session, None).await?)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LineForm {
+    book_id: String,
+    quantity: String,
+}
+
+async fn add(
+    State(app): State<AppState>,
+    CurrentUser(_): CurrentUser,
+    page: Page,
+    session: Session,
+    CsrfForm(form): CsrfForm<LineForm>,
+) -> AppResult<Response> {
+    let book_id = parse_id(form.book_id.trim())?;
+    let book = books::get(&app.db.pool, book_id).await?.ok_or(AppError::NotFound)?;
+    let refuse = |status, error: String| refuse_quantity(&app, page.clone(), book_id, form.quantity.clone(), status, error);
+    let quantity = match Quantity::parse(&form.quantity) {
+        Ok(q) => q,
+        Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.into()).await,
+    };
+    let mut lines = load(&session).await?;
+    let in_cart = lines.iter().find(|l| l.book_id == book_id).map_or(0, |l| l.quantity);
+    let wanted = in_cart + quantity.0;
+    if wanted > book.stock {
+        let msg = format!("Only {} left; you already have {in_cart} in your cart.", book.stock);
+        return refuse(StatusCode::CONFLICT, msg).await;
+    }
+    if wanted > MAX_QUANTITY {
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, "At most 100 copies per order.".into()).await;
+    }
+    if let Some(line) = lines.iter_mut().find(|l| l.book_id == book_id) {
+        line.quantity = wanted;
+    } else if lines.len() >= MAX_LINES {
+        return refuse(StatusCode::CONFLICT, "Your cart is full: check out first.".into()).await;
+    } else {
+        lines.push(CartLine { book_id, quantity: wanted });
+    }
+    store(&session, &lines).await?;
+    flash(&session, "success", format!("Added “{}” to your cart.", book.title)).await?;
+    Ok(Redirect::to("/cart").into_response())
+}
+
+/// Sets a line's quantity; 0 removes it.
+async fn update(
+    State(app): State<AppState>,
+    CurrentUser(_): CurrentUser,
+    page: Page,
+    session: Session,
+    CsrfForm(form): CsrfForm<LineForm>,
+) -> AppResult<Response> {
+    let book_id = parse_id(form.book_id.trim())?;
+    let mut lines = load(&session).await?;
+    if form.quantity.trim() == "0" {
+        lines.retain(|l| l.book_id != book_id);
+    } else {
+        let quantity = match Quantity::parse(&form.quantity) {
+            Ok(q) => q,
+            Err(e) => {
+                let body = render(&cart_page(&app, page, &session, Some(e.into())).await?)?;
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response());
+            }
+        };
+        let line = lines.iter_mut().find(|l| l.book_id == book_id).ok_or(AppError::NotFound)?;
+        line.quantity = quantity.0;
+    }
+    store(&session, &lines).await?;
+    Ok(Redirect::to("/cart").into_response())
+}
+
+async fn checkout(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+    session: Session,
+    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
+) -> AppResult<Response> {
+    let lines = load(&session).await?;
+    let wanted: Vec<(i64, Quantity)> = lines.iter().map(|l| (l.book_id, Quantity(l.quantity))).collect();
+    match orders::create(&app.db.pool, user.id, &wanted, app.config.order_ttl).await {
+        Ok(order_id) => {
+            store(&session, &[]).await?;
+            Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response())
+        }
+        Err(orders::OrderError::Db(err)) => Err(err.into()),
+        Err(err) => {
+            let (status, message) = explain_order_error(&err);
+            let body = render(&cart_page(&app, page, &session, Some(message)).await?)?;
+            Ok((status, body).into_response())
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Operational routes: liveness, readiness and the embedded stylesheet. They
+//! sit outside the session layer, so probes never touch the session store.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/static/style.css", get(stylesheet))
+}
+
+/// Readiness answers within 2 s whatever the dependencies do.
+pub const READY_LIMIT: Duration = Duration::from_millis(1500);
+
+async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    let ready = tokio::time::timeout(READY_LIMIT, app.is_ready(READY_LIMIT)).await.unwrap_or(false);
+    match ready {
+        true => (StatusCode::OK, "ready"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+    }
+}
+
+const STYLESHEET: &str = include_str!("../../static/style.css");
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        STYLESHEET,
+    )
+}

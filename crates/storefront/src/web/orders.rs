@@ -1,0 +1,261 @@
+//! Buying: buy now, then delivery, then payment (amount = books + delivery,
+//! computed here), the shopper's orders, and cancelling an unpaid order.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::catalog::{parse_id, refuse_quantity};
+use super::page::{CsrfForm, CurrentUser, Page, flash};
+use super::render;
+use crate::domain::{PaymentMethod, Quantity, format_utc};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::orders::{self, Order, OrderError, OrderLine, StepError};
+use crate::store::providers::{self, Provider};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/buy/{book_id}", post(buy))
+        .route("/delivery/{order_id}", get(delivery_page).post(choose_delivery))
+        .route("/payment/{order_id}", get(payment_page).post(pay))
+        .route("/orders", get(list))
+        .route("/orders/{order_id}", get(detail))
+        .route("/orders/{order_id}/cancel", post(cancel))
+}
+
+/// Status and text for an order that could not be placed.
+pub fn explain_order_error(err: &OrderError) -> (StatusCode, String) {
+    match err {
+        OrderError::OutOfStock { title, available: 0 } => {
+            (StatusCode::CONFLICT, format!("“{title}” is sold out."))
+        }
+        OrderError::OutOfStock { title, available } => {
+            (StatusCode::CONFLICT, format!("Only {available} left of “{title}”: lower the quantity."))
+        }
+        OrderError::BookNotFound(_) => (StatusCode::NOT_FOUND, "That book is no longer for sale.".into()),
+        OrderError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, "Your cart is empty.".into()),
+        OrderError::Db(_) => (StatusCode::SERVICE_UNAVAILABLE, "Please try again.".into()),
+    }
+}
+
+/// The original's buy form also sent `price`; it is accepted and ignored.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BuyForm {
+    quantity: String,
+}
+
+async fn buy(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+    Path(book_id): Path<String>,
+    CsrfForm(form): CsrfForm<BuyForm>,
+) -> AppResult<Response> {
+    let book_id = parse_id(&book_id)?;
+    let quantity = match Quantity::parse(&form.quantity) {
+        Ok(q) => q,
+        Err(e) => {
+            return refuse_quantity(&app, page, book_id, form.quantity, StatusCode::UNPROCESSABLE_ENTITY, e.into()).await;
+        }
+    };
+    match orders::create(&app.db.pool, user.id, &[(book_id, quantity)], app.config.order_ttl).await {
+        Ok(order_id) => Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response()),
+        Err(OrderError::BookNotFound(_)) => Err(AppError::NotFound),
+        Err(OrderError::Db(err)) => Err(err.into()),
+        Err(err) => {
+            let (status, message) = explain_order_error(&err);
+            refuse_quantity(&app, page, book_id, form.quantity, status, message).await
+        }
+    }
+}
+
+async fn own_order(app: &AppState, raw_id: &str, user_id: i64) -> AppResult<Order> {
+    let id = parse_id(raw_id)?;
+    orders::get_owned(&app.db.pool, id, user_id).await?.ok_or(AppError::NotFound)
+}
+
+/// Refusals of a step, as the shopper should read them.
+fn step_refused(err: StepError) -> AppError {
+    match err {
+        StepError::NotFound => AppError::NotFound,
+        StepError::NotOpen => AppError::Conflict("This order is no longer waiting for payment: it is already paid, cancelled or expired.".into()),
+        StepError::NoDelivery => AppError::Conflict("Choose a delivery provider before paying.".into()),
+        StepError::UnknownProvider => AppError::BadRequest("unknown provider".into()),
+        StepError::Db(err) => err.into(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "orders/delivery.html")]
+struct DeliveryPage {
+    page: Page,
+    order: Order,
+    providers: Vec<Provider>,
+    error: Option<&'static str>,
+}
+
+async fn delivery_page(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let order = own_order(&app, &id, user.id).await?;
+    if !order.is_open() {
+        return Err(step_refused(StepError::NotOpen));
+    }
+    let providers = providers::list(&app.db.pool).await?;
+    render(&DeliveryPage { page, order, providers, error: None })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DeliveryForm {
+    provider: String,
+}
+
+async fn choose_delivery(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<DeliveryForm>,
+) -> AppResult<Response> {
+    let order = own_order(&app, &id, user.id).await?;
+    let provider = form.provider.trim().parse::<i64>().ok();
+    let outcome = match provider {
+        Some(provider) => orders::choose_delivery(&app.db.pool, order.id, user.id, provider).await,
+        None => Err(StepError::UnknownProvider),
+    };
+    match outcome {
+        Ok(()) => Ok(Redirect::to(&format!("/payment/{}", order.id)).into_response()),
+        Err(StepError::UnknownProvider) => {
+            let providers = providers::list(&app.db.pool).await?;
+            let body = render(&DeliveryPage { page, order, providers, error: Some("Choose one of the providers.") })?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+        }
+        Err(err) => Err(step_refused(err)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "orders/payment.html")]
+struct PaymentPage {
+    page: Page,
+    order: Order,
+    provider: Provider,
+    methods: [PaymentMethod; 3],
+    error: Option<&'static str>,
+}
+
+async fn payment_page(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+    session: Session,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let order = own_order(&app, &id, user.id).await?;
+    if !order.is_open() {
+        return Err(step_refused(StepError::NotOpen));
+    }
+    let Some(provider) = provider_of(&app, &order).await? else {
+        flash(&session, "info", "Choose a delivery provider first.").await?;
+        return Ok(Redirect::to(&format!("/delivery/{}", order.id)).into_response());
+    };
+    render(&PaymentPage { page, order, provider, methods: PaymentMethod::ALL, error: None })
+}
+
+async fn provider_of(app: &AppState, order: &Order) -> AppResult<Option<Provider>> {
+    let all = providers::list(&app.db.pool).await?;
+    Ok(all.into_iter().find(|p| Some(p.id) == order.provider_id))
+}
+
+/// The original's form also sent `amount` (fixed at 100); it is accepted and ignored.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PaymentForm {
+    method: String,
+}
+
+async fn pay(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+    session: Session,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<PaymentForm>,
+) -> AppResult<Response> {
+    let order = own_order(&app, &id, user.id).await?;
+    let Some(method) = PaymentMethod::parse(&form.method) else {
+        let provider = provider_of(&app, &order).await?.ok_or_else(|| step_refused(StepError::NoDelivery))?;
+        let error = Some("Choose a payment method.");
+        let body = render(&PaymentPage { page, order, provider, methods: PaymentMethod::ALL, error })?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response());
+    };
+    let amount = orders::pay(&app.db.pool, order.id, user.id, method).await.map_err(step_refused)?;
+    tracing::info!(order_id = order.id, amount_cents = amount.0, "order paid");
+    flash(&session, "success", format!("Thank you! We received {amount} by {}.", method.label())).await?;
+    Ok(Redirect::to(&format!("/orders/{}", order.id)).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "orders/list.html")]
+struct OrdersPage {
+    page: Page,
+    orders: Vec<Order>,
+}
+
+async fn list(State(app): State<AppState>, CurrentUser(user): CurrentUser, page: Page) -> AppResult<Response> {
+    let orders = orders::list_for_user(&app.db.pool, user.id).await?;
+    render(&OrdersPage { page, orders })
+}
+
+#[derive(Template)]
+#[template(path = "orders/detail.html")]
+struct OrderPage {
+    page: Page,
+    order: Order,
+    lines: Vec<OrderLine>,
+    provider: Option<Provider>,
+}
+
+impl OrderPage {
+    fn when(&self, epoch: &i64) -> String {
+        format_utc(*epoch)
+    }
+}
+
+async fn detail(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let order = own_order(&app, &id, user.id).await?;
+    let lines = orders::lines(&app.db.pool, order.id).await?;
+    let provider = provider_of(&app, &order).await?;
+    render(&OrderPage { page, order, lines, provider })
+}
+
+async fn cancel(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
+) -> AppResult<Response> {
+    let order = own_order(&app, &id, user.id).await?;
+    if !orders::cancel(&app.db.pool, order.id, user.id).await.map_err(step_refused)? {
+        return Err(step_refused(StepError::NotOpen));
+    }
+    flash(&session, "success", format!("Order #{} was cancelled.", order.id)).await?;
+    Ok(Redirect::to(&format!("/orders/{}", order.id)).into_response())
+}

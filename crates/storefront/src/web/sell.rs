@@ -1,0 +1,182 @@
+//! Sellers' pages: any logged-in user lists, adds, edits and deletes their own books.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::catalog::parse_id;
+use super::page::{CsrfForm, CurrentUser, FieldErrors, Page, flash};
+use super::render;
+use crate::domain::{Cents, bounded_text, parse_stock};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::books::{self, Book, BookFields};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/book/my_books", get(my_books))
+        .route("/book/add_book", get(add_page).post(add))
+        .route("/book/edit_book/{id}", get(edit_page).post(edit))
+        .route("/book/delete_book/{id}", post(delete))
+}
+
+#[derive(Template)]
+#[template(path = "sell/my_books.html")]
+struct MyBooksPage {
+    page: Page,
+    books: Vec<Book>,
+}
+
+async fn my_books(State(app): State<AppState>, CurrentUser(user): CurrentUser, page: Page) -> AppResult<Response> {
+    let books = books::by_seller(&app.db.pool, user.id).await?;
+    render(&MyBooksPage { page, books })
+}
+
+/// The form as typed, so a refused form comes back with what the seller wrote.
+#[derive(Deserialize, Default, Clone)]
+#[serde(default)]
+struct BookForm {
+    title: String,
+    author: String,
+    description: String,
+    price: String,
+    stock: String,
+}
+
+impl BookForm {
+    fn of(book: &Book) -> BookForm {
+        BookForm {
+            title: book.title.clone(),
+            author: book.author.clone(),
+            description: book.description.clone(),
+            price: book.price().plain(),
+            stock: book.stock.to_string(),
+        }
+    }
+
+    fn parse(&self) -> Result<BookFields, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let title = errors.check("title", bounded_text(&self.title, 150, "Enter the title."));
+        let author = errors.check("author", bounded_text(&self.author, 100, "Enter the author."));
+        let description = errors.check("description", bounded_text(&self.description, 5000, ""));
+        let price = errors.check("price", Cents::parse_price(&self.price));
+        let stock = errors.check("stock", parse_stock(&self.stock));
+        match (title, author, description, price, stock) {
+            (Some(title), Some(author), Some(description), Some(price), Some(stock)) => {
+                Ok(BookFields { title, author, description, price, stock })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sell/book_form.html")]
+struct BookFormPage {
+    page: Page,
+    heading: &'static str,
+    action: String,
+    form: BookForm,
+    errors: FieldErrors,
+}
+
+async fn add_page(CurrentUser(_): CurrentUser, page: Page) -> AppResult<Response> {
+    render(&BookFormPage {
+        page,
+        heading: "Add a book",
+        action: "/book/add_book".into(),
+        form: BookForm { stock: "1".into(), ..Default::default() },
+        errors: FieldErrors::default(),
+    })
+}
+
+async fn add(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+    session: Session,
+    CsrfForm(form): CsrfForm<BookForm>,
+) -> AppResult<Response> {
+    let fields = match form.parse() {
+        Ok(fields) => fields,
+        Err(errors) => return refuse(page, "Add a book", "/book/add_book".into(), form, errors),
+    };
+    let id = books::insert(&app.db.pool, user.id, &fields).await?;
+    flash(&session, "success", format!("“{}” is now for sale.", fields.title)).await?;
+    tracing::info!(book_id = id, seller_id = user.id, "book listed");
+    Ok(Redirect::to("/book/my_books").into_response())
+}
+
+fn refuse(page: Page, heading: &'static str, action: String, form: BookForm, errors: FieldErrors) -> AppResult<Response> {
+    let body = render(&BookFormPage { page, heading, action, form, errors })?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+}
+
+/// The seller's own book; another seller's is 403, a missing one 404.
+async fn owned_book(app: &AppState, id: i64, seller_id: i64) -> AppResult<Book> {
+    let book = books::get(&app.db.pool, id).await?.ok_or(AppError::NotFound)?;
+    if book.seller_id != seller_id {
+        return Err(AppError::Forbidden);
+    }
+    Ok(book)
+}
+
+async fn edit_page(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    let book = owned_book(&app, id, user.id).await?;
+    render(&BookFormPage {
+        page,
+        heading: "Edit your book",
+        action: format!("/book/edit_book/{id}"),
+        form: BookForm::of(&book),
+        errors: FieldErrors::default(),
+    })
+}
+
+async fn edit(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+    session: Session,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<BookForm>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    owned_book(&app, id, user.id).await?;
+    let fields = match form.parse() {
+        Ok(fields) => fields,
+        Err(errors) => return refuse(page, "Edit your book", format!("/book/edit_book/{id}"), form, errors),
+    };
+    // Ownership is checked again in the UPDATE itself.
+    if !books::update_owned(&app.db.pool, id, user.id, &fields).await? {
+        return Err(AppError::Forbidden);
+    }
+    flash(&session, "success", format!("“{}” was updated.", fields.title)).await?;
+    Ok(Redirect::to("/book/my_books").into_response())
+}
+
+async fn delete(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
+) -> AppResult<Response> {
+    let id = parse_id(&id)?;
+    let book = owned_book(&app, id, user.id).await?;
+    if !books::delete_owned(&app.db.pool, id, user.id).await? {
+        return Err(AppError::Forbidden);
+    }
+    flash(&session, "success", format!("“{}” was removed from the shop.", book.title)).await?;
+    Ok(Redirect::to("/book/my_books").into_response())
+}
