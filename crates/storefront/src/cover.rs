@@ -107,10 +107,19 @@ mod tests {
 
     #[test]
     fn long_titles_wrap_and_truncate() {
-        let lines = wrap("The Strange Case of Dr Jekyll and Mr Hyde and a very long subtitle indeed", 14, 5);
+        let lines = wrap(
+            "The Strange Case of Dr Jekyll and Mr Hyde and a very long subtitle indeed",
+            14,
+            5,
+        );
         assert_eq!(lines.len(), 5);
         assert!(lines.iter().all(|l| l.chars().count() <= 15));
         assert!(lines[4].ends_with('…'));
-        assert_eq!(wrap("Supercalifragilisticexpialidocious", 14, 5)[0].chars().count(), 14);
+        assert_eq!(
+            wrap("Supercalifragilisticexpialidocious", 14, 5)[0]
+                .chars()
+                .count(),
+            14
+        );
     }
 }

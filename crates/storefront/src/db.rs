@@ -11,6 +11,8 @@ use sqlx::{AnyPool, Executor};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/mysql");
 
+const MIGRATION_LOCK_SECS: u32 = 120;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -58,19 +60,45 @@ impl Db {
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
                 Err(err) => {
-                    return Err(err).with_context(|| format!("cannot connect to the database ({})", redact(&url)));
+                    return Err(err).with_context(|| {
+                        format!("cannot connect to the database ({})", redact(&url))
+                    });
                 }
             }
         }
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            // The MySQL migrator holds GET_LOCK, so replicas starting together migrate one at a time.
-            Backend::MySql => &MYSQL_MIGRATIONS,
-        };
-        migrator.run(&self.pool).await.context("database migration failed")
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS
+                .run(&self.pool)
+                .await
+                .context("database migration failed"),
+            Backend::MySql => self.migrate_mysql_exclusively().await,
+        }
+    }
+
+    /// Replicas starting together must migrate one at a time. sqlx's migrator
+    /// asks for `GET_LOCK(name, -1)`, which MariaDB answers with NULL at once
+    /// instead of waiting (a test caught two replicas inserting the same rows),
+    /// so the lock is taken here, with a finite timeout, on the connection the
+    /// migrator then uses.
+    async fn migrate_mysql_exclusively(&self) -> anyhow::Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let lock = "CONCAT('bookstore_migrations_', DATABASE())";
+        let got: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT GET_LOCK({lock}, {MIGRATION_LOCK_SECS})"))
+                .fetch_one(&mut *conn)
+                .await?;
+        if got != Some(1) {
+            anyhow::bail!("another replica held the migration lock for {MIGRATION_LOCK_SECS} s");
+        }
+        // `run_direct` is `run` on one connection, without its "Acquire is not general enough" trap.
+        let migrated = MYSQL_MIGRATIONS.run_direct(&mut *conn).await;
+        let _ = sqlx::query(&format!("SELECT RELEASE_LOCK({lock})"))
+            .execute(&mut *conn)
+            .await;
+        migrated.context("database migration failed")
     }
 
     /// True when a trivial query answers within `limit`.
@@ -102,14 +130,18 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
 }
 
 fn is_transient(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_))
-        || err.to_string().contains("Can't connect")
+    matches!(
+        err,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
+    ) || err.to_string().contains("Can't connect")
 }
 
 /// The URL without its password, for logs.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_string(),
     }
 }

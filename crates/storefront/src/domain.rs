@@ -4,7 +4,9 @@
 use std::fmt;
 
 /// Money in integer cents; never a float.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Cents(pub i64);
 
 /// The dearest book a seller may list: $100,000.00.
@@ -86,7 +88,9 @@ pub fn parse_stock(raw: &str) -> Result<i64, &'static str> {
     if raw.is_empty() {
         return Err("Enter how many copies you have.");
     }
-    let n: i64 = raw.parse().map_err(|_| "The stock must be a whole number.")?;
+    let n: i64 = raw
+        .parse()
+        .map_err(|_| "The stock must be a whole number.")?;
     match n {
         n if n < 0 => Err("The stock cannot be negative."),
         n if n > 100_000 => Err("At most 100000 copies."),
@@ -128,11 +132,7 @@ impl Email {
 }
 
 /// Trimmed text of bounded length, measured in characters.
-pub fn bounded_text(
-    raw: &str,
-    max_chars: usize,
-    required: &'static str,
-) -> Result<String, String> {
+pub fn bounded_text(raw: &str, max_chars: usize, required: &'static str) -> Result<String, String> {
     let text = raw.trim();
     if text.is_empty() && !required.is_empty() {
         return Err(required.to_string());
@@ -239,8 +239,13 @@ mod tests {
         assert_eq!(Cents::parse_price("12.5"), Ok(Cents(1250)));
         assert_eq!(Cents::parse_price(" 0.09 "), Ok(Cents(9)));
         assert_eq!(Cents::parse_price("$3.99"), Ok(Cents(399)));
-        for bad in ["", "abc", "-1", "0", "0.00", "1.234", "1e3", "99999999", "1.2.3", ".5"] {
-            assert!(Cents::parse_price(bad).is_err(), "{bad:?} should be refused");
+        for bad in [
+            "", "abc", "-1", "0", "0.00", "1.234", "1e3", "99999999", "1.2.3", ".5",
+        ] {
+            assert!(
+                Cents::parse_price(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
         assert_eq!(Cents(1250).to_string(), "$12.50");
     }
@@ -255,8 +260,19 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse(" Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
-        for bad in ["", "ana", "ana@", "@x.com", "ana@localhost", "a b@x.com", "a@b@c.com"] {
+        assert_eq!(
+            Email::parse(" Ana@Example.COM ").unwrap().as_str(),
+            "ana@example.com"
+        );
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@x.com",
+            "ana@localhost",
+            "a b@x.com",
+            "a@b@c.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -69,15 +69,51 @@ struct ErrorPage<'a> {
 impl AppError {
     fn status_and_text(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            AppError::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here. It may have been removed."),
-            AppError::Forbidden => (StatusCode::FORBIDDEN, "Not allowed", "You are not allowed to see or change this."),
-            AppError::LoginRequired => (StatusCode::UNAUTHORIZED, "Please log in", "Log in to continue."),
-            AppError::CrossSite(_) => (StatusCode::FORBIDDEN, "Form expired", "This form has expired or came from another site. Go back, reload the page and try again."),
-            AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request", "The request could not be understood."),
-            AppError::Conflict(_) => (StatusCode::CONFLICT, "Not possible", "That is not possible in the current state."),
-            AppError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", "Too many attempts. Wait a few minutes and try again."),
-            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Temporarily unavailable", "The shop is briefly unavailable. Please try again in a moment."),
-            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Something went wrong on our side. Please try again."),
+            AppError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing here. It may have been removed.",
+            ),
+            AppError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                "You are not allowed to see or change this.",
+            ),
+            AppError::LoginRequired => (
+                StatusCode::UNAUTHORIZED,
+                "Please log in",
+                "Log in to continue.",
+            ),
+            AppError::CrossSite(_) => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form has expired or came from another site. Go back, reload the page and try again.",
+            ),
+            AppError::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The request could not be understood.",
+            ),
+            AppError::Conflict(_) => (
+                StatusCode::CONFLICT,
+                "Not possible",
+                "That is not possible in the current state.",
+            ),
+            AppError::TooManyRequests => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                "Too many attempts. Wait a few minutes and try again.",
+            ),
+            AppError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "The shop is briefly unavailable. Please try again in a moment.",
+            ),
+            AppError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Something went wrong on our side. Please try again.",
+            ),
         }
     }
 }
@@ -85,7 +121,9 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match &self {
-            AppError::LoginRequired => return axum::response::Redirect::to("/login").into_response(),
+            AppError::LoginRequired => {
+                return axum::response::Redirect::to("/login").into_response();
+            }
             AppError::Conflict(message) => {
                 return error_page(StatusCode::CONFLICT, "Not possible", message, false);
             }
@@ -102,7 +140,12 @@ impl IntoResponse for AppError {
 }
 
 pub fn error_page(status: StatusCode, title: &str, message: &str, show_login: bool) -> Response {
-    let page = ErrorPage { status: status.as_u16(), title, message, show_login };
+    let page = ErrorPage {
+        status: status.as_u16(),
+        title,
+        message,
+        show_login,
+    };
     let mut response = match page.render() {
         Ok(html) => Html(html).into_response(),
         Err(_) => message.to_string().into_response(),

@@ -16,7 +16,9 @@ pub async fn is_ready(addr: SocketAddr, limit: Duration) -> anyhow::Result<bool>
             .await?;
         let mut head = [0u8; 16];
         let n = stream.read(&mut head).await?;
-        Ok::<bool, std::io::Error>(head[..n].starts_with(b"HTTP/1.1 200") || head[..n].starts_with(b"HTTP/1.0 200"))
+        Ok::<bool, std::io::Error>(
+            head[..n].starts_with(b"HTTP/1.1 200") || head[..n].starts_with(b"HTTP/1.0 200"),
+        )
     };
     Ok(tokio::time::timeout(limit, probe).await??)
 }

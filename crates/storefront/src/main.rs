@@ -75,7 +75,10 @@ async fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve => {
-            Application::build(config).await?.run_until_stopped().await?;
+            Application::build(config)
+                .await?
+                .run_until_stopped()
+                .await?;
         }
         Command::Migrate => {
             connect(&config).await?.migrate().await?;
@@ -100,8 +103,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Healthcheck => {
             let addr = healthcheck::probe_addr(config.listen_addr);
-            let ready = healthcheck::is_ready(addr, Duration::from_secs(2)).await.unwrap_or(false);
-            return Ok(if ready { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            let ready = healthcheck::is_ready(addr, Duration::from_secs(2))
+                .await
+                .unwrap_or(false);
+            return Ok(if ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
     }
     Ok(ExitCode::SUCCESS)

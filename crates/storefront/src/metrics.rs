@@ -3,14 +3,15 @@
 use std::sync::LazyLock;
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use prometheus::{
-    Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, TextEncoder, register_histogram_vec,
-    register_int_counter, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
+    Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, TextEncoder,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec,
 };
 
 use crate::state::AppState;
@@ -29,14 +30,19 @@ static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
         "storefront_http_request_duration_seconds",
         "Time from request received to response headers ready, by method and matched route.",
         &["method", "route"],
-        vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]
+        vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
+        ]
     )
     .expect("metric registers once")
 });
 
 static HTTP_IN_FLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
-    register_int_gauge!("storefront_http_requests_in_flight", "HTTP requests being answered now.")
-        .expect("metric registers once")
+    register_int_gauge!(
+        "storefront_http_requests_in_flight",
+        "HTTP requests being answered now."
+    )
+    .expect("metric registers once")
 });
 
 static DB_POOL: LazyLock<IntGaugeVec> = LazyLock::new(|| {
@@ -92,7 +98,9 @@ pub fn session_store_error() {
 }
 
 pub fn set_build_info(replica: &str) {
-    BUILD_INFO.with_label_values(&[env!("CARGO_PKG_VERSION"), replica]).set(1);
+    BUILD_INFO
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), replica])
+        .set(1);
 }
 
 /// Decrements the in-flight gauge even if the handler's future is dropped.
@@ -132,26 +140,42 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(state)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
     let pool = &app.db.pool;
     let idle = pool.num_idle() as i64;
     DB_POOL.with_label_values(&["idle"]).set(idle);
-    DB_POOL.with_label_values(&["in_use"]).set(pool.size() as i64 - idle);
-    DB_POOL.with_label_values(&["max"]).set(pool.options().get_max_connections() as i64);
+    DB_POOL
+        .with_label_values(&["in_use"])
+        .set(pool.size() as i64 - idle);
+    DB_POOL
+        .with_label_values(&["max"])
+        .set(pool.options().get_max_connections() as i64);
     if let Some(redis) = &app.redis {
         let status = redis.status();
-        REDIS_POOL.with_label_values(&["idle"]).set(status.available as i64);
-        REDIS_POOL.with_label_values(&["in_use"]).set(status.size as i64 - status.available as i64);
-        REDIS_POOL.with_label_values(&["max"]).set(status.max_size as i64);
+        REDIS_POOL
+            .with_label_values(&["idle"])
+            .set(status.available as i64);
+        REDIS_POOL
+            .with_label_values(&["in_use"])
+            .set(status.size as i64 - status.available as i64);
+        REDIS_POOL
+            .with_label_values(&["max"])
+            .set(status.max_size as i64);
     }
     LazyLock::force(&HTTP_IN_FLIGHT);
     LazyLock::force(&SESSION_STORE_ERRORS);
     let mut body = Vec::new();
     match TextEncoder::new().encode(&prometheus::gather(), &mut body) {
         Ok(()) => ([("content-type", prometheus::TEXT_FORMAT)], body).into_response(),
-        Err(err) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+        Err(err) => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            err.to_string(),
+        )
+            .into_response(),
     }
 }

@@ -4,8 +4,10 @@
 
 use std::sync::LazyLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 
 /// Verified against when the e-mail is unknown, so a login takes as long
 /// whether or not the account exists.
@@ -22,7 +24,11 @@ fn hash_blocking(password: &str) -> anyhow::Result<String> {
 
 fn verify_blocking(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -56,8 +62,15 @@ mod tests {
     #[tokio::test]
     async fn hashes_are_argon2id_and_verify() {
         let hash = hash("correct horse".into()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert!(verify(Some(hash.clone()), "correct horse".into()).await.unwrap());
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(
+            verify(Some(hash.clone()), "correct horse".into())
+                .await
+                .unwrap()
+        );
         assert!(!verify(Some(hash), "wrong horse".into()).await.unwrap());
         assert!(!verify(None, "not a real password".into()).await.unwrap());
         assert!(!verify(Some(UNUSABLE_HASH.into()), "".into()).await.unwrap());

@@ -39,9 +39,10 @@ impl LoginLimiter {
             }
             LoginLimiter::Redis(pool) => {
                 let key = Self::key(email);
-                let n: Option<u64> =
-                    with_redis(pool, |mut conn| async move { redis::cmd("GET").arg(key).query_async(&mut conn).await })
-                        .await?;
+                let n: Option<u64> = with_redis(pool, |mut conn| async move {
+                    redis::cmd("GET").arg(key).query_async(&mut conn).await
+                })
+                .await?;
                 Ok(n.unwrap_or(0))
             }
         }
@@ -84,7 +85,10 @@ impl LoginLimiter {
             LoginLimiter::Redis(pool) => {
                 let key = Self::key(email);
                 with_redis(pool, |mut conn| async move {
-                    redis::cmd("DEL").arg(key).query_async::<()>(&mut conn).await
+                    redis::cmd("DEL")
+                        .arg(key)
+                        .query_async::<()>(&mut conn)
+                        .await
                 })
                 .await
             }

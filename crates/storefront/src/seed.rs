@@ -16,14 +16,19 @@ pub fn demo_books() -> anyhow::Result<Vec<BookFields>> {
         .skip(1)
         .filter(|line| !line.trim().is_empty())
         .enumerate()
-        .map(|(i, line)| parse_row(line).map_err(|e| anyhow::anyhow!("classics.tsv line {}: {e}", i + 2)))
+        .map(|(i, line)| {
+            parse_row(line).map_err(|e| anyhow::anyhow!("classics.tsv line {}: {e}", i + 2))
+        })
         .collect()
 }
 
 fn parse_row(line: &str) -> Result<BookFields, String> {
     let fields: Vec<&str> = line.split('\t').collect();
     let [title, author, price, stock, description] = fields[..] else {
-        return Err(format!("expected 5 tab-separated fields, found {}", fields.len()));
+        return Err(format!(
+            "expected 5 tab-separated fields, found {}",
+            fields.len()
+        ));
     };
     Ok(BookFields {
         title: title.trim().to_string(),
@@ -62,6 +67,9 @@ mod tests {
     fn the_shipped_catalog_parses_and_has_at_least_100_books() {
         let books = super::demo_books().unwrap();
         assert!(books.len() >= 100, "only {} books", books.len());
-        assert!(books.iter().any(|b| b.stock == 0), "some classics should show as sold out");
+        assert!(
+            books.iter().any(|b| b.stock == 0),
+            "some classics should show as sold out"
+        );
     }
 }

@@ -96,18 +96,21 @@ impl SessionStore for RedisStore {
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         let key = Self::key(id);
-        let raw: Option<String> = with_redis(&self.pool, |mut conn| async move { conn.get(key).await })
-            .await
-            .map_err(backend_error)?;
+        let raw: Option<String> =
+            with_redis(&self.pool, |mut conn| async move { conn.get(key).await })
+                .await
+                .map_err(backend_error)?;
         raw.map(|raw| serde_json::from_str(&raw).map_err(|e| Error::Decode(e.to_string())))
             .transpose()
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
         let key = Self::key(id);
-        with_redis(&self.pool, |mut conn| async move { conn.del::<_, ()>(key).await })
-            .await
-            .map_err(backend_error)
+        with_redis(&self.pool, |mut conn| async move {
+            conn.del::<_, ()>(key).await
+        })
+        .await
+        .map_err(backend_error)
     }
 }
 

@@ -26,7 +26,12 @@ impl Application {
     /// Connects (waiting for the database if needed), migrates, seeds when
     /// configured, and binds both listeners. Nothing is served yet.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let db = Db::connect(&config.database_url, config.database_max_connections, config.database_wait).await?;
+        let db = Db::connect(
+            &config.database_url,
+            config.database_max_connections,
+            config.database_wait,
+        )
+        .await?;
         db.migrate().await?;
         if config.seed_demo_if_empty {
             let added = crate::seed::seed_if_empty(&db.pool).await?;
@@ -35,7 +40,10 @@ impl Application {
             }
         }
         let redis = match &config.redis_url {
-            Some(url) => Some(redis_pool(url, config.database_max_connections as usize * 2)?),
+            Some(url) => Some(redis_pool(
+                url,
+                config.database_max_connections as usize * 2,
+            )?),
             None => None,
         };
         let sessions = match &redis {
@@ -51,15 +59,24 @@ impl Application {
         crate::metrics::set_build_info(&config.replica_id);
         crate::password::warm_up();
         let state = AppState(Arc::new(App::new(config, db, redis)));
-        Ok(Application { state, sessions, listener, metrics_listener })
+        Ok(Application {
+            state,
+            sessions,
+            listener,
+            metrics_listener,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_listener.local_addr().expect("bound listener has an address")
+        self.metrics_listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn state(&self) -> AppState {
@@ -69,24 +86,39 @@ impl Application {
     /// Serves until `shutdown` completes, then: readiness goes false, waits the
     /// configured drain time (so load balancers stop sending), stops accepting,
     /// and lets in-flight requests finish.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { state, sessions, listener, metrics_listener } = self;
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            state,
+            sessions,
+            listener,
+            metrics_listener,
+        } = self;
         let app = crate::web::app(state.clone(), sessions);
         let metrics = crate::metrics::router(state.clone());
         let expiry = tokio::spawn(expire_orders_forever(state.clone()));
-        let metrics_server = tokio::spawn(async move { axum::serve(metrics_listener, metrics).await });
+        let metrics_server =
+            tokio::spawn(async move { axum::serve(metrics_listener, metrics).await });
 
         let drain_state = state.clone();
         let graceful = async move {
             shutdown.await;
             drain_state.begin_shutdown();
-            tracing::info!(drain_ms = drain_state.config.shutdown_drain.as_millis() as u64, "shutting down: readiness is now false");
+            tracing::info!(
+                drain_ms = drain_state.config.shutdown_drain.as_millis() as u64,
+                "shutting down: readiness is now false"
+            );
             tokio::time::sleep(drain_state.config.shutdown_drain).await;
         };
         tracing::info!(addr = %listener.local_addr()?, replica = %state.config.replica_id, "storefront listening");
-        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(graceful)
-            .await;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .await;
         expiry.abort();
         metrics_server.abort();
         tracing::info!("storefront stopped");
@@ -100,7 +132,8 @@ impl Application {
 
 /// Every replica runs this: `orders::expire_due` is safe to run concurrently.
 async fn expire_orders_forever(state: AppState) {
-    let mut tick = tokio::time::interval(state.config.expiry_interval.max(Duration::from_millis(100)));
+    let mut tick =
+        tokio::time::interval(state.config.expiry_interval.max(Duration::from_millis(100)));
     loop {
         tick.tick().await;
         match orders::expire_due(&state.db.pool).await {

@@ -34,7 +34,13 @@ impl App {
             Some(pool) => LoginLimiter::Redis(pool.clone()),
             None => LoginLimiter::Memory(Default::default()),
         };
-        App { config, db, redis, login_limiter, shutting_down: AtomicBool::new(false) }
+        App {
+            config,
+            db,
+            redis,
+            login_limiter,
+            shutting_down: AtomicBool::new(false),
+        }
     }
 
     pub fn begin_shutdown(&self) {
@@ -50,7 +56,9 @@ impl App {
             match &self.redis {
                 None => true,
                 Some(pool) => with_redis(pool, |mut conn| async move {
-                    deadpool_redis::redis::cmd("PING").query_async::<String>(&mut conn).await
+                    deadpool_redis::redis::cmd("PING")
+                        .query_async::<String>(&mut conn)
+                        .await
                 })
                 .await
                 .is_ok(),

@@ -1,5 +1,6 @@
 -- Money is integer cents, times are UTC epoch seconds: BIGINT everywhere, because
--- sqlx's Any driver cannot carry MySQL's DECIMAL, DATETIME or TINYINT.
+-- sqlx's Any driver cannot carry MySQL's DECIMAL, DATETIME or TINYINT. Text
+-- columns are VARCHAR, because it reads MySQL's TEXT as a BLOB.
 CREATE TABLE users (
     id            BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
     name          VARCHAR(100) NOT NULL,
@@ -14,7 +15,7 @@ CREATE TABLE books (
     id          BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
     title       VARCHAR(150) NOT NULL,
     author      VARCHAR(100) NOT NULL,
-    description TEXT         NOT NULL,
+    description VARCHAR(5000) NOT NULL,
     price_cents BIGINT       NOT NULL,
     stock       BIGINT       NOT NULL,
     seller_id   BIGINT       NOT NULL,

@@ -57,10 +57,19 @@ pub enum Sort {
 }
 
 impl Sort {
-    pub const ALL: [Sort; 5] = [Sort::Title, Sort::Author, Sort::PriceLow, Sort::PriceHigh, Sort::Newest];
+    pub const ALL: [Sort; 5] = [
+        Sort::Title,
+        Sort::Author,
+        Sort::PriceLow,
+        Sort::PriceHigh,
+        Sort::Newest,
+    ];
 
     pub fn parse(raw: &str) -> Sort {
-        Self::ALL.into_iter().find(|s| s.key() == raw).unwrap_or_default()
+        Self::ALL
+            .into_iter()
+            .find(|s| s.key() == raw)
+            .unwrap_or_default()
     }
 
     pub fn key(&self) -> &'static str {
@@ -148,10 +157,12 @@ pub async fn get(pool: &AnyPool, id: i64) -> sqlx::Result<Option<Book>> {
 }
 
 pub async fn by_seller(pool: &AnyPool, seller_id: i64) -> sqlx::Result<Vec<Book>> {
-    sqlx::query_as(&format!("{BOOK_COLUMNS} WHERE b.seller_id = ? ORDER BY b.id DESC"))
-        .bind(seller_id)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(&format!(
+        "{BOOK_COLUMNS} WHERE b.seller_id = ? ORDER BY b.id DESC"
+    ))
+    .bind(seller_id)
+    .fetch_all(pool)
+    .await
 }
 
 /// The cart's books, in one query.
@@ -187,7 +198,12 @@ pub async fn insert(pool: &AnyPool, seller_id: i64, fields: &BookFields) -> sqlx
 }
 
 /// Ownership is part of the WHERE clause: false when the book is not the seller's (or gone).
-pub async fn update_owned(pool: &AnyPool, id: i64, seller_id: i64, fields: &BookFields) -> sqlx::Result<bool> {
+pub async fn update_owned(
+    pool: &AnyPool,
+    id: i64,
+    seller_id: i64,
+    fields: &BookFields,
+) -> sqlx::Result<bool> {
     let result = sqlx::query(
         "UPDATE books SET title = ?, author = ?, description = ?, price_cents = ?, stock = ? \
          WHERE id = ? AND seller_id = ?",
@@ -214,5 +230,7 @@ pub async fn delete_owned(pool: &AnyPool, id: i64, seller_id: i64) -> sqlx::Resu
 }
 
 pub async fn count(pool: &AnyPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM books").fetch_one(pool).await
+    sqlx::query_scalar("SELECT COUNT(*) FROM books")
+        .fetch_one(pool)
+        .await
 }

@@ -20,7 +20,11 @@ pub async fn insert_returning_id<'q>(
     let result = insert.execute(&mut *conn).await?;
     match result.last_insert_id() {
         Some(id) => Ok(id),
-        None => sqlx::query_scalar("SELECT last_insert_rowid()").fetch_one(&mut *conn).await,
+        None => {
+            sqlx::query_scalar("SELECT last_insert_rowid()")
+                .fetch_one(&mut *conn)
+                .await
+        }
     }
 }
 
@@ -29,7 +33,9 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => {
             db.is_unique_violation()
-                || db.code().is_some_and(|c| c == "23000" || c == "1062" || c == "2067")
+                || db
+                    .code()
+                    .is_some_and(|c| c == "23000" || c == "1062" || c == "2067")
         }
         _ => false,
     }

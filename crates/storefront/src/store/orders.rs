@@ -79,7 +79,11 @@ pub async fn create(
 }
 
 /// The single atomic statement that can never drive stock below zero.
-async fn take_stock(tx: &mut Transaction<'_, Any>, book_id: i64, quantity: Quantity) -> sqlx::Result<bool> {
+async fn take_stock(
+    tx: &mut Transaction<'_, Any>,
+    book_id: i64,
+    quantity: Quantity,
+) -> sqlx::Result<bool> {
     let result = sqlx::query("UPDATE books SET stock = stock - ? WHERE id = ? AND stock >= ?")
         .bind(quantity.0)
         .bind(book_id)
@@ -180,10 +184,12 @@ pub async fn lines(pool: &AnyPool, order_id: i64) -> sqlx::Result<Vec<OrderLine>
 }
 
 pub async fn list_for_user(pool: &AnyPool, user_id: i64) -> sqlx::Result<Vec<Order>> {
-    sqlx::query_as(&format!("{ORDER_COLUMNS} WHERE user_id = ? ORDER BY id DESC LIMIT 200"))
-        .bind(user_id)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(&format!(
+        "{ORDER_COLUMNS} WHERE user_id = ? ORDER BY id DESC LIMIT 200"
+    ))
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -231,11 +237,17 @@ pub enum StepError {
 }
 
 /// Sets delivery on the buyer's open order; the cost is read from the providers table.
-pub async fn choose_delivery(pool: &AnyPool, id: i64, user_id: i64, provider_id: i64) -> Result<(), StepError> {
-    let cost: Option<i64> = sqlx::query_scalar("SELECT cost_cents FROM delivery_providers WHERE id = ?")
-        .bind(provider_id)
-        .fetch_optional(pool)
-        .await?;
+pub async fn choose_delivery(
+    pool: &AnyPool,
+    id: i64,
+    user_id: i64,
+    provider_id: i64,
+) -> Result<(), StepError> {
+    let cost: Option<i64> =
+        sqlx::query_scalar("SELECT cost_cents FROM delivery_providers WHERE id = ?")
+            .bind(provider_id)
+            .fetch_optional(pool)
+            .await?;
     let cost = cost.ok_or(StepError::UnknownProvider)?;
     let result = sqlx::query(
         "UPDATE orders SET provider_id = ?, delivery_cents = ? \
@@ -257,7 +269,12 @@ pub async fn choose_delivery(pool: &AnyPool, id: i64, user_id: i64, provider_id:
 
 /// Pays the buyer's open order once: the status change is conditional, and the
 /// payments table holds at most one row per order.
-pub async fn pay(pool: &AnyPool, id: i64, user_id: i64, method: PaymentMethod) -> Result<Cents, StepError> {
+pub async fn pay(
+    pool: &AnyPool,
+    id: i64,
+    user_id: i64,
+    method: PaymentMethod,
+) -> Result<Cents, StepError> {
     let mut tx = pool.begin().await?;
     let now = now_epoch();
     let result = sqlx::query(
@@ -276,18 +293,21 @@ pub async fn pay(pool: &AnyPool, id: i64, user_id: i64, method: PaymentMethod) -
         drop(tx);
         return Err(classify_refusal(pool, id, user_id).await);
     }
-    let total: (i64, i64) = sqlx::query_as("SELECT items_cents, delivery_cents FROM orders WHERE id = ?")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let total: (i64, i64) =
+        sqlx::query_as("SELECT items_cents, delivery_cents FROM orders WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
     let amount = Cents(total.0 + total.1);
-    sqlx::query("INSERT INTO payments (order_id, amount_cents, method, created_at) VALUES (?, ?, ?, ?)")
-        .bind(id)
-        .bind(amount.0)
-        .bind(method.label())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO payments (order_id, amount_cents, method, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(amount.0)
+    .bind(method.label())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     crate::metrics::order_event("paid");
     Ok(amount)
@@ -352,11 +372,12 @@ async fn close_and_restock(
     if result.rows_affected() != 1 {
         return Ok(false);
     }
-    let lines: Vec<(Option<i64>, i64)> =
-        sqlx::query_as("SELECT book_id, quantity FROM order_lines WHERE order_id = ? ORDER BY book_id")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
+    let lines: Vec<(Option<i64>, i64)> = sqlx::query_as(
+        "SELECT book_id, quantity FROM order_lines WHERE order_id = ? ORDER BY book_id",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
     for (book_id, quantity) in lines {
         // A deleted book has nowhere to return its copies to.
         let Some(book_id) = book_id else { continue };

@@ -2,10 +2,10 @@
 //! the database on each request.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 
 use super::page::{CurrentUser, Page};
 use super::render;
@@ -35,7 +35,11 @@ struct UsersPage {
     users: Vec<User>,
 }
 
-async fn users_page(State(app): State<AppState>, CurrentUser(user): CurrentUser, page: Page) -> AppResult<Response> {
+async fn users_page(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+) -> AppResult<Response> {
     require_admin(&app, user.id).await?;
     let users = users::list_all(&app.db.pool).await?;
     render(&UsersPage { page, users })
@@ -54,7 +58,11 @@ impl OrdersPage {
     }
 }
 
-async fn orders_page(State(app): State<AppState>, CurrentUser(user): CurrentUser, page: Page) -> AppResult<Response> {
+async fn orders_page(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+) -> AppResult<Response> {
     require_admin(&app, user.id).await?;
     let orders = orders::recent_all(&app.db.pool, 200).await?;
     render(&OrdersPage { page, orders })

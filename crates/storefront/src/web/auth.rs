@@ -1,11 +1,11 @@
 //! Register, log in, log out. URLs and field names are the original's.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -43,7 +43,12 @@ struct RegisterForm {
 
 async fn register_page(page: Page, session: Session) -> AppResult<Response> {
     let page = page.with_csrf(&session).await?;
-    render(&RegisterPage { page, name: String::new(), email: String::new(), errors: FieldErrors::default() })
+    render(&RegisterPage {
+        page,
+        name: String::new(),
+        email: String::new(),
+        errors: FieldErrors::default(),
+    })
 }
 
 async fn register(
@@ -62,20 +67,38 @@ async fn register(
     let hash = password::hash(password).await?;
     match users::insert(&app.db.pool, &name, &email, &hash).await {
         Ok(_) => {
-            flash(&session, "success", "Your account is ready. Log in to start shopping.").await?;
+            flash(
+                &session,
+                "success",
+                "Your account is ready. Log in to start shopping.",
+            )
+            .await?;
             Ok(Redirect::to("/login").into_response())
         }
         Err(InsertUserError::DuplicateEmail) => {
-            errors.add("email", "That e-mail address is already registered. Log in instead?");
+            errors.add(
+                "email",
+                "That e-mail address is already registered. Log in instead?",
+            );
             refuse_register(page, &session, form, errors).await
         }
         Err(InsertUserError::Db(err)) => Err(err.into()),
     }
 }
 
-async fn refuse_register(page: Page, session: &Session, form: RegisterForm, errors: FieldErrors) -> AppResult<Response> {
+async fn refuse_register(
+    page: Page,
+    session: &Session,
+    form: RegisterForm,
+    errors: FieldErrors,
+) -> AppResult<Response> {
     let page = page.with_csrf(session).await?;
-    let body = render(&RegisterPage { page, name: form.name, email: form.email, errors })?;
+    let body = render(&RegisterPage {
+        page,
+        name: form.name,
+        email: form.email,
+        errors,
+    })?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
 }
 
@@ -96,7 +119,11 @@ struct LoginForm {
 
 async fn login_page(page: Page, session: Session) -> AppResult<Response> {
     let page = page.with_csrf(&session).await?;
-    render(&LoginPage { page, email: String::new(), error: None })
+    render(&LoginPage {
+        page,
+        email: String::new(),
+        error: None,
+    })
 }
 
 async fn login(
@@ -106,27 +133,60 @@ async fn login(
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> AppResult<Response> {
     let refuse = |status: StatusCode, error: &'static str| {
-        refuse_login(page.clone(), session.clone(), form.email.clone(), status, error)
+        refuse_login(
+            page.clone(),
+            session.clone(),
+            form.email.clone(),
+            status,
+            error,
+        )
     };
     let Ok(email) = Email::parse(&form.email) else {
-        return refuse(StatusCode::UNPROCESSABLE_ENTITY, "Login failed: check your e-mail and password.").await;
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Login failed: check your e-mail and password.",
+        )
+        .await;
     };
-    if app.login_limiter.is_blocked(email.as_str()).await.map_err(unavailable)? {
-        return refuse(StatusCode::TOO_MANY_REQUESTS, "Too many failed attempts. Wait 15 minutes and try again.").await;
+    if app
+        .login_limiter
+        .is_blocked(email.as_str())
+        .await
+        .map_err(unavailable)?
+    {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed attempts. Wait 15 minutes and try again.",
+        )
+        .await;
     }
     let user = users::find_by_email(&app.db.pool, &email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     match (password::verify(hash, form.password.clone()).await?, user) {
         (true, Some(user)) => {
-            app.login_limiter.clear(email.as_str()).await.map_err(unavailable)?;
-            let who = SessionUser { id: user.id, name: user.name.clone(), is_admin: user.is_admin() };
+            app.login_limiter
+                .clear(email.as_str())
+                .await
+                .map_err(unavailable)?;
+            let who = SessionUser {
+                id: user.id,
+                name: user.name.clone(),
+                is_admin: user.is_admin(),
+            };
             log_in(&session, who).await?;
             flash(&session, "success", format!("Welcome back, {}.", user.name)).await?;
             Ok(Redirect::to("/book/catalog").into_response())
         }
         _ => {
-            app.login_limiter.record_failure(email.as_str()).await.map_err(unavailable)?;
-            refuse(StatusCode::UNAUTHORIZED, "Login failed: check your e-mail and password.").await
+            app.login_limiter
+                .record_failure(email.as_str())
+                .await
+                .map_err(unavailable)?;
+            refuse(
+                StatusCode::UNAUTHORIZED,
+                "Login failed: check your e-mail and password.",
+            )
+            .await
         }
     }
 }
@@ -139,7 +199,11 @@ async fn refuse_login(
     error: &'static str,
 ) -> AppResult<Response> {
     let page = page.with_csrf(&session).await?;
-    let body = render(&LoginPage { page, email, error: Some(error) })?;
+    let body = render(&LoginPage {
+        page,
+        email,
+        error: Some(error),
+    })?;
     Ok((status, body).into_response())
 }
 
@@ -147,7 +211,10 @@ fn unavailable(err: anyhow::Error) -> AppError {
     AppError::Unavailable(format!("rate limiter: {err}"))
 }
 
-async fn logout(session: Session, CsrfForm(_): CsrfForm<serde::de::IgnoredAny>) -> AppResult<Response> {
+async fn logout(
+    session: Session,
+    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
+) -> AppResult<Response> {
     log_out(&session).await?;
     Ok(Redirect::to("/login").into_response())
 }

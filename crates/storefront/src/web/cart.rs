@@ -3,11 +3,11 @@
 //! checked out.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
@@ -75,7 +75,12 @@ struct CartPage {
     error: Option<String>,
 }
 
-async fn cart_page(app: &AppState, page: Page, session: &Session, error: Option<String>) -> AppResult<CartPage> {
+async fn cart_page(
+    app: &AppState,
+    page: Page,
+    session: &Session,
+    error: Option<String>,
+) -> AppResult<CartPage> {
     let lines = load(session).await?;
     let ids: Vec<i64> = lines.iter().map(|l| l.book_id).collect();
     let cards = books::cards_by_ids(&app.db.pool, &ids).await?;
@@ -88,10 +93,20 @@ async fn cart_page(app: &AppState, page: Page, session: &Session, error: Option<
         })
         .collect();
     let total = Cents(rows.iter().map(|r| r.subtotal().0).sum());
-    Ok(CartPage { page, rows, total, error })
+    Ok(CartPage {
+        page,
+        rows,
+        total,
+        error,
+    })
 }
 
-async fn show(State(app): State<AppState>, CurrentUser(_): CurrentUser, page: Page, session: Session) -> AppResult<Response> {
+async fn show(
+    State(app): State<AppState>,
+    CurrentUser(_): CurrentUser,
+    page: Page,
+    session: Session,
+) -> AppResult<Response> {
     render(&cart_page(&app, page, &session, None).await?)
 }
 
@@ -110,31 +125,64 @@ async fn add(
     CsrfForm(form): CsrfForm<LineForm>,
 ) -> AppResult<Response> {
     let book_id = parse_id(form.book_id.trim())?;
-    let book = books::get(&app.db.pool, book_id).await?.ok_or(AppError::NotFound)?;
-    let refuse = |status, error: String| refuse_quantity(&app, page.clone(), book_id, form.quantity.clone(), status, error);
+    let book = books::get(&app.db.pool, book_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let refuse = |status, error: String| {
+        refuse_quantity(
+            &app,
+            page.clone(),
+            book_id,
+            form.quantity.clone(),
+            status,
+            error,
+        )
+    };
     let quantity = match Quantity::parse(&form.quantity) {
         Ok(q) => q,
         Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.into()).await,
     };
     let mut lines = load(&session).await?;
-    let in_cart = lines.iter().find(|l| l.book_id == book_id).map_or(0, |l| l.quantity);
+    let in_cart = lines
+        .iter()
+        .find(|l| l.book_id == book_id)
+        .map_or(0, |l| l.quantity);
     let wanted = in_cart + quantity.0;
     if wanted > book.stock {
-        let msg = format!("Only {} left; you already have {in_cart} in your cart.", book.stock);
+        let msg = format!(
+            "Only {} left; you already have {in_cart} in your cart.",
+            book.stock
+        );
         return refuse(StatusCode::CONFLICT, msg).await;
     }
     if wanted > MAX_QUANTITY {
-        return refuse(StatusCode::UNPROCESSABLE_ENTITY, "At most 100 copies per order.".into()).await;
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "At most 100 copies per order.".into(),
+        )
+        .await;
     }
     if let Some(line) = lines.iter_mut().find(|l| l.book_id == book_id) {
         line.quantity = wanted;
     } else if lines.len() >= MAX_LINES {
-        return refuse(StatusCode::CONFLICT, "Your cart is full: check out first.".into()).await;
+        return refuse(
+            StatusCode::CONFLICT,
+            "Your cart is full: check out first.".into(),
+        )
+        .await;
     } else {
-        lines.push(CartLine { book_id, quantity: wanted });
+        lines.push(CartLine {
+            book_id,
+            quantity: wanted,
+        });
     }
     store(&session, &lines).await?;
-    flash(&session, "success", format!("Added “{}” to your cart.", book.title)).await?;
+    flash(
+        &session,
+        "success",
+        format!("Added “{}” to your cart.", book.title),
+    )
+    .await?;
     Ok(Redirect::to("/cart").into_response())
 }
 
@@ -158,7 +206,10 @@ async fn update(
                 return Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response());
             }
         };
-        let line = lines.iter_mut().find(|l| l.book_id == book_id).ok_or(AppError::NotFound)?;
+        let line = lines
+            .iter_mut()
+            .find(|l| l.book_id == book_id)
+            .ok_or(AppError::NotFound)?;
         line.quantity = quantity.0;
     }
     store(&session, &lines).await?;
@@ -173,7 +224,10 @@ async fn checkout(
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> AppResult<Response> {
     let lines = load(&session).await?;
-    let wanted: Vec<(i64, Quantity)> = lines.iter().map(|l| (l.book_id, Quantity(l.quantity))).collect();
+    let wanted: Vec<(i64, Quantity)> = lines
+        .iter()
+        .map(|l| (l.book_id, Quantity(l.quantity)))
+        .collect();
     match orders::create(&app.db.pool, user.id, &wanted, app.config.order_ttl).await {
         Ok(order_id) => {
             store(&session, &[]).await?;

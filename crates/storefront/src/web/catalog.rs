@@ -1,11 +1,11 @@
 //! Browsing: home, the catalog with search, sorting and pages, a book's page and its cover.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 
 use super::page::Page;
@@ -51,7 +51,13 @@ struct CatalogParams {
 impl CatalogParams {
     /// Query strings are typed by hand, so anything odd falls back to a default instead of failing.
     fn to_query(&self) -> CatalogQuery {
-        let number = |raw: &str, default: i64| raw.trim().parse::<i64>().ok().filter(|n| *n >= 1).unwrap_or(default);
+        let number = |raw: &str, default: i64| {
+            raw.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .unwrap_or(default)
+        };
         CatalogQuery {
             search: self.q.trim().chars().take(100).collect(),
             sort: Sort::parse(&self.sort),
@@ -81,7 +87,10 @@ impl CatalogPage {
             ("per_page", self.query.per_page.to_string()),
             ("page", page.to_string()),
         ];
-        format!("/book/catalog?{}", serde_urlencoded::to_string(params).unwrap_or_default())
+        format!(
+            "/book/catalog?{}",
+            serde_urlencoded::to_string(params).unwrap_or_default()
+        )
     }
 }
 
@@ -93,7 +102,14 @@ async fn catalog(
     let query = params.to_query();
     let (books, total) = books::catalog(&app.db.pool, &query).await?;
     let pages = ((total + query.per_page - 1) / query.per_page).max(1);
-    render(&CatalogPage { page, books, query, total, pages, sorts: Sort::ALL })
+    render(&CatalogPage {
+        page,
+        books,
+        query,
+        total,
+        pages,
+        sorts: Sort::ALL,
+    })
 }
 
 #[derive(Template)]
@@ -106,11 +122,23 @@ struct BookPage {
     quantity_error: Option<String>,
 }
 
-async fn book_page(State(app): State<AppState>, page: Page, Path(id): Path<String>) -> AppResult<Response> {
+async fn book_page(
+    State(app): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
     let id = parse_id(&id)?;
-    let book = books::get(&app.db.pool, id).await?.ok_or(AppError::NotFound)?;
+    let book = books::get(&app.db.pool, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let is_seller = page.user_id() == Some(book.seller_id);
-    render(&BookPage { page, book, is_seller, quantity: "1".into(), quantity_error: None })
+    render(&BookPage {
+        page,
+        book,
+        is_seller,
+        quantity: "1".into(),
+        quantity_error: None,
+    })
 }
 
 /// The book page again, with the refused quantity and why (buying and adding to the cart).
@@ -122,15 +150,25 @@ pub async fn refuse_quantity(
     status: StatusCode,
     error: String,
 ) -> AppResult<Response> {
-    let book = books::get(&app.db.pool, book_id).await?.ok_or(AppError::NotFound)?;
+    let book = books::get(&app.db.pool, book_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let is_seller = page.user_id() == Some(book.seller_id);
-    let body = render(&BookPage { page, book, is_seller, quantity, quantity_error: Some(error) })?;
+    let body = render(&BookPage {
+        page,
+        book,
+        is_seller,
+        quantity,
+        quantity_error: Some(error),
+    })?;
     Ok((status, body).into_response())
 }
 
 async fn cover_svg(State(app): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
     let id = parse_id(&id)?;
-    let book = books::get(&app.db.pool, id).await?.ok_or(AppError::NotFound)?;
+    let book = books::get(&app.db.pool, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let headers = [
         (header::CONTENT_TYPE, "image/svg+xml"),
         // Short: a seller may rename the book.
@@ -141,5 +179,8 @@ async fn cover_svg(State(app): State<AppState>, Path(id): Path<String>) -> AppRe
 
 /// Ids in paths are positive integers; anything else is a page that does not exist.
 pub fn parse_id(raw: &str) -> AppResult<i64> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or(AppError::NotFound)
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(AppError::NotFound)
 }

@@ -40,7 +40,8 @@ pub fn app(state: AppState, sessions: Store) -> Router {
         .with_same_site(SameSite::Lax)
         .with_http_only(true)
         .with_expiry(Expiry::OnInactivity(time::Duration::days(7)));
-    let served_by = HeaderValue::from_str(&state.config.replica_id).unwrap_or(HeaderValue::from_static("storefront"));
+    let served_by = HeaderValue::from_str(&state.config.replica_id)
+        .unwrap_or(HeaderValue::from_static("storefront"));
 
     let pages = Router::new()
         .merge(catalog::router())
@@ -89,9 +90,16 @@ async fn friendly_session_failure(response: Response) -> Response {
 /// Pages need nothing but our own stylesheet and images: no scripts at all.
 fn with_security_headers(router: Router<AppState>, https: bool) -> Router<AppState> {
     let csp = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-    let hsts = if https { "max-age=31536000" } else { "max-age=0" };
+    let hsts = if https {
+        "max-age=31536000"
+    } else {
+        "max-age=0"
+    };
     let set = |name: &'static str, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(HeaderName::from_static(name), HeaderValue::from_static(value))
+        SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        )
     };
     router
         .layer(set("content-security-policy", csp))

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 
 use crate::state::AppState;
 
@@ -22,7 +22,9 @@ pub fn router() -> Router<AppState> {
 pub const READY_LIMIT: Duration = Duration::from_millis(1500);
 
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
-    let ready = tokio::time::timeout(READY_LIMIT, app.is_ready(READY_LIMIT)).await.unwrap_or(false);
+    let ready = tokio::time::timeout(READY_LIMIT, app.is_ready(READY_LIMIT))
+        .await
+        .unwrap_or(false);
     match ready {
         true => (StatusCode::OK, "ready"),
         false => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
@@ -33,7 +35,10 @@ const STYLESHEET: &str = include_str!("../../static/style.css");
 
 async fn stylesheet() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
         STYLESHEET,
     )
 }

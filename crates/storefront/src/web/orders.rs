@@ -2,11 +2,11 @@
 //! computed here), the shopper's orders, and cancelling an unpaid order.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -22,7 +22,10 @@ use crate::store::providers::{self, Provider};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/buy/{book_id}", post(buy))
-        .route("/delivery/{order_id}", get(delivery_page).post(choose_delivery))
+        .route(
+            "/delivery/{order_id}",
+            get(delivery_page).post(choose_delivery),
+        )
         .route("/payment/{order_id}", get(payment_page).post(pay))
         .route("/orders", get(list))
         .route("/orders/{order_id}", get(detail))
@@ -32,14 +35,22 @@ pub fn router() -> Router<AppState> {
 /// Status and text for an order that could not be placed.
 pub fn explain_order_error(err: &OrderError) -> (StatusCode, String) {
     match err {
-        OrderError::OutOfStock { title, available: 0 } => {
-            (StatusCode::CONFLICT, format!("“{title}” is sold out."))
-        }
-        OrderError::OutOfStock { title, available } => {
-            (StatusCode::CONFLICT, format!("Only {available} left of “{title}”: lower the quantity."))
-        }
-        OrderError::BookNotFound(_) => (StatusCode::NOT_FOUND, "That book is no longer for sale.".into()),
-        OrderError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, "Your cart is empty.".into()),
+        OrderError::OutOfStock {
+            title,
+            available: 0,
+        } => (StatusCode::CONFLICT, format!("“{title}” is sold out.")),
+        OrderError::OutOfStock { title, available } => (
+            StatusCode::CONFLICT,
+            format!("Only {available} left of “{title}”: lower the quantity."),
+        ),
+        OrderError::BookNotFound(_) => (
+            StatusCode::NOT_FOUND,
+            "That book is no longer for sale.".into(),
+        ),
+        OrderError::Empty => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Your cart is empty.".into(),
+        ),
         OrderError::Db(_) => (StatusCode::SERVICE_UNAVAILABLE, "Please try again.".into()),
     }
 }
@@ -62,10 +73,25 @@ async fn buy(
     let quantity = match Quantity::parse(&form.quantity) {
         Ok(q) => q,
         Err(e) => {
-            return refuse_quantity(&app, page, book_id, form.quantity, StatusCode::UNPROCESSABLE_ENTITY, e.into()).await;
+            return refuse_quantity(
+                &app,
+                page,
+                book_id,
+                form.quantity,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.into(),
+            )
+            .await;
         }
     };
-    match orders::create(&app.db.pool, user.id, &[(book_id, quantity)], app.config.order_ttl).await {
+    match orders::create(
+        &app.db.pool,
+        user.id,
+        &[(book_id, quantity)],
+        app.config.order_ttl,
+    )
+    .await
+    {
         Ok(order_id) => Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response()),
         Err(OrderError::BookNotFound(_)) => Err(AppError::NotFound),
         Err(OrderError::Db(err)) => Err(err.into()),
@@ -78,7 +104,9 @@ async fn buy(
 
 async fn own_order(app: &AppState, raw_id: &str, user_id: i64) -> AppResult<Order> {
     let id = parse_id(raw_id)?;
-    orders::get_owned(&app.db.pool, id, user_id).await?.ok_or(AppError::NotFound)
+    orders::get_owned(&app.db.pool, id, user_id)
+        .await?
+        .ok_or(AppError::NotFound)
 }
 
 /// Refusals of a step, as the shopper should read them.
@@ -112,7 +140,12 @@ async fn delivery_page(
         return Err(step_refused(StepError::NotOpen));
     }
     let providers = providers::list(&app.db.pool).await?;
-    render(&DeliveryPage { page, order, providers, error: None })
+    render(&DeliveryPage {
+        page,
+        order,
+        providers,
+        error: None,
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -138,7 +171,12 @@ async fn choose_delivery(
         Ok(()) => Ok(Redirect::to(&format!("/payment/{}", order.id)).into_response()),
         Err(StepError::UnknownProvider) => {
             let providers = providers::list(&app.db.pool).await?;
-            let body = render(&DeliveryPage { page, order, providers, error: Some("Choose one of the providers.") })?;
+            let body = render(&DeliveryPage {
+                page,
+                order,
+                providers,
+                error: Some("Choose one of the providers."),
+            })?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
         }
         Err(err) => Err(step_refused(err)),
@@ -170,7 +208,13 @@ async fn payment_page(
         flash(&session, "info", "Choose a delivery provider first.").await?;
         return Ok(Redirect::to(&format!("/delivery/{}", order.id)).into_response());
     };
-    render(&PaymentPage { page, order, provider, methods: PaymentMethod::ALL, error: None })
+    render(&PaymentPage {
+        page,
+        order,
+        provider,
+        methods: PaymentMethod::ALL,
+        error: None,
+    })
 }
 
 async fn provider_of(app: &AppState, order: &Order) -> AppResult<Option<Provider>> {
@@ -195,14 +239,29 @@ async fn pay(
 ) -> AppResult<Response> {
     let order = own_order(&app, &id, user.id).await?;
     let Some(method) = PaymentMethod::parse(&form.method) else {
-        let provider = provider_of(&app, &order).await?.ok_or_else(|| step_refused(StepError::NoDelivery))?;
+        let provider = provider_of(&app, &order)
+            .await?
+            .ok_or_else(|| step_refused(StepError::NoDelivery))?;
         let error = Some("Choose a payment method.");
-        let body = render(&PaymentPage { page, order, provider, methods: PaymentMethod::ALL, error })?;
+        let body = render(&PaymentPage {
+            page,
+            order,
+            provider,
+            methods: PaymentMethod::ALL,
+            error,
+        })?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response());
     };
-    let amount = orders::pay(&app.db.pool, order.id, user.id, method).await.map_err(step_refused)?;
+    let amount = orders::pay(&app.db.pool, order.id, user.id, method)
+        .await
+        .map_err(step_refused)?;
     tracing::info!(order_id = order.id, amount_cents = amount.0, "order paid");
-    flash(&session, "success", format!("Thank you! We received {amount} by {}.", method.label())).await?;
+    flash(
+        &session,
+        "success",
+        format!("Thank you! We received {amount} by {}.", method.label()),
+    )
+    .await?;
     Ok(Redirect::to(&format!("/orders/{}", order.id)).into_response())
 }
 
@@ -213,7 +272,11 @@ struct OrdersPage {
     orders: Vec<Order>,
 }
 
-async fn list(State(app): State<AppState>, CurrentUser(user): CurrentUser, page: Page) -> AppResult<Response> {
+async fn list(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+) -> AppResult<Response> {
     let orders = orders::list_for_user(&app.db.pool, user.id).await?;
     render(&OrdersPage { page, orders })
 }
@@ -242,7 +305,12 @@ async fn detail(
     let order = own_order(&app, &id, user.id).await?;
     let lines = orders::lines(&app.db.pool, order.id).await?;
     let provider = provider_of(&app, &order).await?;
-    render(&OrderPage { page, order, lines, provider })
+    render(&OrderPage {
+        page,
+        order,
+        lines,
+        provider,
+    })
 }
 
 async fn cancel(
@@ -253,9 +321,17 @@ async fn cancel(
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> AppResult<Response> {
     let order = own_order(&app, &id, user.id).await?;
-    if !orders::cancel(&app.db.pool, order.id, user.id).await.map_err(step_refused)? {
+    if !orders::cancel(&app.db.pool, order.id, user.id)
+        .await
+        .map_err(step_refused)?
+    {
         return Err(step_refused(StepError::NotOpen));
     }
-    flash(&session, "success", format!("Order #{} was cancelled.", order.id)).await?;
+    flash(
+        &session,
+        "success",
+        format!("Order #{} was cancelled.", order.id),
+    )
+    .await?;
     Ok(Redirect::to(&format!("/orders/{}", order.id)).into_response())
 }

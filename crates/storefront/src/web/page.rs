@@ -65,7 +65,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
             }
             None => Vec::new(),
         };
-        Ok(Page { user, flashes, csrf })
+        Ok(Page {
+            user,
+            flashes,
+            csrf,
+        })
     }
 }
 
@@ -97,8 +101,14 @@ fn new_token() -> String {
 }
 
 pub async fn flash(session: &Session, level: &str, text: impl Into<String>) -> AppResult<()> {
-    let mut flashes = session.get::<Vec<Flash>>(FLASH_KEY).await?.unwrap_or_default();
-    flashes.push(Flash { level: level.into(), text: text.into() });
+    let mut flashes = session
+        .get::<Vec<Flash>>(FLASH_KEY)
+        .await?
+        .unwrap_or_default();
+    flashes.push(Flash {
+        level: level.into(),
+        text: text.into(),
+    });
     session.insert(FLASH_KEY, flashes).await?;
     Ok(())
 }
@@ -159,7 +169,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
         let sent: TokenField = serde_urlencoded::from_bytes(&bytes)
             .map_err(|e| AppError::BadRequest(e.to_string()))?;
         match expected {
-            Some(expected) if constant_time_eq(expected.as_bytes(), sent.csrf_token.as_bytes()) => {}
+            Some(expected) if constant_time_eq(expected.as_bytes(), sent.csrf_token.as_bytes()) => {
+            }
             _ => return Err(AppError::CrossSite("missing or wrong CSRF token")),
         }
         serde_urlencoded::from_bytes(&bytes)
@@ -184,11 +195,18 @@ fn check_same_site(headers: &HeaderMap, public_origin: Option<&str>) -> AppResul
     let same = match public_origin {
         Some(public) => origin == public,
         None => {
-            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             origin.split_once("://").map(|(_, rest)| rest) == Some(host)
         }
     };
-    if same { Ok(()) } else { Err(AppError::CrossSite("Origin is another site")) }
+    if same {
+        Ok(())
+    } else {
+        Err(AppError::CrossSite("Origin is another site"))
+    }
 }
 
 /// Messages next to the fields of a form that was refused.
@@ -209,7 +227,11 @@ impl FieldErrors {
     }
 
     /// Keeps the value, or records the message under `field`.
-    pub fn check<T, E: ToString>(&mut self, field: &'static str, parsed: Result<T, E>) -> Option<T> {
+    pub fn check<T, E: ToString>(
+        &mut self,
+        field: &'static str,
+        parsed: Result<T, E>,
+    ) -> Option<T> {
         parsed.map_err(|e| self.add(field, e.to_string())).ok()
     }
 }
@@ -219,18 +241,38 @@ mod tests {
     use super::*;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        pairs.iter().map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
+            .collect()
     }
 
     #[test]
     fn same_site_rules() {
-        let ok = |h: &[(&'static str, &'static str)], origin| check_same_site(&headers(h), origin).is_ok();
-        assert!(ok(&[], None), "no Origin: old clients and curl rely on the token alone");
-        assert!(ok(&[("host", "shop:8080"), ("origin", "http://shop:8080")], None));
-        assert!(!ok(&[("host", "shop:8080"), ("origin", "http://evil.example")], None));
+        let ok = |h: &[(&'static str, &'static str)], origin| {
+            check_same_site(&headers(h), origin).is_ok()
+        };
+        assert!(
+            ok(&[], None),
+            "no Origin: old clients and curl rely on the token alone"
+        );
+        assert!(ok(
+            &[("host", "shop:8080"), ("origin", "http://shop:8080")],
+            None
+        ));
+        assert!(!ok(
+            &[("host", "shop:8080"), ("origin", "http://evil.example")],
+            None
+        ));
         assert!(!ok(&[("origin", "null")], None));
         assert!(!ok(&[("sec-fetch-site", "cross-site")], None));
-        assert!(ok(&[("origin", "https://shop.example.com")], Some("https://shop.example.com")));
-        assert!(!ok(&[("origin", "http://shop.example.com")], Some("https://shop.example.com")));
+        assert!(ok(
+            &[("origin", "https://shop.example.com")],
+            Some("https://shop.example.com")
+        ));
+        assert!(!ok(
+            &[("origin", "http://shop.example.com")],
+            Some("https://shop.example.com")
+        ));
     }
 }

@@ -1,11 +1,11 @@
 //! Sellers' pages: any logged-in user lists, adds, edits and deletes their own books.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -32,7 +32,11 @@ struct MyBooksPage {
     books: Vec<Book>,
 }
 
-async fn my_books(State(app): State<AppState>, CurrentUser(user): CurrentUser, page: Page) -> AppResult<Response> {
+async fn my_books(
+    State(app): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: Page,
+) -> AppResult<Response> {
     let books = books::by_seller(&app.db.pool, user.id).await?;
     render(&MyBooksPage { page, books })
 }
@@ -62,13 +66,22 @@ impl BookForm {
     fn parse(&self) -> Result<BookFields, FieldErrors> {
         let mut errors = FieldErrors::default();
         let title = errors.check("title", bounded_text(&self.title, 150, "Enter the title."));
-        let author = errors.check("author", bounded_text(&self.author, 100, "Enter the author."));
+        let author = errors.check(
+            "author",
+            bounded_text(&self.author, 100, "Enter the author."),
+        );
         let description = errors.check("description", bounded_text(&self.description, 5000, ""));
         let price = errors.check("price", Cents::parse_price(&self.price));
         let stock = errors.check("stock", parse_stock(&self.stock));
         match (title, author, description, price, stock) {
             (Some(title), Some(author), Some(description), Some(price), Some(stock)) => {
-                Ok(BookFields { title, author, description, price, stock })
+                Ok(BookFields {
+                    title,
+                    author,
+                    description,
+                    price,
+                    stock,
+                })
             }
             _ => Err(errors),
         }
@@ -90,7 +103,10 @@ async fn add_page(CurrentUser(_): CurrentUser, page: Page) -> AppResult<Response
         page,
         heading: "Add a book",
         action: "/book/add_book".into(),
-        form: BookForm { stock: "1".into(), ..Default::default() },
+        form: BookForm {
+            stock: "1".into(),
+            ..Default::default()
+        },
         errors: FieldErrors::default(),
     })
 }
@@ -107,19 +123,38 @@ async fn add(
         Err(errors) => return refuse(page, "Add a book", "/book/add_book".into(), form, errors),
     };
     let id = books::insert(&app.db.pool, user.id, &fields).await?;
-    flash(&session, "success", format!("“{}” is now for sale.", fields.title)).await?;
+    flash(
+        &session,
+        "success",
+        format!("“{}” is now for sale.", fields.title),
+    )
+    .await?;
     tracing::info!(book_id = id, seller_id = user.id, "book listed");
     Ok(Redirect::to("/book/my_books").into_response())
 }
 
-fn refuse(page: Page, heading: &'static str, action: String, form: BookForm, errors: FieldErrors) -> AppResult<Response> {
-    let body = render(&BookFormPage { page, heading, action, form, errors })?;
+fn refuse(
+    page: Page,
+    heading: &'static str,
+    action: String,
+    form: BookForm,
+    errors: FieldErrors,
+) -> AppResult<Response> {
+    let body = render(&BookFormPage {
+        page,
+        heading,
+        action,
+        form,
+        errors,
+    })?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
 }
 
 /// The seller's own book; another seller's is 403, a missing one 404.
 async fn owned_book(app: &AppState, id: i64, seller_id: i64) -> AppResult<Book> {
-    let book = books::get(&app.db.pool, id).await?.ok_or(AppError::NotFound)?;
+    let book = books::get(&app.db.pool, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     if book.seller_id != seller_id {
         return Err(AppError::Forbidden);
     }
@@ -155,13 +190,26 @@ async fn edit(
     owned_book(&app, id, user.id).await?;
     let fields = match form.parse() {
         Ok(fields) => fields,
-        Err(errors) => return refuse(page, "Edit your book", format!("/book/edit_book/{id}"), form, errors),
+        Err(errors) => {
+            return refuse(
+                page,
+                "Edit your book",
+                format!("/book/edit_book/{id}"),
+                form,
+                errors,
+            );
+        }
     };
     // Ownership is checked again in the UPDATE itself.
     if !books::update_owned(&app.db.pool, id, user.id, &fields).await? {
         return Err(AppError::Forbidden);
     }
-    flash(&session, "success", format!("“{}” was updated.", fields.title)).await?;
+    flash(
+        &session,
+        "success",
+        format!("“{}” was updated.", fields.title),
+    )
+    .await?;
     Ok(Redirect::to("/book/my_books").into_response())
 }
 
@@ -177,6 +225,11 @@ async fn delete(
     if !books::delete_owned(&app.db.pool, id, user.id).await? {
         return Err(AppError::Forbidden);
     }
-    flash(&session, "success", format!("“{}” was removed from the shop.", book.title)).await?;
+    flash(
+        &session,
+        "success",
+        format!("“{}” was removed from the shop.", book.title),
+    )
+    .await?;
     Ok(Redirect::to("/book/my_books").into_response())
 }

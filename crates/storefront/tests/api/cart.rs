@@ -1,0 +1,161 @@
+use reqwest::StatusCode;
+
+use crate::helpers::{location, order_id_in, spawn_app};
+
+#[tokio::test]
+async fn a_cart_of_two_books_checks_out_as_one_order() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let emma = app.listed_book(&seller, "Emma", "8.00", "5").await;
+    let dracula = app.listed_book(&seller, "Dracula", "6.50", "5").await;
+    let buyer = app.shopper("Buyer").await;
+
+    for (book, qty) in [(emma, "1"), (dracula, "2"), (emma, "1")] {
+        let added = buyer
+            .post(
+                "/cart/add",
+                &[
+                    ("book_id", &book.to_string()),
+                    ("quantity", qty),
+                    ("price", "0"),
+                ],
+            )
+            .await;
+        assert_eq!(added.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&added), "/cart");
+    }
+    let (_, cart) = buyer.page("/cart").await;
+    assert!(cart.contains("Emma") && cart.contains("Dracula"));
+    assert!(
+        cart.contains("id=\"cart-total\">$29.00"),
+        "2 × 8.00 + 2 × 6.50"
+    );
+
+    let updated = buyer
+        .post(
+            "/cart/update",
+            &[("book_id", &dracula.to_string()), ("quantity", "3")],
+        )
+        .await;
+    assert_eq!(updated.status(), StatusCode::SEE_OTHER);
+    let (_, cart) = buyer.page("/cart").await;
+    assert!(cart.contains("id=\"cart-total\">$35.50"));
+
+    let checkout = buyer.post("/cart/checkout", &[]).await;
+    assert_eq!(checkout.status(), StatusCode::SEE_OTHER);
+    let order = order_id_in(&location(&checkout));
+    assert_eq!(
+        (app.stock_of(emma).await, app.stock_of(dracula).await),
+        (3, 2)
+    );
+    let items: i64 = sqlx::query_scalar("SELECT items_cents FROM orders WHERE id = ?")
+        .bind(order)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(items, 3550);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM order_lines WHERE order_id = {order}"
+        ))
+        .await,
+        2
+    );
+    let (_, empty) = buyer.page("/cart").await;
+    assert!(empty.contains("Your cart is empty"));
+
+    let paid = buyer.deliver_and_pay(order, "2", "Credit Card").await;
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+    let amount: i64 = sqlx::query_scalar("SELECT amount_cents FROM payments WHERE order_id = ?")
+        .bind(order)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(amount, 3550 + 4500, "books plus FedEx");
+}
+
+#[tokio::test]
+async fn a_checkout_takes_all_lines_or_none() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let plenty = app.listed_book(&seller, "Plenty", "2.00", "10").await;
+    let scarce = app.listed_book(&seller, "Scarce", "2.00", "2").await;
+    let buyer = app.shopper("Buyer").await;
+    buyer
+        .post(
+            "/cart/add",
+            &[("book_id", &plenty.to_string()), ("quantity", "3")],
+        )
+        .await;
+    buyer
+        .post(
+            "/cart/add",
+            &[("book_id", &scarce.to_string()), ("quantity", "2")],
+        )
+        .await;
+    // Someone else takes a copy of the scarce book meanwhile.
+    app.shopper("Rival").await.buy_ok(scarce, "1").await;
+
+    let checkout = buyer.post("/cart/checkout", &[]).await;
+    assert_eq!(checkout.status(), StatusCode::CONFLICT);
+    let html = checkout.text().await.unwrap();
+    assert!(html.contains("Only 1 left of “Scarce”"), "{html}");
+    assert_eq!(
+        app.stock_of(plenty).await,
+        10,
+        "the line that fitted was not taken either"
+    );
+    assert_eq!(app.stock_of(scarce).await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM orders").await,
+        1,
+        "only the rival's order"
+    );
+    let (_, cart) = buyer.page("/cart").await;
+    assert!(
+        cart.contains("Only 1 left."),
+        "the cart is kept and shows the shortage"
+    );
+}
+
+#[tokio::test]
+async fn the_cart_refuses_bad_lines() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Few", "2.00", "2").await;
+    let buyer = app.shopper("Buyer").await;
+    let id = book.to_string();
+    let over = buyer
+        .post("/cart/add", &[("book_id", &id), ("quantity", "3")])
+        .await;
+    assert_eq!(over.status(), StatusCode::CONFLICT);
+    assert!(over.text().await.unwrap().contains("Only 2 left"));
+    let zero = buyer
+        .post("/cart/add", &[("book_id", &id), ("quantity", "0")])
+        .await;
+    assert_eq!(zero.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let ghost = buyer
+        .post("/cart/add", &[("book_id", "999999"), ("quantity", "1")])
+        .await;
+    assert_eq!(ghost.status(), StatusCode::NOT_FOUND);
+    let junk = buyer
+        .post("/cart/add", &[("book_id", "abc"), ("quantity", "1")])
+        .await;
+    assert_eq!(junk.status(), StatusCode::NOT_FOUND);
+
+    buyer
+        .post("/cart/add", &[("book_id", &id), ("quantity", "1")])
+        .await;
+    let bad_update = buyer
+        .post("/cart/update", &[("book_id", &id), ("quantity", "-1")])
+        .await;
+    assert_eq!(bad_update.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let removed = buyer
+        .post("/cart/update", &[("book_id", &id), ("quantity", "0")])
+        .await;
+    assert_eq!(removed.status(), StatusCode::SEE_OTHER);
+    let empty_checkout = buyer.post("/cart/checkout", &[]).await;
+    assert_eq!(empty_checkout.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 0);
+    assert_eq!(app.stock_of(book).await, 2);
+}

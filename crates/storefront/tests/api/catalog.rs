@@ -1,0 +1,162 @@
+use reqwest::StatusCode;
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn the_seeded_shop_shows_the_classics_with_search_sorting_and_pages() {
+    let app = spawn_app_with(|c| c.seed_demo_if_empty = true).await;
+    let visitor = app.visitor();
+    let total = app.count("SELECT COUNT(*) FROM books").await;
+    assert!(total >= 100, "seeded {total} books");
+
+    let (status, first) = visitor.page("/book/catalog").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        first.matches("class=\"card\"").count(),
+        24,
+        "default page size"
+    );
+    assert!(first.contains(&format!("{total} books")));
+    assert!(first.contains("Page 1 of"));
+
+    let (_, all) = visitor.page("/book/catalog?per_page=100").await;
+    assert_eq!(all.matches("class=\"card\"").count(), 100);
+    let (_, capped) = visitor.page("/book/catalog?per_page=100000").await;
+    assert_eq!(
+        capped.matches("class=\"card\"").count(),
+        100,
+        "page size is capped"
+    );
+
+    let (_, austen) = visitor.page("/book/catalog?q=austen").await;
+    assert!(austen.contains("Pride and Prejudice"));
+    assert!(!austen.contains("Moby-Dick"));
+    let (_, by_title) = visitor.page("/book/catalog?q=MOBY").await;
+    assert!(by_title.contains("Moby-Dick"), "search ignores case");
+    let (_, none) = visitor.page("/book/catalog?q=%25%25%25").await;
+    assert!(none.contains("No books found"), "% is matched literally");
+
+    let (_, cheap) = visitor.page("/book/catalog?sort=price&per_page=100").await;
+    let (_, dear) = visitor
+        .page("/book/catalog?sort=price_desc&per_page=100")
+        .await;
+    let first_price = |html: &str| {
+        html.split("class=\"price\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (low, high) = (first_price(&cheap), first_price(&dear));
+    let cents = |p: &str| {
+        p.trim_start_matches('$')
+            .replace('.', "")
+            .parse::<i64>()
+            .unwrap()
+    };
+    assert!(
+        cents(&low) < cents(&high),
+        "{low} should be cheaper than {high}"
+    );
+
+    // Junk in the query string falls back to defaults instead of failing.
+    let (status, _) = visitor
+        .page("/book/catalog?page=abc&per_page=-3&sort=drop")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, last) = visitor.page("/book/catalog?page=999").await;
+    assert!(last.contains("No books found"));
+}
+
+#[tokio::test]
+async fn anonymous_visitors_see_books_but_no_buy_forms() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Visible", "12.50", "4").await;
+    let (_, html) = app.visitor().page("/book/catalog").await;
+    assert!(html.contains("Visible") && html.contains("$12.50") && html.contains("4 available"));
+    assert!(!html.contains(&format!("action=\"/buy/{book}\"")));
+    let (_, buyer_view) = app.shopper("Buyer").await.page("/book/catalog").await;
+    assert!(buyer_view.contains(&format!("action=\"/buy/{book}\"")));
+    assert!(
+        !buyer_view.contains("name=\"price\""),
+        "prices are never sent by the form"
+    );
+}
+
+#[tokio::test]
+async fn a_book_page_shows_the_book_and_unknown_ids_are_404() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "The Page", "3.99", "0").await;
+    let visitor = app.visitor();
+    let (status, html) = visitor.page(&format!("/book/{book}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<h1>The Page</h1>")
+            && html.contains("$3.99")
+            && html.contains("Out of stock")
+    );
+    for path in [
+        "/book/999999",
+        "/book/abc",
+        "/book/-1",
+        "/book/0",
+        "/book/999999/cover.svg",
+    ] {
+        let (status, html) = visitor.page(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(html.contains("Not found"), "a friendly page for {path}");
+    }
+}
+
+#[tokio::test]
+async fn hostile_titles_are_shown_as_text() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Mallory").await;
+    let book = app
+        .listed_book(&seller, "<script>alert('x')</script>", "1.00", "1")
+        .await;
+    let visitor = app.visitor();
+    for path in ["/book/catalog".to_string(), format!("/book/{book}")] {
+        let (_, html) = visitor.page(&path).await;
+        assert!(
+            !html.contains("<script>alert"),
+            "{path} must escape the title"
+        );
+        assert!(
+            html.contains("&#60;script&#62;alert"),
+            "{path} shows the title as text"
+        );
+    }
+    let cover = visitor.get(&format!("/book/{book}/cover.svg")).await;
+    assert_eq!(cover.headers()["content-type"], "image/svg+xml");
+    let svg = cover.text().await.unwrap();
+    assert!(svg.starts_with("<svg") && !svg.contains("<script>"));
+}
+
+#[tokio::test]
+async fn the_home_page_links_the_areas() {
+    let app = spawn_app().await;
+    let (status, html) = app.visitor().page("/").await;
+    assert_eq!(status, StatusCode::OK);
+    for link in [
+        "/book/catalog",
+        "/book/my_books",
+        "/login",
+        "/register",
+        "/static/style.css",
+    ] {
+        assert!(html.contains(link), "home links {link}");
+    }
+    let css = app.visitor().get("/static/style.css").await;
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert!(
+        css.text()
+            .await
+            .unwrap()
+            .contains("@media (max-width: 640px)")
+    );
+}

@@ -1,0 +1,308 @@
+//! Fleet mode: several replicas on one MySQL and one Redis. These run only when
+//! TEST_MYSQL_URL and TEST_REDIS_URL are set (scripts/test sets both); under
+//! CI=true a missing backend fails instead of skipping.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::concurrency::race_for_the_last_copies;
+use crate::helpers::{TestApp, backends, location, order_id_in, spawn_app_with, spawn_on};
+
+/// Two replicas of one shop, or `None` when this run has no MySQL and Redis.
+async fn two_replicas(
+    adjust: impl Fn(&mut storefront::config::Config) + Copy,
+) -> Option<(TestApp, TestApp)> {
+    let (mysql, redis) = backends();
+    if mysql.is_none() || redis.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "fleet tests need TEST_MYSQL_URL and TEST_REDIS_URL in CI"
+        );
+        eprintln!(
+            "skipped: set TEST_MYSQL_URL and TEST_REDIS_URL (scripts/test does) to run fleet tests"
+        );
+        return None;
+    }
+    let a = spawn_app_with(|c| {
+        c.replica_id = "replica-a".into();
+        adjust(c);
+    })
+    .await;
+    let b = spawn_on(&a.database_url, a.redis_url.clone(), |c| {
+        c.replica_id = "replica-b".into();
+        adjust(c);
+    })
+    .await;
+    Some((a, b))
+}
+
+#[tokio::test]
+async fn a_shopper_keeps_session_and_cart_across_replicas_and_logs_out_everywhere() {
+    let Some((a, b)) = two_replicas(|_| {}).await else {
+        return;
+    };
+    let seller = a.shopper("Seller").await;
+    let book = a.listed_book(&seller, "Portable", "5.00", "5").await;
+
+    let on_a = a.shopper("Roamer").await;
+    let added = on_a
+        .post(
+            "/cart/add",
+            &[("book_id", &book.to_string()), ("quantity", "2")],
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    let on_b = on_a.on(&b);
+    let response = on_b.get("/cart").await;
+    assert_eq!(response.headers()["x-served-by"], "replica-b");
+    let cart = response.text().await.unwrap();
+    assert!(
+        cart.contains("Signed in as <strong>Roamer</strong>"),
+        "logged in on B"
+    );
+    assert!(
+        cart.contains("Portable") && cart.contains("id=\"cart-total\">$10.00"),
+        "the cart followed"
+    );
+
+    // A form rendered by A is accepted by B: the CSRF token lives in the shared session.
+    let checkout = on_b.post("/cart/checkout", &[]).await;
+    assert_eq!(checkout.status(), StatusCode::SEE_OTHER);
+    let order = order_id_in(&location(&checkout));
+    let paid = on_a.deliver_and_pay(order, "1", "Paypal").await;
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+
+    assert_eq!(
+        on_b.post("/logout", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        location(&on_a.get("/orders").await),
+        "/login",
+        "logged out on A too"
+    );
+}
+
+#[tokio::test]
+async fn forty_buyers_on_two_replicas_never_oversell() {
+    let Some((a, b)) = two_replicas(|_| {}).await else {
+        return;
+    };
+    race_for_the_last_copies(&[&a, &b], 40, 5).await;
+}
+
+#[tokio::test]
+async fn concurrent_cart_checkouts_take_all_their_lines_or_none() {
+    let Some((a, b)) = two_replicas(|_| {}).await else {
+        return;
+    };
+    let seller = a.shopper("Seller").await;
+    let common = a.listed_book(&seller, "Common", "3.00", "100").await;
+    let rare = a.listed_book(&seller, "Rare", "9.00", "6").await;
+    let mut carts = Vec::new();
+    for i in 0..24 {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        let shopper = a.shopper(&format!("cart{i}")).await.on(replica);
+        // Half put the rare book first: lock order must not depend on the cart's order.
+        let lines = if i % 4 < 2 {
+            [common, rare]
+        } else {
+            [rare, common]
+        };
+        for book in lines {
+            let added = shopper
+                .post(
+                    "/cart/add",
+                    &[("book_id", &book.to_string()), ("quantity", "1")],
+                )
+                .await;
+            assert_eq!(added.status(), StatusCode::SEE_OTHER);
+        }
+        let token = shopper.token().await;
+        carts.push((shopper, token));
+    }
+    let tasks: Vec<_> = carts
+        .into_iter()
+        .map(|(shopper, token)| {
+            tokio::spawn(async move {
+                shopper
+                    .post_raw("/cart/checkout", &[("csrf_token", token.as_str())])
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    let mut placed = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            StatusCode::SEE_OTHER => placed += 1,
+            StatusCode::CONFLICT => {}
+            other => panic!("a checkout got {other}"),
+        }
+    }
+    assert_eq!(placed, 6, "exactly as many carts as rare copies");
+    assert_eq!(a.stock_of(rare).await, 0);
+    assert_eq!(
+        a.stock_of(common).await,
+        100 - 6,
+        "refused carts took nothing"
+    );
+    assert_eq!(
+        a.count("SELECT COUNT(*) FROM order_lines").await,
+        12,
+        "every placed order has both lines"
+    );
+}
+
+#[tokio::test]
+async fn a_payment_submitted_twice_on_two_replicas_charges_once() {
+    let Some((a, b)) = two_replicas(|_| {}).await else {
+        return;
+    };
+    let seller = a.shopper("Seller").await;
+    let book = a.listed_book(&seller, "Double Click", "10.00", "50").await;
+    let buyer = a.shopper("Buyer").await;
+    for _ in 0..10 {
+        let order = buyer.buy_ok(book, "1").await;
+        buyer
+            .post(&format!("/delivery/{order}"), &[("provider", "1")])
+            .await;
+        let token = buyer.token().await;
+        let path = format!("/payment/{order}");
+        let submit = |shopper: crate::helpers::Shopper| {
+            let (path, token) = (path.clone(), token.clone());
+            tokio::spawn(async move {
+                shopper
+                    .post_raw(
+                        &path,
+                        &[("method", "Credit Card"), ("csrf_token", token.as_str())],
+                    )
+                    .await
+                    .status()
+            })
+        };
+        let (first, second) = (submit(buyer.clone()), submit(buyer.on(&b)));
+        let mut statuses = [first.await.unwrap(), second.await.unwrap()];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::SEE_OTHER, StatusCode::CONFLICT],
+            "order {order}"
+        );
+        let payments = a
+            .count(&format!(
+                "SELECT COUNT(*) FROM payments WHERE order_id = {order}"
+            ))
+            .await;
+        assert_eq!(payments, 1);
+    }
+    let charged = a
+        .count("SELECT CAST(SUM(amount_cents) AS SIGNED) FROM payments")
+        .await;
+    assert_eq!(charged, 10 * (1000 + 5000), "ten orders, each charged once");
+}
+
+#[tokio::test]
+async fn expiry_running_on_every_replica_returns_stock_once() {
+    let fast_expiry = |c: &mut storefront::config::Config| {
+        c.order_ttl = Duration::from_secs(1);
+        c.expiry_interval = Duration::from_millis(50);
+    };
+    let Some((a, _b)) = two_replicas(fast_expiry).await else {
+        return;
+    };
+    let seller = a.shopper("Seller").await;
+    let book = a.listed_book(&seller, "Ephemeral", "2.00", "30").await;
+    let buyer = a.shopper("Buyer").await;
+    for _ in 0..10 {
+        buyer.buy_ok(book, "3").await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while a
+        .count("SELECT COUNT(*) FROM orders WHERE status = 'pending_payment'")
+        .await
+        > 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "orders did not expire in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.stock_of(book).await, 30, "every copy back, none twice");
+    assert_eq!(
+        a.count("SELECT COUNT(*) FROM orders WHERE status = 'expired'")
+            .await,
+        10
+    );
+}
+
+#[tokio::test]
+async fn replicas_starting_together_on_a_fresh_database_migrate_once() {
+    let (mysql, redis) = backends();
+    if mysql.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "needs TEST_MYSQL_URL in CI"
+        );
+        return;
+    }
+    let (url, _) = crate::helpers::fresh_database().await;
+    let starts = (0..4).map(|i| {
+        let (url, redis) = (url.clone(), redis.clone());
+        tokio::spawn(async move { spawn_on(&url, redis, |c| c.replica_id = format!("r{i}")).await })
+    });
+    let replicas: Vec<TestApp> = futures::future::join_all(starts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let applied = replicas[0]
+        .count("SELECT COUNT(*) FROM _sqlx_migrations")
+        .await;
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/mysql"))
+        .unwrap()
+        .count() as i64;
+    assert_eq!(applied, files, "each migration recorded once");
+    assert_eq!(
+        replicas[0]
+            .count("SELECT COUNT(*) FROM delivery_providers")
+            .await,
+        4,
+        "seed rows inserted once"
+    );
+    for replica in &replicas {
+        assert_eq!(replica.visitor().page("/readyz").await.0, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_orders_and_show_both_pools() {
+    let Some((a, _b)) = two_replicas(|_| {}).await else {
+        return;
+    };
+    let seller = a.shopper("Seller").await;
+    let book = a.listed_book(&seller, "Measured", "2.00", "5").await;
+    let buyer = a.shopper("Buyer").await;
+    let order = buyer.buy_ok(book, "1").await;
+    buyer.post(&format!("/orders/{order}/cancel"), &[]).await;
+    let metrics = reqwest::get(format!("http://{}/metrics", a.metrics_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "storefront_orders_total{event=\"created\"}",
+        "storefront_orders_total{event=\"cancelled\"}",
+        "storefront_db_pool_connections{state=\"max\"}",
+        "storefront_redis_pool_connections{state=\"max\"}",
+        "storefront_http_request_duration_seconds_bucket{method=\"POST\",route=\"/buy/{book_id}\"",
+        "storefront_http_requests_in_flight",
+        "storefront_session_store_errors_total",
+    ] {
+        assert!(metrics.contains(expected), "missing {expected}");
+    }
+}

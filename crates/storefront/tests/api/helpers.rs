@@ -1,0 +1,344 @@
+//! The harness: a real storefront on port 0 with a fresh database per test
+//! (SQLite by default; MySQL/MariaDB when TEST_MYSQL_URL is set; Redis
+//! sessions when TEST_REDIS_URL is set), and shoppers with their own cookies.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use regex::Regex;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::{Response, StatusCode};
+use sqlx::AnyPool;
+use storefront::config::Config;
+use storefront::startup::Application;
+use storefront::state::AppState;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub state: AppState,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    _stop: oneshot::Sender<()>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Which backends this run of the suite uses, from the environment.
+pub fn backends() -> (Option<String>, Option<String>) {
+    let nonempty = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    (nonempty("TEST_MYSQL_URL"), nonempty("TEST_REDIS_URL"))
+}
+
+/// A fresh, empty database for one test.
+pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
+    match backends().0 {
+        Some(server) => {
+            let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+            sqlx::any::install_default_drivers();
+            let admin = AnyPool::connect(&server)
+                .await
+                .expect("TEST_MYSQL_URL reachable");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+            (format!("{}/{name}", server.trim_end_matches('/')), None)
+        }
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("shop.db").display());
+            (url, Some(dir))
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let (database_url, dir) = fresh_database().await;
+    let mut app = spawn_on(&database_url, backends().1, adjust).await;
+    app._dir = dir;
+    app
+}
+
+/// Another replica of the same shop: same database and session store.
+pub async fn spawn_on(
+    database_url: &str,
+    redis_url: Option<String>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    init_logs();
+    let mut config = Config::local(database_url);
+    config.redis_url = redis_url.clone();
+    adjust(&mut config);
+    let application = Application::build(config)
+        .await
+        .expect("application builds");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let addr = application.addr();
+    let metrics_addr = application.metrics_addr();
+    let state = application.state();
+    tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        metrics_addr,
+        state,
+        database_url: database_url.into(),
+        redis_url,
+        _stop: stop,
+        _dir: None,
+    }
+}
+
+impl TestApp {
+    pub fn pool(&self) -> &AnyPool {
+        &self.state.db.pool
+    }
+
+    /// A visitor with an empty cookie jar.
+    pub fn visitor(&self) -> Shopper {
+        Shopper::new(self.addr, Arc::new(Jar::default()))
+    }
+
+    /// A registered and logged-in shopper with a unique e-mail address.
+    pub async fn shopper(&self, name: &str) -> Shopper {
+        let shopper = self.visitor();
+        let email = unique_email(name);
+        shopper.register(name, &email, PASSWORD).await;
+        shopper.login_ok(&email, PASSWORD).await;
+        shopper.set_email(email);
+        shopper
+    }
+
+    /// Lists a book for `seller` through the form and returns its id.
+    pub async fn listed_book(
+        &self,
+        seller: &Shopper,
+        title: &str,
+        price: &str,
+        stock: &str,
+    ) -> i64 {
+        let response = seller
+            .post(
+                "/book/add_book",
+                &[
+                    ("title", title),
+                    ("author", "Test Author"),
+                    ("description", "A test book."),
+                    ("price", price),
+                    ("stock", stock),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "listing {title}");
+        sqlx::query_scalar("SELECT id FROM books WHERE title = ? ORDER BY id DESC LIMIT 1")
+            .bind(title)
+            .fetch_one(self.pool())
+            .await
+            .unwrap()
+    }
+
+    pub async fn stock_of(&self, book_id: i64) -> i64 {
+        sqlx::query_scalar("SELECT stock FROM books WHERE id = ?")
+            .bind(book_id)
+            .fetch_one(self.pool())
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.pool())
+            .await
+            .unwrap()
+    }
+}
+
+/// Logs go to the test's captured output (shown on failure); RUST_LOG tunes them.
+fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,storefront=info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub fn unique_email(name: &str) -> String {
+    format!(
+        "{}-{}@example.com",
+        name.to_lowercase(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+static CSRF: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"name="csrf_token" value="([0-9a-f]*)""#).unwrap());
+
+/// A browser stand-in: keeps cookies, does not follow redirects (tests look at them).
+#[derive(Clone)]
+pub struct Shopper {
+    pub addr: SocketAddr,
+    pub jar: Arc<Jar>,
+    pub client: reqwest::Client,
+    email: Arc<std::sync::Mutex<String>>,
+}
+
+impl Shopper {
+    pub fn new(addr: SocketAddr, jar: Arc<Jar>) -> Shopper {
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Shopper {
+            addr,
+            jar,
+            client,
+            email: Default::default(),
+        }
+    }
+
+    /// The same cookies, talking to another replica.
+    pub fn on(&self, app: &TestApp) -> Shopper {
+        let other = Shopper::new(app.addr, self.jar.clone());
+        other.set_email(self.email());
+        other
+    }
+
+    pub fn email(&self) -> String {
+        self.email.lock().unwrap().clone()
+    }
+
+    fn set_email(&self, email: String) {
+        *self.email.lock().unwrap() = email;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn page(&self, path: &str) -> (StatusCode, String) {
+        let response = self.get(path).await;
+        (response.status(), response.text().await.unwrap())
+    }
+
+    /// This session's CSRF token, as a page's form carries it.
+    pub async fn token(&self) -> String {
+        let (_, html) = self.page("/login").await;
+        CSRF.captures(&html)
+            .map(|c| c[1].to_string())
+            .expect("the login form carries a CSRF token")
+    }
+
+    /// Posts a form with this session's CSRF token.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let token = self.token().await;
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &token));
+        self.post_raw(path, &form).await
+    }
+
+    /// Posts exactly these fields (no token added).
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn register(&self, name: &str, email: &str, password: &str) -> Response {
+        self.post(
+            "/register",
+            &[("name", name), ("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post("/login", &[("email", email), ("password", password)])
+            .await
+    }
+
+    pub async fn login_ok(&self, email: &str, password: &str) {
+        let response = self.login(email, password).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "login of {email}");
+        assert_eq!(location(&response), "/book/catalog");
+    }
+
+    pub fn session_cookie(&self) -> Option<String> {
+        let url = self.url("/").parse().unwrap();
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|c| c.strip_prefix("bookstore_session=").map(str::to_string))
+    }
+
+    /// Buys `quantity` of `book_id` now; returns the new order's id.
+    pub async fn buy(&self, book_id: i64, quantity: &str) -> Response {
+        self.post(&format!("/buy/{book_id}"), &[("quantity", quantity)])
+            .await
+    }
+
+    pub async fn buy_ok(&self, book_id: i64, quantity: &str) -> i64 {
+        let response = self.buy(book_id, quantity).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "buying book {book_id}"
+        );
+        order_id_in(&location(&response))
+    }
+
+    /// Delivery then payment; returns the payment response.
+    pub async fn deliver_and_pay(&self, order_id: i64, provider: &str, method: &str) -> Response {
+        let delivery = self
+            .post(&format!("/delivery/{order_id}"), &[("provider", provider)])
+            .await;
+        assert_eq!(
+            delivery.status(),
+            StatusCode::SEE_OTHER,
+            "choosing delivery"
+        );
+        assert_eq!(location(&delivery), format!("/payment/{order_id}"));
+        self.post(&format!("/payment/{order_id}"), &[("method", method)])
+            .await
+    }
+}
+
+pub fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// `/delivery/42` → 42.
+pub fn order_id_in(path: &str) -> i64 {
+    path.rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no order id in {path:?}"))
+}

@@ -1,0 +1,345 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::{location, order_id_in, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn buy_now_leads_through_delivery_and_payment_at_server_prices() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Dear Book", "10.00", "9").await;
+    let buyer = app.shopper("Buyer").await;
+
+    // The original trusted a hidden price: 9 copies for 0.09 in total. Here it is ignored.
+    let bought = buyer
+        .post(
+            &format!("/buy/{book}"),
+            &[("quantity", "9"), ("price", "0.01")],
+        )
+        .await;
+    assert_eq!(bought.status(), StatusCode::SEE_OTHER);
+    let order = order_id_in(&location(&bought));
+    assert_eq!(location(&bought), format!("/delivery/{order}"));
+    assert_eq!(app.stock_of(book).await, 0);
+
+    let (status, delivery) = buyer.page(&format!("/delivery/{order}")).await;
+    assert_eq!(status, StatusCode::OK);
+    for provider in ["DHL", "FedEx", "Envia", "Servientrega"] {
+        assert!(delivery.contains(provider));
+    }
+    assert!(delivery.contains("$90.00"));
+
+    // Paying before choosing delivery is sent back to delivery.
+    let early = buyer.get(&format!("/payment/{order}")).await;
+    assert_eq!(location(&early), format!("/delivery/{order}"));
+
+    // Envia costs 20.00; the form's `amount` (the original's fixed 100) is ignored.
+    let delivery = buyer
+        .post(&format!("/delivery/{order}"), &[("provider", "3")])
+        .await;
+    assert_eq!(location(&delivery), format!("/payment/{order}"));
+    let (_, payment_page) = buyer.page(&format!("/payment/{order}")).await;
+    assert!(payment_page.contains("$110.00"), "books 90 + delivery 20");
+    let paid = buyer
+        .post(
+            &format!("/payment/{order}"),
+            &[("method", "Paypal"), ("amount", "0")],
+        )
+        .await;
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&paid), format!("/orders/{order}"));
+
+    let (amount, method): (i64, String) =
+        sqlx::query_as("SELECT amount_cents, method FROM payments WHERE order_id = ?")
+            .bind(order)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!((amount, method.as_str()), (11_000, "Paypal"));
+    let (_, detail) = buyer.page(&format!("/orders/{order}")).await;
+    assert!(
+        detail.contains(">Paid</span>") && detail.contains("$110.00") && detail.contains("Envia")
+    );
+    let (_, list) = buyer.page("/orders").await;
+    assert!(list.contains(&format!("#{order}")) && list.contains("Paid"));
+}
+
+#[tokio::test]
+async fn bad_quantities_are_refused_with_a_message_and_take_no_stock() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Scarce", "4.00", "3").await;
+    let buyer = app.shopper("Buyer").await;
+    let cases = [
+        ("", StatusCode::UNPROCESSABLE_ENTITY, "Enter a quantity."),
+        (
+            "two",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The quantity must be a whole number.",
+        ),
+        (
+            "1.5",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The quantity must be a whole number.",
+        ),
+        (
+            "0",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The quantity must be at least 1.",
+        ),
+        (
+            "-4",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The quantity must be at least 1.",
+        ),
+        (
+            "1000000",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "At most 100 copies per order.",
+        ),
+        (
+            "99999999999999999999999",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The quantity must be a whole number.",
+        ),
+        ("4", StatusCode::CONFLICT, "Only 3 left of “Scarce”"),
+    ];
+    for (quantity, status, message) in cases {
+        let response = buyer.buy(book, quantity).await;
+        assert_eq!(response.status(), status, "quantity {quantity:?}");
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains(message),
+            "quantity {quantity:?}: expected {message:?}"
+        );
+    }
+    assert_eq!(
+        app.stock_of(book).await,
+        3,
+        "a negative quantity must not raise the stock either"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 0);
+    assert_eq!(
+        buyer.buy(999_999, "1").await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn another_users_order_is_not_found_and_unchanged() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Private", "5.00", "5").await;
+    let owner = app.shopper("Owner").await;
+    let order = owner.buy_ok(book, "2").await;
+    let intruder = app.shopper("Intruder").await;
+
+    for path in [
+        format!("/orders/{order}"),
+        format!("/delivery/{order}"),
+        format!("/payment/{order}"),
+    ] {
+        assert_eq!(
+            intruder.get(&path).await.status(),
+            StatusCode::NOT_FOUND,
+            "GET {path}"
+        );
+    }
+    let posts = [
+        (format!("/delivery/{order}"), vec![("provider", "1")]),
+        (
+            format!("/payment/{order}"),
+            vec![("method", "Credit Card"), ("amount", "0")],
+        ),
+        (format!("/orders/{order}/cancel"), vec![]),
+    ];
+    for (path, fields) in &posts {
+        assert_eq!(
+            intruder.post(path, fields).await.status(),
+            StatusCode::NOT_FOUND,
+            "POST {path}"
+        );
+    }
+    let (status, provider): (String, Option<i64>) =
+        sqlx::query_as("SELECT status, provider_id FROM orders WHERE id = ?")
+            .bind(order)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), provider), ("pending_payment", None));
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments").await, 0);
+    assert_eq!(app.stock_of(book).await, 3);
+}
+
+#[tokio::test]
+async fn paying_twice_charges_once_and_delivery_cannot_change_after_payment() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Once", "7.00", "5").await;
+    let buyer = app.shopper("Buyer").await;
+    let order = buyer.buy_ok(book, "1").await;
+
+    let unpaid_pay = buyer
+        .post(&format!("/payment/{order}"), &[("method", "Paypal")])
+        .await;
+    assert_eq!(
+        unpaid_pay.status(),
+        StatusCode::CONFLICT,
+        "no payment before delivery is chosen"
+    );
+
+    let first = buyer.deliver_and_pay(order, "4", "Credit Card").await;
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let again = buyer
+        .post(&format!("/payment/{order}"), &[("method", "Credit Card")])
+        .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("no longer waiting for payment")
+    );
+    let redeliver = buyer
+        .post(&format!("/delivery/{order}"), &[("provider", "1")])
+        .await;
+    assert_eq!(redeliver.status(), StatusCode::CONFLICT);
+
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments").await, 1);
+    let (delivery, items): (i64, i64) =
+        sqlx::query_as("SELECT delivery_cents, items_cents FROM orders WHERE id = ?")
+            .bind(order)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        (delivery, items),
+        (1500, 700),
+        "Servientrega kept, price from the database"
+    );
+}
+
+#[tokio::test]
+async fn bad_delivery_and_payment_choices_re_render_with_a_message() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Choices", "7.00", "5").await;
+    let buyer = app.shopper("Buyer").await;
+    let order = buyer.buy_ok(book, "1").await;
+    for provider in ["", "99", "DHL"] {
+        let response = buyer
+            .post(&format!("/delivery/{order}"), &[("provider", provider)])
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "provider {provider:?}"
+        );
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("Choose one of the providers.")
+        );
+    }
+    buyer
+        .post(&format!("/delivery/{order}"), &[("provider", "2")])
+        .await;
+    let response = buyer
+        .post(&format!("/payment/{order}"), &[("method", "Cash")])
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Choose a payment method.")
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments").await, 0);
+}
+
+#[tokio::test]
+async fn cancelling_an_unpaid_order_returns_its_stock_once() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Returnable", "3.00", "4").await;
+    let buyer = app.shopper("Buyer").await;
+    let order = buyer.buy_ok(book, "3").await;
+    assert_eq!(app.stock_of(book).await, 1);
+
+    let cancelled = buyer.post(&format!("/orders/{order}/cancel"), &[]).await;
+    assert_eq!(cancelled.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.stock_of(book).await, 4);
+    let again = buyer.post(&format!("/orders/{order}/cancel"), &[]).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert_eq!(app.stock_of(book).await, 4, "stock is returned once");
+    assert_eq!(
+        buyer.get(&format!("/payment/{order}")).await.status(),
+        StatusCode::CONFLICT
+    );
+
+    let paid = buyer.buy_ok(book, "1").await;
+    buyer.deliver_and_pay(paid, "1", "Bank Transfer").await;
+    assert_eq!(
+        buyer
+            .post(&format!("/orders/{paid}/cancel"), &[])
+            .await
+            .status(),
+        StatusCode::CONFLICT
+    );
+    assert_eq!(app.stock_of(book).await, 3, "a paid order keeps its copies");
+}
+
+#[tokio::test]
+async fn unpaid_orders_expire_and_return_their_stock() {
+    let app = spawn_app_with(|c| {
+        c.order_ttl = Duration::from_secs(1);
+        c.expiry_interval = Duration::from_millis(200);
+    })
+    .await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Fleeting", "3.00", "2").await;
+    let buyer = app.shopper("Buyer").await;
+    let order = buyer.buy_ok(book, "2").await;
+    assert_eq!(app.stock_of(book).await, 0);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.stock_of(book).await != 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the order did not expire in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = ?")
+        .bind(order)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "expired");
+    let late = buyer
+        .post(&format!("/delivery/{order}"), &[("provider", "1")])
+        .await;
+    assert_eq!(
+        late.status(),
+        StatusCode::CONFLICT,
+        "an expired order cannot go on"
+    );
+}
+
+#[tokio::test]
+async fn the_seller_sees_the_stock_go_down() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Counted", "3.00", "5").await;
+    app.shopper("Buyer").await.buy_ok(book, "2").await;
+    let (_, mine) = seller.page("/book/my_books").await;
+    assert!(
+        mine.contains("data-label=\"Stock\" class=\"num\">3</td>"),
+        "{mine}"
+    );
+}

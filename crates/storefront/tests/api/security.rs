@@ -1,0 +1,127 @@
+use reqwest::StatusCode;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn forms_without_the_session_token_are_refused_and_change_nothing() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Guarded", "10.00", "3").await;
+    let buyer = app.shopper("Buyer").await;
+
+    let no_token = buyer
+        .post_raw(&format!("/buy/{book}"), &[("quantity", "1")])
+        .await;
+    assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
+    let wrong_token = buyer
+        .post_raw(
+            &format!("/buy/{book}"),
+            &[("quantity", "1"), ("csrf_token", "00ff")],
+        )
+        .await;
+    assert_eq!(wrong_token.status(), StatusCode::FORBIDDEN);
+    let delete = buyer
+        .post_raw(&format!("/book/delete_book/{book}"), &[])
+        .await;
+    assert_eq!(delete.status(), StatusCode::FORBIDDEN);
+    let logout = buyer.post_raw("/logout", &[]).await;
+    assert_eq!(logout.status(), StatusCode::FORBIDDEN);
+
+    assert_eq!(app.stock_of(book).await, 3);
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 0);
+    let (_, still) = buyer.page("/").await;
+    assert!(
+        still.contains("Signed in as"),
+        "a forged logout must not log out"
+    );
+}
+
+#[tokio::test]
+async fn a_cross_origin_post_is_refused_even_with_a_token() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Guarded", "10.00", "3").await;
+    let buyer = app.shopper("Buyer").await;
+    let token = buyer.token().await;
+    for (header, value) in [
+        ("origin", "http://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let response = buyer
+            .client
+            .post(buyer.url(&format!("/buy/{book}")))
+            .header(header, value)
+            .form(&[("quantity", "1"), ("csrf_token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{header}: {value}"
+        );
+    }
+    assert_eq!(app.stock_of(book).await, 3);
+}
+
+#[tokio::test]
+async fn every_response_has_security_headers_and_the_replica_id() {
+    let app = spawn_app().await;
+    for path in ["/", "/book/catalog", "/login", "/nope", "/healthz"] {
+        let response = app.visitor().get(path).await;
+        let headers = response.headers();
+        let csp = headers
+            .get("content-security-policy")
+            .expect(path)
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["x-served-by"], "local");
+        assert!(headers.contains_key("x-request-id"));
+    }
+}
+
+#[tokio::test]
+async fn session_cookies_are_http_only_and_same_site() {
+    let app = spawn_app().await;
+    let response = app.visitor().get("/login").await;
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("bookstore_session="));
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn probes_answer_and_metrics_stay_off_the_public_port() {
+    let app = spawn_app().await;
+    let visitor = app.visitor();
+    assert_eq!(
+        visitor.page("/healthz").await,
+        (StatusCode::OK, "ok".into())
+    );
+    assert_eq!(
+        visitor.page("/readyz").await,
+        (StatusCode::OK, "ready".into())
+    );
+    assert_eq!(
+        visitor.get("/metrics").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains(
+        "storefront_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"}"
+    ));
+    assert!(metrics.contains("storefront_build_info{replica=\"local\""));
+}

@@ -1,0 +1,150 @@
+use reqwest::StatusCode;
+
+use crate::helpers::{location, spawn_app};
+
+fn form<'a>(title: &'a str, price: &'a str, stock: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("title", title),
+        ("author", "Author"),
+        ("description", "About it."),
+        ("price", price),
+        ("stock", stock),
+    ]
+}
+
+#[tokio::test]
+async fn a_seller_lists_edits_and_deletes_their_books() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "First Draft", "10.00", "2").await;
+    let (_, mine) = seller.page("/book/my_books").await;
+    assert!(mine.contains("First Draft") && mine.contains("$10.00"));
+
+    let (status, edit_form) = seller.page(&format!("/book/edit_book/{book}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(edit_form.contains("value=\"First Draft\"") && edit_form.contains("value=\"10.00\""));
+    let edited = seller
+        .post(
+            &format!("/book/edit_book/{book}"),
+            &form("Final Cut", "12.5", "7"),
+        )
+        .await;
+    assert_eq!(edited.status(), StatusCode::SEE_OTHER);
+    let (title, price, stock): (String, i64, i64) =
+        sqlx::query_as("SELECT title, price_cents, stock FROM books WHERE id = ?")
+            .bind(book)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!((title.as_str(), price, stock), ("Final Cut", 1250, 7));
+
+    let deleted = seller.post(&format!("/book/delete_book/{book}"), &[]).await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&deleted), "/book/my_books");
+    assert_eq!(app.count("SELECT COUNT(*) FROM books").await, 0);
+}
+
+#[tokio::test]
+async fn bad_book_forms_come_back_with_messages_and_change_nothing() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let long_title = "t".repeat(151);
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (form("", "10", "1"), "Enter the title."),
+        (form(&long_title, "10", "1"), "At most 150 characters."),
+        (form("Ok", "", "1"), "Enter a price."),
+        (form("Ok", "ten", "1"), "Enter a price as a number"),
+        (form("Ok", "-5", "1"), "Enter a price as a number"),
+        (form("Ok", "0", "1"), "The price must be more than zero."),
+        (form("Ok", "1.999", "1"), "at most two decimals"),
+        (form("Ok", "100000000", "1"), "That price is too high"),
+        (form("Ok", "10", "-1"), "The stock cannot be negative."),
+        (
+            form("Ok", "10", "many"),
+            "The stock must be a whole number.",
+        ),
+        (form("Ok", "10", "1000001"), "At most 100000 copies."),
+    ];
+    for (fields, message) in &cases {
+        let response = seller.post("/book/add_book", fields).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{message}"
+        );
+        let html = response.text().await.unwrap();
+        assert!(html.contains(message), "expected {message:?}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM books").await, 0);
+
+    let book = app.listed_book(&seller, "Stays", "5.00", "3").await;
+    let refused = seller
+        .post(
+            &format!("/book/edit_book/{book}"),
+            &form("Changed", "0", "3"),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.text().await.unwrap().contains("value=\"Changed\""),
+        "the form keeps what was typed"
+    );
+    let title: String = sqlx::query_scalar("SELECT title FROM books WHERE id = ?")
+        .bind(book)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(title, "Stays");
+}
+
+#[tokio::test]
+async fn nobody_edits_or_deletes_another_sellers_book() {
+    let app = spawn_app().await;
+    let owner = app.shopper("Owner").await;
+    let book = app.listed_book(&owner, "Mine", "5.00", "3").await;
+    let other = app.shopper("Other").await;
+
+    assert_eq!(
+        other.get(&format!("/book/edit_book/{book}")).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let edit = other
+        .post(
+            &format!("/book/edit_book/{book}"),
+            &form("Stolen", "0.01", "0"),
+        )
+        .await;
+    assert_eq!(edit.status(), StatusCode::FORBIDDEN);
+    let delete = other.post(&format!("/book/delete_book/{book}"), &[]).await;
+    assert_eq!(delete.status(), StatusCode::FORBIDDEN);
+    let missing = other.post("/book/delete_book/999999", &[]).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    let (title, price, stock): (String, i64, i64) =
+        sqlx::query_as("SELECT title, price_cents, stock FROM books WHERE id = ?")
+            .bind(book)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!((title.as_str(), price, stock), ("Mine", 500, 3));
+    let (_, others_list) = other.page("/book/my_books").await;
+    assert!(!others_list.contains("Mine"));
+}
+
+#[tokio::test]
+async fn seller_pages_send_visitors_to_login() {
+    let app = spawn_app().await;
+    let visitor = app.visitor();
+    for path in [
+        "/book/my_books",
+        "/book/add_book",
+        "/book/edit_book/1",
+        "/cart",
+        "/orders",
+        "/admin/users",
+    ] {
+        let response = visitor.get(path).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(&response), "/login", "{path}");
+    }
+}

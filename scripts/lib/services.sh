@@ -1,0 +1,86 @@
+# Shared by scripts/test and scripts/dev-fleet: installs MariaDB and Redis from
+# Debian's packages when missing, and runs private instances of them on their
+# own data directory and ports, so a developer's own services are untouched.
+# Source it; it defines functions and changes nothing by itself.
+
+SERVICES_DIR=${SERVICES_DIR:-"$(pwd)/.tmp/services"}
+MARIADB_PORT=${MARIADB_PORT:-3307}
+REDIS_PORT=${REDIS_PORT:-6380}
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+apt_updated=false
+apt_install() {
+  if [ "$apt_updated" = false ]; then
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=true
+  fi
+  log "installing $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_packages() {
+  local missing=()
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server mariadb-client)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local limit=$1 what=$2; shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "timed out after ${limit}s waiting for $what" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+start_mariadb() {
+  local dir="$SERVICES_DIR/mariadb"
+  local sock="$dir/mysqld.sock"
+  mkdir -p "$dir"
+  if [ ! -d "$dir/data/mysql" ]; then
+    log "initialising a private MariaDB in $dir"
+    mariadb-install-db --datadir="$dir/data" --user="$(id -un)" --auth-root-authentication-method=socket \
+      --skip-test-db >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; return 1; }
+  fi
+  if ! mariadb-admin --socket="$sock" ping >/dev/null 2>&1; then
+    log "starting MariaDB on 127.0.0.1:$MARIADB_PORT"
+    (/usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --socket="$sock" --port="$MARIADB_PORT" \
+      --bind-address=127.0.0.1 --user="$(id -un)" --pid-file="$dir/mysqld.pid" \
+      --log-error="$dir/error.log" --innodb-buffer-pool-size=256M --max-connections=500 \
+      --innodb-flush-log-at-trx-commit=2 --skip-log-bin &) 
+    wait_for 60 MariaDB mariadb-admin --socket="$sock" ping || { tail -20 "$dir/error.log" >&2; return 1; }
+  fi
+  mariadb --socket="$sock" -e "CREATE USER IF NOT EXISTS 'bookstore'@'127.0.0.1' IDENTIFIED BY 'bookstore';
+    GRANT ALL PRIVILEGES ON *.* TO 'bookstore'@'127.0.0.1'; FLUSH PRIVILEGES;"
+  # Each test makes its own database `t_…`; the previous run's are dropped here.
+  mariadb --socket="$sock" -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 't\\_%'" |
+    while read -r db; do mariadb --socket="$sock" -e "DROP DATABASE \`$db\`"; done
+  export TEST_MYSQL_URL="mysql://bookstore:bookstore@127.0.0.1:$MARIADB_PORT"
+}
+
+stop_mariadb() {
+  local pid_file="$SERVICES_DIR/mariadb/mysqld.pid"
+  [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
+}
+
+start_redis() {
+  local dir="$SERVICES_DIR/redis"
+  mkdir -p "$dir"
+  if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    log "starting Redis on 127.0.0.1:$REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+      --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+    wait_for 20 Redis redis-cli -p "$REDIS_PORT" ping
+  fi
+  export TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+}
+
+stop_redis() {
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+}
