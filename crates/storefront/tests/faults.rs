@@ -1,0 +1,488 @@
+//! Faults with real services: each test runs its own Redis or MariaDB server,
+//! stops it under a running storefront, and starts it again. Needs
+//! `redis-server` and `mariadbd` (scripts/test installs them); under CI=true
+//! their absence fails the run.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use storefront::config::Config;
+use storefront::startup::Application;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.exists())
+}
+
+/// The program, or `None` (a skip) outside CI.
+fn require(name: &str) -> Option<PathBuf> {
+    let found = find_program(name);
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is missing (scripts/test installs it)"
+        );
+        eprintln!("skipped: {name} is not installed");
+    }
+    found
+}
+
+async fn wait_until(limit: Duration, what: &str, mut ready: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !ready().await {
+        assert!(
+            started.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    started.elapsed()
+}
+
+struct Server {
+    child: Option<Child>,
+    program: PathBuf,
+    args: Vec<String>,
+    port: u16,
+}
+
+impl Server {
+    fn start(&mut self) {
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("server starts");
+        self.child = Some(child);
+    }
+
+    /// Kills the server outright, as a crash or a lost node would.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn wait_listening(&self) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        wait_until(Duration::from_secs(60), "server listening", async || {
+            tokio::net::TcpStream::connect(addr).await.is_ok()
+        })
+        .await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn redis_server() -> Option<(Server, tempfile::TempDir)> {
+    let program = require("redis-server")?;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let args = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(["--dir".into(), dir.path().display().to_string()])
+    .collect();
+    let mut server = Server {
+        child: None,
+        program,
+        args,
+        port,
+    };
+    server.start();
+    server.wait_listening().await;
+    Some((server, dir))
+}
+
+/// A private MariaDB without grant tables: root connects over TCP with no password.
+async fn mariadb_server(start_now: bool) -> Option<(Server, tempfile::TempDir)> {
+    let program = require("mariadbd")?;
+    let install = require("mariadb-install-db")?;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let status = Command::new(install)
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--user={user}"))
+        .arg("--skip-test-db")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "mariadb-install-db failed");
+    let port = free_port();
+    let args = vec![
+        "--no-defaults".into(),
+        format!("--datadir={}", data.display()),
+        format!("--socket={}", dir.path().join("sock").display()),
+        format!("--port={port}"),
+        "--bind-address=127.0.0.1".into(),
+        format!("--user={user}"),
+        "--skip-grant-tables".into(),
+        "--skip-log-bin".into(),
+        "--innodb-buffer-pool-size=64M".into(),
+    ];
+    let mut server = Server {
+        child: None,
+        program,
+        args,
+        port,
+    };
+    if start_now {
+        server.start();
+        server.wait_listening().await;
+        create_database(port).await;
+    }
+    Some((server, dir))
+}
+
+async fn create_database(port: u16) {
+    sqlx::any::install_default_drivers();
+    let url = format!("mysql://root@127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match sqlx::AnyPool::connect(&url).await {
+            Ok(pool) => {
+                sqlx::query("CREATE DATABASE IF NOT EXISTS shop")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                return;
+            }
+            Err(err) if Instant::now() < deadline => {
+                eprintln!("waiting for MariaDB: {err}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => panic!("MariaDB never answered: {err}"),
+        }
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn serve(config: Config) -> Running {
+    let application = Application::build(config).await.expect("builds");
+    let addr = application.addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    Running { addr, _stop: stop }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+async fn status_and_time(client: &reqwest::Client, url: String) -> (StatusCode, String, Duration) {
+    let started = Instant::now();
+    let response = client.get(url).send().await.unwrap();
+    let status = response.status();
+    (status, response.text().await.unwrap(), started.elapsed())
+}
+
+/// Registers and logs in through the real forms; returns the client.
+async fn logged_in(addr: SocketAddr) -> reqwest::Client {
+    let client = client();
+    let token = |html: String| {
+        let start = html.find("name=\"csrf_token\" value=\"").unwrap() + 25;
+        html[start..start + 64].to_string()
+    };
+    let page = client
+        .get(format!("http://{addr}/register"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let email = format!("f{}@example.com", uuid::Uuid::new_v4().simple());
+    let form = [
+        ("name", "Fault"),
+        ("email", email.as_str()),
+        ("password", "long enough pw"),
+        ("csrf_token", &token(page)),
+    ];
+    let registered = client
+        .post(format!("http://{addr}/register"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::SEE_OTHER);
+    let page = client
+        .get(format!("http://{addr}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = [
+        ("email", email.as_str()),
+        ("password", "long enough pw"),
+        ("csrf_token", &token(page)),
+    ];
+    let login = client
+        .post(format!("http://{addr}/login"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    client
+}
+
+fn sqlite_config(dir: &Path) -> Config {
+    Config::local(&format!("sqlite://{}", dir.join("shop.db").display()))
+}
+
+#[tokio::test]
+async fn losing_redis_gives_fast_friendly_503s_and_recovers_without_restart() {
+    let Some((mut redis, _redis_dir)) = redis_server().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sqlite_config(dir.path());
+    config.redis_url = Some(format!("redis://127.0.0.1:{}", redis.port));
+    let app = serve(config).await;
+    let base = format!("http://{}", app.addr);
+    let shopper = logged_in(app.addr).await;
+    assert_eq!(
+        shopper
+            .get(format!("{base}/orders"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    redis.kill();
+    let (status, _, took) = status_and_time(&client(), format!("{base}/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(took < Duration::from_secs(2), "/readyz took {took:?}");
+    let (status, html, took) = status_and_time(&shopper, format!("{base}/orders")).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a page that needs the session"
+    );
+    assert!(html.contains("briefly unavailable") && !html.contains("panicked"));
+    assert!(took < Duration::from_secs(5), "the page took {took:?}");
+    let (status, _, _) = status_and_time(&client(), format!("{base}/book/catalog")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "anonymous browsing needs no session store"
+    );
+
+    redis.start();
+    let recovered = wait_until(
+        Duration::from_secs(15),
+        "readiness after Redis returns",
+        async || {
+            client()
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+        },
+    )
+    .await;
+    eprintln!("recovered {recovered:?} after Redis came back");
+    let again = logged_in(app.addr).await;
+    assert_eq!(
+        again
+            .get(format!("{base}/orders"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn losing_mysql_gives_fast_friendly_503s_and_recovers_without_restart() {
+    let Some((mut mysql, _mysql_dir)) = mariadb_server(true).await else {
+        return;
+    };
+    let mut config = Config::local(&format!("mysql://root@127.0.0.1:{}/shop", mysql.port));
+    config.seed_demo_if_empty = true;
+    let app = serve(config).await;
+    let base = format!("http://{}", app.addr);
+    assert_eq!(
+        client()
+            .get(format!("{base}/book/catalog"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    mysql.kill();
+    let (status, _, took) = status_and_time(&client(), format!("{base}/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(took < Duration::from_secs(2), "/readyz took {took:?}");
+    for path in ["/book/catalog", "/book/1", "/"] {
+        let (status, html, took) = status_and_time(&client(), format!("{base}{path}")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(
+            html.contains("briefly unavailable"),
+            "{path} shows the friendly page"
+        );
+        assert!(took < Duration::from_secs(5), "{path} took {took:?}");
+    }
+
+    mysql.start();
+    let recovered = wait_until(
+        Duration::from_secs(30),
+        "pages after MySQL returns",
+        async || {
+            client()
+                .get(format!("{base}/book/catalog"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+        },
+    )
+    .await;
+    eprintln!("recovered {recovered:?} after MariaDB came back");
+    assert_eq!(
+        client()
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_replica_started_before_mysql_waits_for_it() {
+    let Some((mut mysql, _mysql_dir)) = mariadb_server(false).await else {
+        return;
+    };
+    let mut config = Config::local(&format!("mysql://root@127.0.0.1:{}/shop", mysql.port));
+    config.database_wait = Duration::from_secs(90);
+    let building = tokio::spawn(Application::build(config));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!building.is_finished(), "the replica must wait, not exit");
+    mysql.start();
+    mysql.wait_listening().await;
+    create_database(mysql.port).await;
+    let application = tokio::time::timeout(Duration::from_secs(60), building)
+        .await
+        .expect("started within a minute of MySQL")
+        .unwrap()
+        .expect("built once MySQL answered");
+    assert!(application.addr().port() > 0);
+}
+
+#[tokio::test]
+async fn sigterm_turns_readiness_off_finishes_in_flight_requests_then_exits() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_storefront"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("shop.db").display()),
+        )
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("METRICS_ADDR", "127.0.0.1:0")
+        .env("SEED_DEMO", "false")
+        .env("SHUTDOWN_DRAIN_MS", "1500")
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until(Duration::from_secs(20), "storefront ready", async || {
+        client()
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+    })
+    .await;
+
+    // A request in flight: headers sent, body still coming.
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    slow.write_all(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 20\r\n\r\nemail=a").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let pid = process.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _, _) = status_and_time(&client(), format!("{base}/readyz")).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "readiness goes false first"
+    );
+
+    slow.write_all(b"@b.com&x=1234").await.unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 403"),
+        "the in-flight request was answered: {answer:.60}"
+    );
+
+    let exit = tokio::time::timeout(Duration::from_secs(10), process.wait())
+        .await
+        .expect("exits after draining")
+        .unwrap();
+    assert!(exit.success(), "clean exit, got {exit:?}");
+}
