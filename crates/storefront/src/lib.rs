@@ -9,6 +9,7 @@ pub mod healthcheck;
 pub mod metrics;
 pub mod password;
 pub mod ratelimit;
+pub mod read_cache;
 pub mod seed;
 pub mod session_store;
 pub mod startup;

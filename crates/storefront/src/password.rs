@@ -4,6 +4,8 @@
 
 use std::sync::LazyLock;
 
+use tokio::sync::Semaphore;
+
 use argon2::Argon2;
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
@@ -13,6 +15,19 @@ use argon2::password_hash::{
 /// whether or not the account exists.
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_blocking("not a real password").expect("argon2 hashes a constant"));
+
+/// Each argon2id run holds 19 MiB: at most one per core runs at once, so a
+/// burst of logins queues instead of multiplying memory (64 at once reached
+/// 2.5 GB in the benchmark before this limit).
+static HASHING: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+async fn limited<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let _permit = HASHING.acquire().await?;
+    Ok(tokio::task::spawn_blocking(work).await?)
+}
 
 fn hash_blocking(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -33,13 +48,13 @@ fn verify_blocking(hash: &str, password: &str) -> bool {
 }
 
 pub async fn hash(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
+    limited(move || hash_blocking(&password)).await?
 }
 
 /// Checks `password` against `hash`, or against a dummy hash when there is no account.
 pub async fn verify(hash: Option<String>, password: String) -> anyhow::Result<bool> {
     let found = hash.is_some();
-    let ok = tokio::task::spawn_blocking(move || {
+    let ok = limited(move || {
         let hash = hash.as_deref().unwrap_or(DUMMY_HASH.as_str());
         verify_blocking(hash, &password)
     })

@@ -138,7 +138,10 @@ async fn expire_orders_forever(state: AppState) {
         tick.tick().await;
         match orders::expire_due(&state.db.pool).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(orders = n, "expired unpaid orders and returned their stock"),
+            Ok(n) => {
+                state.catalog_changed().await;
+                tracing::info!(orders = n, "expired unpaid orders and returned their stock");
+            }
             Err(err) => tracing::warn!(error = %err, "could not expire orders this round"),
         }
     }

@@ -8,13 +8,18 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::db::Db;
 use crate::ratelimit::LoginLimiter;
+use crate::read_cache::{CatalogVersion, VersionedCache};
 use crate::session_store::with_redis;
+use crate::store::books::{self, Book, CatalogPage, CatalogQuery};
 
 pub struct App {
     pub config: Config,
     pub db: Db,
     pub redis: Option<deadpool_redis::Pool>,
     pub login_limiter: LoginLimiter,
+    catalog_version: CatalogVersion,
+    catalog_pages: VersionedCache<CatalogQuery, CatalogPage>,
+    book_pages: VersionedCache<i64, Option<Book>>,
     shutting_down: AtomicBool,
 }
 
@@ -30,17 +35,57 @@ impl Deref for AppState {
 
 impl App {
     pub fn new(config: Config, db: Db, redis: Option<deadpool_redis::Pool>) -> Self {
-        let login_limiter = match &redis {
-            Some(pool) => LoginLimiter::Redis(pool.clone()),
-            None => LoginLimiter::Memory(Default::default()),
+        let (login_limiter, catalog_version) = match &redis {
+            Some(pool) => (
+                LoginLimiter::Redis(pool.clone()),
+                CatalogVersion::Redis(pool.clone()),
+            ),
+            None => (
+                LoginLimiter::Memory(Default::default()),
+                CatalogVersion::Local(Default::default()),
+            ),
         };
         App {
             config,
             db,
             redis,
             login_limiter,
+            catalog_version,
+            catalog_pages: VersionedCache::default(),
+            book_pages: VersionedCache::default(),
             shutting_down: AtomicBool::new(false),
         }
+    }
+
+    /// A catalog page, from this replica's cache when the catalog has not changed since.
+    pub async fn catalog_page(&self, query: &CatalogQuery) -> sqlx::Result<Arc<CatalogPage>> {
+        let version = self.catalog_version.current().await;
+        if let Some(hit) = version.and_then(|v| self.catalog_pages.get(query, v)) {
+            return Ok(hit);
+        }
+        let page = Arc::new(books::catalog(&self.db.pool, query).await?);
+        if let Some(v) = version {
+            self.catalog_pages.put(query.clone(), v, page.clone());
+        }
+        Ok(page)
+    }
+
+    /// A book as its public page shows it, cached like catalog pages.
+    pub async fn book(&self, id: i64) -> sqlx::Result<Arc<Option<Book>>> {
+        let version = self.catalog_version.current().await;
+        if let Some(hit) = version.and_then(|v| self.book_pages.get(&id, v)) {
+            return Ok(hit);
+        }
+        let book = Arc::new(books::get(&self.db.pool, id).await?);
+        if let Some(v) = version {
+            self.book_pages.put(id, v, book.clone());
+        }
+        Ok(book)
+    }
+
+    /// Every committed change to books or stock calls this, on whichever replica made it.
+    pub async fn catalog_changed(&self) {
+        self.catalog_version.bump().await;
     }
 
     pub fn begin_shutdown(&self) {

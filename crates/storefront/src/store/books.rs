@@ -46,7 +46,7 @@ pub struct BookFields {
     pub stock: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Sort {
     #[default]
     Title,
@@ -104,7 +104,7 @@ impl Sort {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CatalogQuery {
     /// Matched against title and author; empty shows every book.
     pub search: String,
@@ -123,7 +123,14 @@ fn like_pattern(search: &str) -> String {
     format!("%{escaped}%")
 }
 
-pub async fn catalog(pool: &AnyPool, query: &CatalogQuery) -> sqlx::Result<(Vec<BookCard>, i64)> {
+/// One page of the catalog and how many books match in all.
+#[derive(Debug)]
+pub struct CatalogPage {
+    pub books: Vec<BookCard>,
+    pub total: i64,
+}
+
+pub async fn catalog(pool: &AnyPool, query: &CatalogQuery) -> sqlx::Result<CatalogPage> {
     let pattern = like_pattern(&query.search);
     let filter = "WHERE (? = '' OR title LIKE ? ESCAPE '!' OR author LIKE ? ESCAPE '!')";
     let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM books {filter}"))
@@ -143,7 +150,10 @@ pub async fn catalog(pool: &AnyPool, query: &CatalogQuery) -> sqlx::Result<(Vec<
     .bind((query.page - 1) * query.per_page)
     .fetch_all(pool)
     .await?;
-    Ok((cards, total))
+    Ok(CatalogPage {
+        books: cards,
+        total,
+    })
 }
 
 const BOOK_COLUMNS: &str = "SELECT b.id, b.title, b.author, b.description, b.price_cents, b.stock, \

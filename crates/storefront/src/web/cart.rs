@@ -230,6 +230,7 @@ async fn checkout(
         .collect();
     match orders::create(&app.db.pool, user.id, &wanted, app.config.order_ttl).await {
         Ok(order_id) => {
+            app.catalog_changed().await;
             store(&session, &[]).await?;
             Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response())
         }

@@ -13,7 +13,8 @@ use super::render;
 use crate::cover;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::books::{self, Book, BookCard, CatalogQuery, Sort};
+use crate::store::books::{self, Book, CatalogPage as Found, CatalogQuery, Sort};
+use std::sync::Arc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -71,9 +72,8 @@ impl CatalogParams {
 #[template(path = "catalog/catalog.html")]
 struct CatalogPage {
     page: Page,
-    books: Vec<BookCard>,
+    found: Arc<Found>,
     query: CatalogQuery,
-    total: i64,
     pages: i64,
     sorts: [Sort; 5],
 }
@@ -100,13 +100,12 @@ async fn catalog(
     Query(params): Query<CatalogParams>,
 ) -> AppResult<Response> {
     let query = params.to_query();
-    let (books, total) = books::catalog(&app.db.pool, &query).await?;
-    let pages = ((total + query.per_page - 1) / query.per_page).max(1);
+    let found = app.catalog_page(&query).await?;
+    let pages = ((found.total + query.per_page - 1) / query.per_page).max(1);
     render(&CatalogPage {
         page,
-        books,
+        found,
         query,
-        total,
         pages,
         sorts: Sort::ALL,
     })
@@ -128,9 +127,7 @@ async fn book_page(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let id = parse_id(&id)?;
-    let book = books::get(&app.db.pool, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let book = Option::clone(&*app.book(id).await?).ok_or(AppError::NotFound)?;
     let is_seller = page.user_id() == Some(book.seller_id);
     render(&BookPage {
         page,
@@ -166,9 +163,8 @@ pub async fn refuse_quantity(
 
 async fn cover_svg(State(app): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
     let id = parse_id(&id)?;
-    let book = books::get(&app.db.pool, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let found = app.book(id).await?;
+    let book = Option::as_ref(&found).ok_or(AppError::NotFound)?;
     let headers = [
         (header::CONTENT_TYPE, "image/svg+xml"),
         // Short: a seller may rename the book.

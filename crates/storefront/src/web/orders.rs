@@ -92,7 +92,10 @@ async fn buy(
     )
     .await
     {
-        Ok(order_id) => Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response()),
+        Ok(order_id) => {
+            app.catalog_changed().await;
+            Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response())
+        }
         Err(OrderError::BookNotFound(_)) => Err(AppError::NotFound),
         Err(OrderError::Db(err)) => Err(err.into()),
         Err(err) => {
@@ -327,6 +330,7 @@ async fn cancel(
     {
         return Err(step_refused(StepError::NotOpen));
     }
+    app.catalog_changed().await;
     flash(
         &session,
         "success",

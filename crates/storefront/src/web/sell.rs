@@ -123,6 +123,7 @@ async fn add(
         Err(errors) => return refuse(page, "Add a book", "/book/add_book".into(), form, errors),
     };
     let id = books::insert(&app.db.pool, user.id, &fields).await?;
+    app.catalog_changed().await;
     flash(
         &session,
         "success",
@@ -204,6 +205,7 @@ async fn edit(
     if !books::update_owned(&app.db.pool, id, user.id, &fields).await? {
         return Err(AppError::Forbidden);
     }
+    app.catalog_changed().await;
     flash(
         &session,
         "success",
@@ -225,6 +227,7 @@ async fn delete(
     if !books::delete_owned(&app.db.pool, id, user.id).await? {
         return Err(AppError::Forbidden);
     }
+    app.catalog_changed().await;
     flash(
         &session,
         "success",

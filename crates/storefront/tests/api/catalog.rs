@@ -160,3 +160,40 @@ async fn the_home_page_links_the_areas() {
             .contains("@media (max-width: 640px)")
     );
 }
+
+#[tokio::test]
+async fn the_catalog_shows_stock_changes_at_once() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Moving Stock", "5.00", "3").await;
+    let visitor = app.visitor();
+    assert!(
+        visitor
+            .page("/book/catalog")
+            .await
+            .1
+            .contains("3 available")
+    );
+    let buyer = app.shopper("Buyer").await;
+    let order = buyer.buy_ok(book, "2").await;
+    assert!(
+        visitor
+            .page("/book/catalog")
+            .await
+            .1
+            .contains("1 available")
+    );
+    buyer.post(&format!("/orders/{order}/cancel"), &[]).await;
+    assert!(
+        visitor
+            .page(&format!("/book/{book}"))
+            .await
+            .1
+            .contains("3 available")
+    );
+    seller.post(&format!("/book/delete_book/{book}"), &[]).await;
+    assert_eq!(
+        visitor.page(&format!("/book/{book}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -306,3 +306,54 @@ async fn metrics_count_orders_and_show_both_pools() {
         assert!(metrics.contains(expected), "missing {expected}");
     }
 }
+
+#[tokio::test]
+async fn cached_catalog_pages_follow_changes_made_on_another_replica() {
+    let Some((a, b)) = two_replicas(|_| {}).await else {
+        return;
+    };
+    let seller = a.shopper("Seller").await;
+    let book = a.listed_book(&seller, "Cached Title", "5.00", "4").await;
+    let visitor = a.visitor();
+    let stock_shown = async |path: &str| visitor.page(path).await.1;
+    // Warm replica A's cache for the catalog and the book page.
+    assert!(stock_shown("/book/catalog").await.contains("4 available"));
+    assert!(
+        stock_shown(&format!("/book/{book}"))
+            .await
+            .contains("4 available")
+    );
+
+    a.shopper("Buyer").await.on(&b).buy_ok(book, "3").await;
+    assert!(
+        stock_shown("/book/catalog").await.contains("1 available"),
+        "A saw B's sale at once"
+    );
+    assert!(
+        stock_shown(&format!("/book/{book}"))
+            .await
+            .contains("1 available")
+    );
+
+    let form = [
+        ("title", "Renamed Title"),
+        ("author", "Test Author"),
+        ("description", "New."),
+        ("price", "6.00"),
+        ("stock", "9"),
+    ];
+    assert_eq!(
+        seller
+            .on(&b)
+            .post(&format!("/book/edit_book/{book}"), &form)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let catalog = stock_shown("/book/catalog").await;
+    assert!(
+        catalog.contains("Renamed Title")
+            && catalog.contains("$6.00")
+            && catalog.contains("9 available")
+    );
+}

@@ -1,0 +1,234 @@
+//! Load for the flows a URL-hammering tool cannot script: logging in (each
+//! attempt needs a fresh CSRF token) and checkout (buy → delivery → payment,
+//! per distinct user). Used by `scripts/bench`; prints one JSON line.
+//!
+//! loadgen checkout BASE_URL --users N --connections C --seconds S --books ID,ID,…
+//! loadgen login    BASE_URL --users N --connections C --seconds S
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+struct Args {
+    mode: String,
+    base: String,
+    users: usize,
+    connections: usize,
+    seconds: u64,
+    books: Vec<i64>,
+}
+
+fn parse_args() -> Args {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        raw.iter()
+            .position(|a| a == name)
+            .and_then(|i| raw.get(i + 1))
+            .cloned()
+    };
+    let number =
+        |name: &str, default: usize| flag(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    Args {
+        mode: raw.first().cloned().unwrap_or_default(),
+        base: raw
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+        users: number("--users", 64),
+        connections: number("--connections", 64),
+        seconds: number("--seconds", 10) as u64,
+        books: flag("--books")
+            .map(|b| b.split(',').filter_map(|id| id.parse().ok()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+struct User {
+    client: reqwest::Client,
+    email: String,
+    token: String,
+}
+
+const PASSWORD: &str = "bench password 1";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(4)
+        .build()
+        .expect("client")
+}
+
+async fn token(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let html = client
+        .get(format!("{base}/login"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let re = Regex::new(r#"name="csrf_token" value="([0-9a-f]+)""#)?;
+    Ok(re
+        .captures(&html)
+        .ok_or_else(|| anyhow::anyhow!("no CSRF token"))?[1]
+        .to_string())
+}
+
+/// Registers and logs in one user (not timed).
+async fn sign_up(base: &str, n: usize) -> anyhow::Result<User> {
+    let client = client();
+    let email = format!("bench-{n}-{}@example.com", std::process::id());
+    let t = token(&client, base).await?;
+    let form = [
+        ("name", "Bench"),
+        ("email", email.as_str()),
+        ("password", PASSWORD),
+        ("csrf_token", t.as_str()),
+    ];
+    let status = client
+        .post(format!("{base}/register"))
+        .form(&form)
+        .send()
+        .await?
+        .status();
+    anyhow::ensure!(status.as_u16() == 303, "register answered {status}");
+    login(&client, base, &email).await?;
+    let token = token(&client, base).await?;
+    Ok(User {
+        client,
+        email,
+        token,
+    })
+}
+
+async fn login(client: &reqwest::Client, base: &str, email: &str) -> anyhow::Result<()> {
+    let t = token(client, base).await?;
+    let form = [
+        ("email", email),
+        ("password", PASSWORD),
+        ("csrf_token", t.as_str()),
+    ];
+    let status = client
+        .post(format!("{base}/login"))
+        .form(&form)
+        .send()
+        .await?
+        .status();
+    anyhow::ensure!(status.as_u16() == 303, "login answered {status}");
+    Ok(())
+}
+
+/// One order through the whole flow; returns false on any unexpected answer.
+async fn checkout(user: &User, base: &str, book: i64) -> anyhow::Result<bool> {
+    let post = |path: String, fields: Vec<(&'static str, String)>| {
+        let mut form = fields;
+        form.push(("csrf_token", user.token.clone()));
+        user.client.post(format!("{base}{path}")).form(&form).send()
+    };
+    let bought = post(format!("/buy/{book}"), vec![("quantity", "1".into())]).await?;
+    let location = bought
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let Some(order) = location.strip_prefix("/delivery/") else {
+        return Ok(false);
+    };
+    let delivered = post(format!("/delivery/{order}"), vec![("provider", "3".into())]).await?;
+    let paid = post(
+        format!("/payment/{order}"),
+        vec![("method", "Paypal".into())],
+    )
+    .await?;
+    Ok(delivered.status().as_u16() == 303 && paid.status().as_u16() == 303)
+}
+
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    latencies_us: std::sync::Mutex<Vec<u64>>,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Arc::new(parse_args());
+    anyhow::ensure!(
+        args.mode == "checkout" || args.mode == "login",
+        "mode is `checkout` or `login`"
+    );
+    anyhow::ensure!(
+        args.mode == "login" || !args.books.is_empty(),
+        "checkout needs --books"
+    );
+    let mut users = Vec::new();
+    let mut signups = tokio::task::JoinSet::new();
+    for n in 0..args.users {
+        let base = args.base.clone();
+        signups.spawn(async move { sign_up(&base, n).await });
+        if signups.len() >= 8 {
+            users.push(signups.join_next().await.unwrap()??);
+        }
+    }
+    while let Some(user) = signups.join_next().await {
+        users.push(user??);
+    }
+    let users: Arc<Vec<User>> = Arc::new(users);
+    let tally = Arc::new(Tally {
+        ok: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        latencies_us: Default::default(),
+    });
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..args.connections {
+        let (args, users, tally, next) = (args.clone(), users.clone(), tally.clone(), next.clone());
+        workers.spawn(async move {
+            while Instant::now() < deadline {
+                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let user = &users[n % users.len()];
+                let began = Instant::now();
+                let ok = match args.mode.as_str() {
+                    "checkout" => checkout(user, &args.base, args.books[n % args.books.len()])
+                        .await
+                        .unwrap_or(false),
+                    _ => login(&user.client, &args.base, &user.email).await.is_ok(),
+                };
+                let counter = if ok { &tally.ok } else { &tally.failed };
+                counter.fetch_add(1, Ordering::Relaxed);
+                tally
+                    .latencies_us
+                    .lock()
+                    .unwrap()
+                    .push(began.elapsed().as_micros() as u64);
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut latencies = tally.latencies_us.lock().unwrap().clone();
+    latencies.sort_unstable();
+    let ok = tally.ok.load(Ordering::Relaxed);
+    println!(
+        "{{\"mode\":\"{}\",\"ok\":{ok},\"failed\":{},\"seconds\":{elapsed:.2},\"per_second\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
+        args.mode,
+        tally.failed.load(Ordering::Relaxed),
+        ok as f64 / elapsed,
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0)
+    );
+    Ok(())
+}
