@@ -61,7 +61,8 @@ fn escape_xml(text: &str) -> String {
 pub fn svg(title: &str, author: &str) -> String {
     let print = fingerprint(title, author);
     let hue = print % 360;
-    let band = 20 + (print >> 12) % 50;
+    // Between the title (at most five lines, ending near y=165) and the author.
+    let band = 195 + (print >> 12) % 30;
     let background = format!("hsl({hue}, 45%, 32%)");
     let accent = format!("hsl({}, 55%, 70%)", (hue + 180) % 360);
     let mut svg = format!(

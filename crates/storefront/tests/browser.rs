@@ -1,0 +1,375 @@
+//! The shop for a person in a real browser: Debian's Chromium, driven through
+//! chromedriver, against a storefront this test starts (SQLite, demo catalog).
+//! The whole flow runs at a desktop and at a phone-sized window, and leaves
+//! screenshots of each page in a folder it prints.
+//!
+//! Without Chromium it prints "skipped", unless CI=true, where that fails.
+//! `scripts/test-browser` installs it and runs this. UPDATE_SCREENSHOTS=1
+//! also copies the telling screenshots into docs/screenshots/.
+
+#[path = "browser/driver.rs"]
+mod driver;
+#[path = "browser/page.rs"]
+mod page;
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use fantoccini::Locator;
+use futures::FutureExt;
+use storefront::config::Config;
+use storefront::domain::{Cents, Email};
+use storefront::startup::Application;
+use storefront::store::users;
+use tokio::sync::oneshot;
+
+use driver::{DESKTOP, Driver, Installed, PHONE, Viewport};
+use page::Browser;
+
+const PASSWORD: &str = "correct horse battery";
+/// A demo classic the shopper also buys, found by searching its author.
+const CLASSIC: (&str, &str) = ("Emma", "Austen");
+const DELIVERY: &str = "FedEx";
+/// The seller's book: listed at 12.00 × 5, then edited to 14.50 × 4.
+const PRICE_CENTS: i64 = 1450;
+const STOCK: i64 = 4;
+const BOUGHT: i64 = 2;
+
+/// The screenshots worth keeping in docs/screenshots/ (README shows the first).
+const TELLING: &[&str] = &[
+    "desktop-catalog",
+    "phone-catalog",
+    "desktop-book",
+    "phone-book",
+    "desktop-cart",
+    "phone-checkout",
+    "desktop-order-paid",
+    "phone-order-paid",
+    "desktop-my-books",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seller_and_a_shopper_use_the_shop_in_chromium() {
+    let Some(installed) = prerequisites() else {
+        return;
+    };
+    let shop = Shop::start().await;
+    let shots = screenshot_dir();
+    let driver = Driver::start(&installed).await;
+    for viewport in [DESKTOP, PHONE] {
+        let started = Instant::now();
+        in_a_browser(&shop, &driver, viewport, &shots).await;
+        println!(
+            "browser flow at {} ({}×{}) passed in {:.1} s",
+            viewport.name,
+            viewport.width,
+            viewport.height,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    println!("screenshots: {}", shots.display());
+    if std::env::var("UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        update_docs(&shots);
+    }
+}
+
+/// Chromium missing is a skip on a developer's machine and a failure in CI.
+fn prerequisites() -> Option<Installed> {
+    let found = Installed::find();
+    if found.is_none() {
+        let why =
+            "chromium and chromium-driver are not installed (scripts/test-browser installs them)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+        println!("skipped: {why}");
+    }
+    found
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = std::env::var_os("BROWSER_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots"));
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    dir
+}
+
+fn update_docs(shots: &Path) {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    std::fs::create_dir_all(&docs).expect("docs/screenshots");
+    for name in TELLING {
+        let file = format!("{name}.png");
+        std::fs::copy(shots.join(&file), docs.join(&file)).expect("copying a screenshot");
+    }
+    println!(
+        "updated {} screenshots in {}",
+        TELLING.len(),
+        docs.display()
+    );
+}
+
+/// One storefront for both window sizes, with the demo catalog.
+struct Shop {
+    base: String,
+    state: storefront::state::AppState,
+    _stop: oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Shop {
+    async fn start() -> Shop {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("shop.db").display());
+        let mut config = Config::local(&url);
+        config.seed_demo_if_empty = true;
+        let application = Application::build(config).await.expect("shop builds");
+        let base = format!("http://{}", application.addr());
+        let state = application.state();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(application.run_until(async {
+            let _ = stopped.await;
+        }));
+        Shop {
+            base,
+            state,
+            _stop: stop,
+            _dir: dir,
+        }
+    }
+
+    async fn cents(&self, sql: &str, bind: &str) -> Cents {
+        let cents: i64 = sqlx::query_scalar(sql)
+            .bind(bind)
+            .fetch_one(&self.state.db.pool)
+            .await
+            .unwrap();
+        Cents(cents)
+    }
+
+    /// What the order must cost: the shop's own prices, not the test's guess.
+    async fn expected_total(&self) -> (Cents, Cents) {
+        let classic = self
+            .cents("SELECT price_cents FROM books WHERE title = ?", CLASSIC.0)
+            .await;
+        let delivery = self
+            .cents(
+                "SELECT cost_cents FROM delivery_providers WHERE name = ?",
+                DELIVERY,
+            )
+            .await;
+        let books = Cents(PRICE_CENTS * BOUGHT + classic.0);
+        (books, Cents(books.0 + delivery.0))
+    }
+}
+
+/// The people of one run; each window size has its own.
+struct Cast {
+    seller: String,
+    shopper: String,
+    title: &'static str,
+    search: &'static str,
+}
+
+impl Cast {
+    fn for_viewport(viewport: Viewport) -> Cast {
+        let (title, search) = match viewport.mobile {
+            // Long, with an apostrophe: it must wrap inside a phone's card.
+            true => (
+                "The Lighthouse Keeper's Unfinished Letters from the Northern Sea",
+                "Lighthouse",
+            ),
+            false => ("The Cartographer of Forgotten Rivers", "Cartographer"),
+        };
+        Cast {
+            seller: format!("seller-{}@example.com", viewport.name),
+            shopper: format!("shopper-{}@example.com", viewport.name),
+            title,
+            search,
+        }
+    }
+}
+
+/// A fresh browser for one window size; it is closed even when a step fails,
+/// so no Chromium outlives the test.
+async fn in_a_browser(shop: &Shop, driver: &Driver, viewport: Viewport, shots: &Path) {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let client = driver.session(viewport, profile.path()).await;
+    let browser = Browser::new(client.clone(), viewport, shop.base.clone(), shots);
+    let outcome = AssertUnwindSafe(flow(shop, &browser)).catch_unwind().await;
+    let _ = client.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn flow(shop: &Shop, b: &Browser) {
+    let cast = Cast::for_viewport(b.viewport);
+    b.open("/").await;
+    b.shot("home").await;
+    // Brand, Catalog, Log in, Register, then the search field and button.
+    b.check_focus_rings(6).await;
+
+    seller_lists_and_edits(b, &cast).await;
+    shopper_buys(shop, b, &cast).await;
+    seller_sees_the_stock_go_down(b, &cast).await;
+    admin_sees_the_users(shop, b, &cast).await;
+}
+
+async fn register(b: &Browser, name: &str, email: &str) {
+    b.open("/register").await;
+    b.fill("Name", name).await;
+    b.fill("E-mail", email).await;
+    b.fill("Password", PASSWORD).await;
+    b.press("Register").await;
+    b.expect_text("Your account is ready.").await;
+}
+
+async fn login(b: &Browser, email: &str, password: &str) {
+    b.open("/login").await;
+    b.fill("E-mail", email).await;
+    b.fill("Password", password).await;
+    b.press("Log in").await;
+}
+
+async fn login_ok(b: &Browser, email: &str) {
+    login(b, email, PASSWORD).await;
+    b.expect_text("Welcome back").await;
+}
+
+async fn logout(b: &Browser) {
+    b.press("Log out").await;
+    assert_eq!(b.path().await, "/login");
+}
+
+/// The text of one column in the table row that mentions `row`.
+async fn cell(b: &Browser, row: &str, column: &str) -> String {
+    let xpath = format!("//tr[contains(., \"{row}\")]/td[@data-label='{column}']");
+    let td = b.client.find(Locator::XPath(&xpath)).await.expect(column);
+    td.text().await.unwrap().trim().to_string()
+}
+
+async fn seller_lists_and_edits(b: &Browser, cast: &Cast) {
+    register(b, "Sam Seller", &cast.seller).await;
+    login(b, &cast.seller, "not my password").await;
+    b.expect_text("Login failed: check your e-mail and password.")
+        .await;
+    login_ok(b, &cast.seller).await;
+
+    b.open("/book/my_books").await;
+    b.follow("Add a book").await;
+    b.press("Save").await;
+    b.expect_text("Enter the title.").await;
+    b.expect_text("Enter a price.").await;
+    b.shot("add-book-errors").await;
+
+    b.fill("Title", cast.title).await;
+    b.fill("Author", "Ada Quill").await;
+    b.fill(
+        "Description",
+        "Maps of rivers that no longer exist, and the people who walked them.",
+    )
+    .await;
+    b.fill("Price (USD)", "12.00").await;
+    b.fill("Copies in stock", "5").await;
+    b.press("Save").await;
+    b.expect_text("is now for sale.").await;
+
+    b.press_in(cast.title, "Edit").await;
+    b.fill("Price (USD)", "14.50").await;
+    b.fill("Copies in stock", &STOCK.to_string()).await;
+    b.press("Save").await;
+    b.expect_text("was updated.").await;
+    assert_eq!(cell(b, cast.title, "Price").await, "$14.50");
+    logout(b).await;
+}
+
+async fn shopper_buys(shop: &Shop, b: &Browser, cast: &Cast) {
+    register(b, "Pat Shopper", &cast.shopper).await;
+    login_ok(b, &cast.shopper).await;
+    b.open("/book/catalog").await;
+    b.shot("catalog").await;
+
+    b.fill("Search by title or author", cast.search).await;
+    b.press("Show").await;
+    b.expect_text("1 book matching").await;
+    b.follow(cast.title).await;
+    b.shot("book").await;
+    b.fill("Quantity", "5").await;
+    b.press("Add to cart").await;
+    b.expect_text(&format!("Only {STOCK} left")).await;
+    b.shot("book-over-stock").await;
+    b.fill("Quantity", &BOUGHT.to_string()).await;
+    b.press("Add to cart").await;
+    b.expect_text("to your cart.").await;
+
+    // The second book through the home page's search box.
+    b.open("/").await;
+    b.fill("Search by title or author", CLASSIC.1).await;
+    b.press("Search").await;
+    b.follow(CLASSIC.0).await;
+    b.press("Add to cart").await;
+    b.expect_text("to your cart.").await;
+    checks_out_and_pays(shop, b, cast).await;
+
+    b.open("/admin/users").await;
+    b.expect_text("Not allowed").await;
+    b.expect_text("Error 403").await;
+    // The error page has no navigation, so leave from a shop page.
+    b.open("/orders").await;
+    logout(b).await;
+}
+
+async fn checks_out_and_pays(shop: &Shop, b: &Browser, cast: &Cast) {
+    let (books, total) = shop.expected_total().await;
+    b.expect_text(cast.title).await;
+    b.expect_text(CLASSIC.0).await;
+    assert_eq!(b.text_of("cart-total").await, books.to_string());
+    b.shot("cart").await;
+
+    b.press("Check out").await;
+    assert!(b.path().await.starts_with("/delivery/"));
+    b.shot("checkout").await;
+    b.choose(DELIVERY).await;
+    b.press("Continue to payment").await;
+    assert_eq!(b.text_of("amount").await, total.to_string());
+    b.shot("payment").await;
+    b.press(&format!("Pay {total}")).await;
+
+    b.expect_text(&format!("Thank you! We received {total}"))
+        .await;
+    assert_eq!(b.text_of("status").await, "Paid");
+    assert_eq!(b.text_of("total").await, total.to_string());
+    b.shot("order-paid").await;
+    let order = b.path().await.trim_start_matches("/orders/").to_string();
+
+    b.follow("Orders").await;
+    b.expect_text(&format!("#{order}")).await;
+    b.shot("orders").await;
+}
+
+async fn seller_sees_the_stock_go_down(b: &Browser, cast: &Cast) {
+    login_ok(b, &cast.seller).await;
+    b.open("/book/my_books").await;
+    assert_eq!(
+        cell(b, cast.title, "Stock").await,
+        (STOCK - BOUGHT).to_string()
+    );
+    b.shot("my-books").await;
+}
+
+/// The seller is made admin; the new role takes effect at the next login.
+async fn admin_sees_the_users(shop: &Shop, b: &Browser, cast: &Cast) {
+    let email = Email::parse(&cast.seller).unwrap();
+    assert!(
+        users::grant_admin(&shop.state.db.pool, &email)
+            .await
+            .unwrap()
+    );
+    logout(b).await;
+    login_ok(b, &cast.seller).await;
+    b.follow("Admin").await;
+    b.expect_text("Registered users").await;
+    b.expect_text(&cast.shopper).await;
+    b.shot("admin-users").await;
+    logout(b).await;
+}
