@@ -4,6 +4,9 @@
 //!
 //! loadgen checkout BASE_URL --users N --connections C --seconds S --books ID,ID,…
 //! loadgen login    BASE_URL --users N --connections C --seconds S
+//! loadgen steady   URL --connections C --seconds S [--stop-file F]
+//!   (GETs on a new connection each, as a load balancer spreads them, until
+//!   S seconds pass or F exists: the steady load of a rolling update)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +21,7 @@ struct Args {
     connections: usize,
     seconds: u64,
     books: Vec<i64>,
+    stop_file: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -39,6 +43,7 @@ fn parse_args() -> Args {
         users: number("--users", 64),
         connections: number("--connections", 64),
         seconds: number("--seconds", 10) as u64,
+        stop_file: flag("--stop-file"),
         books: flag("--books")
             .map(|b| b.split(',').filter_map(|id| id.parse().ok()).collect())
             .unwrap_or_default(),
@@ -161,12 +166,66 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[rank] as f64 / 1000.0
 }
 
+/// Steady GETs until the time is up or the stop file appears; every answer but 200 is a failure.
+async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    // The first error explains the others.
+    let first_error = Arc::new(std::sync::Mutex::new(String::new()));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..args.connections {
+        let (args, client) = (args.clone(), client.clone());
+        let (ok, failed, first_error) = (ok.clone(), failed.clone(), first_error.clone());
+        workers.spawn(async move {
+            let stopped = || {
+                args.stop_file
+                    .as_deref()
+                    .is_some_and(|f| std::path::Path::new(f).exists())
+            };
+            while Instant::now() < deadline && !stopped() {
+                let error = match client.get(&args.base).send().await {
+                    Ok(r) if r.status() == reqwest::StatusCode::OK => None,
+                    Ok(r) => Some(format!("status {}", r.status())),
+                    Err(e) => Some(format!("{e:?}")),
+                };
+                let Some(error) = error else {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                failed.fetch_add(1, Ordering::Relaxed);
+                let mut first = first_error.lock().unwrap();
+                if first.is_empty() {
+                    *first = error;
+                }
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    println!(
+        "{{\"mode\":\"steady\",\"ok\":{},\"failed\":{},\"seconds\":{:.2},\"first_error\":{:?}}}",
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+        first_error.lock().unwrap().as_str()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(parse_args());
+    if args.mode == "steady" {
+        return steady(args).await;
+    }
     anyhow::ensure!(
         args.mode == "checkout" || args.mode == "login",
-        "mode is `checkout` or `login`"
+        "mode is `checkout`, `login` or `steady`"
     );
     anyhow::ensure!(
         args.mode == "login" || !args.books.is_empty(),
