@@ -1,0 +1,252 @@
+//! Command line. Every flag can also come from a `SWARM_AGENT_*` variable so
+//! the same binary is configured by a systemd `EnvironmentFile`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "swarm-agent",
+    version,
+    about = "Docker Swarm node companion: join at boot, drain and leave at scale-in, reconcile, report",
+    long_about = "Runs on every node of a Docker Swarm fleet (e.g. an AWS Auto Scaling Group).\n\
+                  `init` on the first manager, `join` at boot, `leave` at shutdown, `serve` on managers, \
+                  `status` for people and scripts. Every flag can also be set with the SWARM_AGENT_* \
+                  variable shown in its help."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Docker engine endpoint: unix:///path/to.sock or tcp://host:port.
+    #[arg(
+        long,
+        global = true,
+        env = "SWARM_AGENT_DOCKER_HOST",
+        default_value = "unix:///var/run/docker.sock"
+    )]
+    pub docker_host: String,
+
+    /// How long to wait for the local engine to answer before failing (e.g. 90s, 2m).
+    #[arg(long, global = true, env = "SWARM_AGENT_ENGINE_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub engine_wait: Duration,
+
+    /// Log and report what would be done, change nothing.
+    #[arg(long, global = true, env = "SWARM_AGENT_DRY_RUN")]
+    pub dry_run: bool,
+
+    /// Log format for the journal: text for people, json for log shippers.
+    #[arg(
+        long,
+        global = true,
+        env = "SWARM_AGENT_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// First manager: initialise the swarm if needed and publish join tokens to the token store.
+    Init(InitArgs),
+    /// At boot: join the swarm (idempotent) with a token from the store, and label the node.
+    Join(JoinArgs),
+    /// At shutdown / scale-in: drain this node, wait for its tasks to move, leave, get removed.
+    Leave(LeaveArgs),
+    /// One-shot report of nodes and services. Exit code: 0 healthy, 1 degraded, 3 down.
+    Status(StatusArgs),
+    /// Managers: reconcile (remove Down nodes, rebalance), serve /metrics, /status and the drain API.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Where join tokens live: `file:/dir` or `ssm:/parameter/prefix` (AWS SSM SecureString).
+    #[arg(long, env = "SWARM_AGENT_TOKEN_STORE")]
+    pub token_store: String,
+
+    /// Custom SSM endpoint URL (tests, VPC endpoints). Default: the AWS regional endpoint.
+    #[arg(long, env = "SWARM_AGENT_SSM_ENDPOINT")]
+    pub ssm_endpoint: Option<String>,
+
+    /// AWS region for SSM. Default: from the AWS environment / instance profile.
+    #[arg(long, env = "SWARM_AGENT_AWS_REGION")]
+    pub aws_region: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SecretArgs {
+    /// File holding the shared bearer secret of the agents' API (a Docker/systemd credential).
+    #[arg(long, env = "SWARM_AGENT_API_SECRET_FILE")]
+    pub api_secret_file: Option<PathBuf>,
+
+    /// The shared bearer secret itself (prefer --api-secret-file: env values leak into `ps e`).
+    #[arg(long, env = "SWARM_AGENT_API_SECRET", hide_env_values = true)]
+    pub api_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Address other nodes use to reach this manager (default: engine's choice).
+    #[arg(long, env = "SWARM_AGENT_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+
+    /// Address the swarm listens on.
+    #[arg(long, env = "SWARM_AGENT_LISTEN_ADDR", default_value = "0.0.0.0:2377")]
+    pub listen_addr: String,
+
+    /// Rotate the worker join token and republish it (old token stops working at once).
+    #[arg(long, env = "SWARM_AGENT_ROTATE_WORKER_TOKEN")]
+    pub rotate_worker_token: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JoinRole {
+    Worker,
+    Manager,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JoinArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub secret: SecretArgs,
+
+    /// Manager addresses (host or host:port, comma separated). A DNS name may resolve to
+    /// several managers; each is tried. Default: the list `init` published in the store.
+    #[arg(long = "manager", env = "SWARM_AGENT_MANAGERS", value_delimiter = ',')]
+    pub managers: Vec<String>,
+
+    /// Address this node advertises (default: the local address that routes to the manager).
+    #[arg(long, env = "SWARM_AGENT_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+
+    /// Join as a worker (default) or as a manager (uses the manager token).
+    #[arg(long, env = "SWARM_AGENT_ROLE", value_enum, default_value = "worker")]
+    pub role: JoinRole,
+
+    /// Node label KEY=VALUE (repeatable, or comma separated in the variable).
+    #[arg(long = "label", env = "SWARM_AGENT_LABELS", value_delimiter = ',')]
+    pub labels: Vec<String>,
+
+    /// EC2 instance metadata (IMDSv2) base URL, or `off`. Gives zone/instance labels.
+    #[arg(
+        long,
+        env = "SWARM_AGENT_IMDS",
+        default_value = "http://169.254.169.254"
+    )]
+    pub imds: String,
+
+    /// Fail when instance metadata cannot be read (default: warn and join without it).
+    #[arg(long, env = "SWARM_AGENT_REQUIRE_IMDS")]
+    pub require_imds: bool,
+
+    /// Agent API URLs on managers, used by workers to get their labels applied
+    /// (default: http://<each manager host>:9466).
+    #[arg(
+        long = "agent-url",
+        env = "SWARM_AGENT_AGENT_URLS",
+        value_delimiter = ','
+    )]
+    pub agent_urls: Vec<String>,
+
+    /// Give up joining after this long.
+    #[arg(long, env = "SWARM_AGENT_JOIN_DEADLINE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub deadline: Duration,
+
+    /// Timeout for checking that a manager's swarm port answers before joining through it.
+    #[arg(long, env = "SWARM_AGENT_CONNECT_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LeaveArgs {
+    #[command(flatten)]
+    pub secret: SecretArgs,
+
+    /// Agent API URLs on managers (comma separated) that drain and remove this worker.
+    #[arg(
+        long = "agent-url",
+        env = "SWARM_AGENT_AGENT_URLS",
+        value_delimiter = ','
+    )]
+    pub agent_urls: Vec<String>,
+
+    /// Manager hosts; used to derive agent URLs (http://host:9466) when --agent-url is not given.
+    #[arg(long = "manager", env = "SWARM_AGENT_MANAGERS", value_delimiter = ',')]
+    pub managers: Vec<String>,
+
+    /// Give up waiting for tasks to move and services to converge after this long
+    /// (the node then stays in the swarm, drained; fix and rerun).
+    #[arg(long, env = "SWARM_AGENT_LEAVE_DEADLINE", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub deadline: Duration,
+
+    /// How often to check drain progress.
+    #[arg(long, env = "SWARM_AGENT_POLL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub poll: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Machine-readable JSON instead of tables.
+    #[arg(long, env = "SWARM_AGENT_JSON")]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub secret: SecretArgs,
+
+    /// Where /metrics and /status listen (keep it off public interfaces).
+    #[arg(
+        long,
+        env = "SWARM_AGENT_METRICS_ADDR",
+        default_value = "127.0.0.1:9465"
+    )]
+    pub metrics_addr: String,
+
+    /// Where the authenticated agent API (drain-me, labels, remove) listens.
+    #[arg(long, env = "SWARM_AGENT_API_ADDR", default_value = "0.0.0.0:9466")]
+    pub api_addr: String,
+
+    /// Remove nodes that stay Down longer than this.
+    #[arg(long, env = "SWARM_AGENT_DOWN_GRACE", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub down_grace: Duration,
+
+    /// Services whose label KEY is `true` are rebalanced (forced update) after a node joins.
+    #[arg(
+        long,
+        env = "SWARM_AGENT_REBALANCE_LABEL",
+        default_value = "swarm-agent.rebalance"
+    )]
+    pub rebalance_label: String,
+
+    /// At most one forced rebalance per this interval, across all services.
+    #[arg(long, env = "SWARM_AGENT_REBALANCE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub rebalance_interval: Duration,
+
+    /// Reconcile at least this often (engine events trigger earlier passes).
+    #[arg(long, env = "SWARM_AGENT_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+}

@@ -1,0 +1,251 @@
+//! The local Docker engine: connecting (and waiting for it at boot) plus the
+//! few swarm calls the agent makes, each mapped into our error type.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{
+    LocalNodeState, Node, NodeSpec, Service, ServiceSpec, Swarm, SwarmInitRequest,
+    SwarmJoinRequest, Task,
+};
+use bollard::query_parameters::{
+    DeleteNodeOptionsBuilder, LeaveSwarmOptionsBuilder, ListNodesOptions,
+    ListServicesOptionsBuilder, ListTasksOptionsBuilder, UpdateNodeOptionsBuilder,
+    UpdateServiceOptionsBuilder, UpdateSwarmOptionsBuilder,
+};
+use tracing::{debug, info};
+
+use crate::backoff::{Backoff, Deadline};
+use crate::error::{Error, Result};
+
+/// Per-request timeout towards the engine (seconds). Swarm join alone can
+/// take ~20 s inside the engine, so this must stay well above that.
+const REQUEST_TIMEOUT_SECS: u64 = 60;
+
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    endpoint: String,
+}
+
+/// What the local engine says about its own swarm membership.
+#[derive(Debug, Clone, Default)]
+pub struct LocalSwarm {
+    pub state: LocalNodeState,
+    pub node_id: Option<String>,
+    pub node_addr: Option<String>,
+    pub is_manager: bool,
+    pub cluster_id: Option<String>,
+    /// `ip:port` of the managers this node talks to.
+    pub remote_managers: Vec<String>,
+    pub error: Option<String>,
+}
+
+impl Engine {
+    /// Connect and negotiate the API version, retrying with backoff until
+    /// `wait` runs out: at boot the agent may start before dockerd.
+    pub async fn connect(endpoint: &str, wait: Duration) -> Result<Engine> {
+        let deadline = Deadline::after(wait);
+        let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let mut attempt = 0;
+        loop {
+            match Self::try_connect(endpoint).await {
+                Ok(docker) => {
+                    return Ok(Engine {
+                        docker,
+                        endpoint: endpoint.to_string(),
+                    });
+                }
+                Err(reason) => {
+                    debug!(%endpoint, %reason, "engine not ready yet");
+                    if !deadline.sleep(backoff.delay(attempt)).await {
+                        return Err(Error::EngineUnavailable {
+                            endpoint: endpoint.to_string(),
+                            waited: deadline.elapsed(),
+                            reason,
+                        });
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn try_connect(endpoint: &str) -> std::result::Result<Docker, String> {
+        let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
+            Docker::connect_with_socket(path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+            let url = endpoint.replacen("tcp://", "http://", 1);
+            Docker::connect_with_http(&url, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else {
+            return Err(format!(
+                "unsupported endpoint `{endpoint}` (use unix:// or tcp://)"
+            ));
+        }
+        .map_err(|e| e.to_string())?;
+        // The engine may be older than bollard's default API version (20.10 speaks 1.41).
+        docker.negotiate_version().await.map_err(|e| e.to_string())
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub async fn local_swarm(&self) -> Result<LocalSwarm> {
+        let info = self.docker.info().await.map_err(Error::engine("info"))?;
+        let swarm = info.swarm.unwrap_or_default();
+        Ok(LocalSwarm {
+            state: swarm.local_node_state.unwrap_or_default(),
+            node_id: swarm.node_id.filter(|s| !s.is_empty()),
+            node_addr: swarm.node_addr.filter(|s| !s.is_empty()),
+            is_manager: swarm.control_available.unwrap_or(false),
+            cluster_id: swarm.cluster.and_then(|c| c.id),
+            remote_managers: swarm
+                .remote_managers
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| p.addr)
+                .collect(),
+            error: swarm.error.filter(|s| !s.is_empty()),
+        })
+    }
+
+    pub async fn init_swarm(&self, req: SwarmInitRequest) -> Result<String> {
+        self.docker
+            .init_swarm(req)
+            .await
+            .map_err(Error::engine("swarm init"))
+    }
+
+    pub async fn join_swarm(
+        &self,
+        req: SwarmJoinRequest,
+    ) -> std::result::Result<(), bollard::errors::Error> {
+        self.docker.join_swarm(req).await
+    }
+
+    pub async fn leave_swarm(&self, force: bool) -> Result<()> {
+        let opts = LeaveSwarmOptionsBuilder::default().force(force).build();
+        self.docker
+            .leave_swarm(Some(opts))
+            .await
+            .map_err(Error::engine("swarm leave"))
+    }
+
+    pub async fn inspect_swarm(&self) -> Result<Swarm> {
+        self.docker
+            .inspect_swarm()
+            .await
+            .map_err(Error::engine("swarm inspect"))
+    }
+
+    pub async fn rotate_worker_token(&self) -> Result<()> {
+        let swarm = self.inspect_swarm().await?;
+        let version = swarm.version.and_then(|v| v.index).unwrap_or_default();
+        let opts = UpdateSwarmOptionsBuilder::default()
+            .version(version as i64)
+            .rotate_worker_token(true)
+            .build();
+        self.docker
+            .update_swarm(swarm.spec.unwrap_or_default(), opts)
+            .await
+            .map_err(Error::engine("swarm update (rotate worker token)"))
+    }
+
+    pub async fn nodes(&self) -> Result<Vec<Node>> {
+        self.docker
+            .list_nodes(None::<ListNodesOptions>)
+            .await
+            .map_err(Error::engine("node ls"))
+    }
+
+    pub async fn node(&self, id: &str) -> Result<Node> {
+        self.docker
+            .inspect_node(id)
+            .await
+            .map_err(Error::engine("node inspect"))
+    }
+
+    /// Read-modify-write of a node spec. Swarm rejects stale versions, so a
+    /// concurrent change (another manager's agent, an operator) makes us retry.
+    pub async fn update_node(&self, id: &str, change: impl Fn(&mut NodeSpec)) -> Result<()> {
+        let mut last = None;
+        for _ in 0..3 {
+            let node = self.node(id).await?;
+            let mut spec = node.spec.unwrap_or_default();
+            change(&mut spec);
+            let version = node.version.and_then(|v| v.index).unwrap_or_default();
+            let opts = UpdateNodeOptionsBuilder::default()
+                .version(version as i64)
+                .build();
+            match self.docker.update_node(id, spec, opts).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.to_string().contains("out of sequence") => last = Some(e),
+                Err(e) => {
+                    return Err(Error::Engine {
+                        call: "node update",
+                        source: e,
+                    });
+                }
+            }
+        }
+        Err(Error::Engine {
+            call: "node update",
+            source: last.expect("loop ran"),
+        })
+    }
+
+    pub async fn remove_node(&self, id: &str, force: bool) -> Result<()> {
+        let opts = DeleteNodeOptionsBuilder::default().force(force).build();
+        self.docker
+            .delete_node(id, Some(opts))
+            .await
+            .map_err(Error::engine("node rm"))
+    }
+
+    pub async fn services(&self) -> Result<Vec<Service>> {
+        // `status=true` fills ServiceStatus (running/desired counts), API >= 1.41.
+        let opts = ListServicesOptionsBuilder::default().status(true).build();
+        self.docker
+            .list_services(Some(opts))
+            .await
+            .map_err(Error::engine("service ls"))
+    }
+
+    pub async fn tasks_on_node(&self, node_id: &str) -> Result<Vec<Task>> {
+        let filters = HashMap::from([("node", vec![node_id])]);
+        let opts = ListTasksOptionsBuilder::default().filters(&filters).build();
+        self.docker
+            .list_tasks(Some(opts))
+            .await
+            .map_err(Error::engine("task ls"))
+    }
+
+    /// A forced update restarts every task of the service, letting the
+    /// scheduler place them again, now including freshly joined nodes.
+    pub async fn force_update_service(&self, service: &Service) -> Result<()> {
+        let id = service.id.as_deref().unwrap_or_default();
+        let mut spec: ServiceSpec = service.spec.clone().unwrap_or_default();
+        let task = spec.task_template.get_or_insert_with(Default::default);
+        task.force_update = Some(task.force_update.unwrap_or(0) + 1);
+        let version = service
+            .version
+            .as_ref()
+            .and_then(|v| v.index)
+            .unwrap_or_default();
+        let opts = UpdateServiceOptionsBuilder::default()
+            .version(version as i32)
+            .build();
+        self.docker
+            .update_service(id, spec, opts, None)
+            .await
+            .map_err(Error::engine("service update --force"))?;
+        info!(service = id, "forced service update submitted");
+        Ok(())
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+}

@@ -1,0 +1,98 @@
+//! `swarm-agent init`: the first manager creates the swarm (once) and
+//! publishes what joining nodes need: tokens, manager addresses, cluster id.
+
+use bollard::models::{LocalNodeState, SwarmInitRequest};
+use tracing::info;
+
+use crate::cli::InitArgs;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::token_store::{Key, TokenStore};
+
+pub async fn run(engine: &Engine, args: &InitArgs, dry_run: bool) -> Result<()> {
+    let store = TokenStore::open(&args.store).await?;
+    let local = engine.local_swarm().await?;
+    match local.state {
+        LocalNodeState::ACTIVE if local.is_manager => {
+            info!(node = ?local.node_id, "swarm already initialised here: not initialising again");
+        }
+        LocalNodeState::ACTIVE => {
+            return Err(Error::Refused {
+                action: "init".into(),
+                reason: "this node is a worker of an existing swarm; run init on a manager".into(),
+            });
+        }
+        LocalNodeState::INACTIVE | LocalNodeState::EMPTY => {
+            if dry_run {
+                info!(advertise = ?args.advertise_addr, "dry-run: would initialise a new swarm, then publish its tokens");
+                return Ok(());
+            }
+            let req = SwarmInitRequest {
+                listen_addr: Some(args.listen_addr.clone()),
+                advertise_addr: args.advertise_addr.clone(),
+                ..Default::default()
+            };
+            let id = engine.init_swarm(req).await?;
+            info!(node = %id, "initialised a new swarm: no swarm existed on this engine");
+        }
+        other => {
+            return Err(Error::BadLocalState {
+                state: other.to_string(),
+                detail: local
+                    .error
+                    .unwrap_or_else(|| "resolve it by hand before init".into()),
+            });
+        }
+    }
+    if args.rotate_worker_token {
+        if dry_run {
+            info!("dry-run: would rotate the worker join token");
+        } else {
+            engine.rotate_worker_token().await?;
+            info!("rotated the worker join token: the old one no longer admits nodes");
+        }
+    }
+    publish(engine, &store, dry_run).await
+}
+
+/// Write tokens, manager addresses and cluster id where `join` will look.
+async fn publish(engine: &Engine, store: &TokenStore, dry_run: bool) -> Result<()> {
+    let swarm = engine.inspect_swarm().await?;
+    let tokens = swarm.join_tokens.unwrap_or_default();
+    let managers: Vec<String> = engine
+        .nodes()
+        .await?
+        .iter()
+        .filter(|n| n.manager_status.is_some())
+        .filter_map(|n| n.manager_status.as_ref().and_then(|m| m.addr.clone()))
+        .collect();
+    let entries = [
+        (Key::WorkerToken, tokens.worker.unwrap_or_default()),
+        (Key::ManagerToken, tokens.manager.unwrap_or_default()),
+        (Key::Managers, managers.join(",")),
+        (Key::ClusterId, swarm.id.unwrap_or_default()),
+    ];
+    for (key, value) in entries {
+        if value.is_empty() {
+            continue;
+        }
+        let wrote = store.put(key, &value, dry_run).await?;
+        let shown = if key.is_secret() {
+            "<secret>"
+        } else {
+            value.as_str()
+        };
+        match (wrote, dry_run) {
+            (false, _) => {
+                info!(key = key.name(), store = %store.describe(), "already published, unchanged")
+            }
+            (true, true) => {
+                info!(key = key.name(), value = shown, store = %store.describe(), "dry-run: would publish")
+            }
+            (true, false) => {
+                info!(key = key.name(), value = shown, store = %store.describe(), "published: joining nodes read it from here")
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! swarm-agent: the Docker Swarm node companion (see docs/swarm-agent.md).
+//!
+//! `main.rs` only parses the command line and calls [`run`].
+
+pub mod api;
+pub mod backoff;
+pub mod cli;
+pub mod decide;
+pub mod drain;
+pub mod engine;
+pub mod error;
+pub mod imds;
+pub mod init;
+pub mod join;
+pub mod leave;
+pub mod metrics;
+pub mod model;
+pub mod serve;
+pub mod status;
+pub mod token_store;
+
+use cli::{Cli, Command, LogFormat};
+pub use error::{Error, Result};
+
+/// Exit code for failures (bad token, unreachable manager, …). `status`
+/// uses its own codes (0/1/3) and 3 when it cannot report at all.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Run one subcommand; returns the process exit code.
+pub async fn run(cli: Cli) -> u8 {
+    let dry_run = cli.global.dry_run;
+    let result = dispatch(cli).await;
+    match result {
+        Ok(code) => code,
+        Err((e, code)) => {
+            tracing::error!(error = %e, dry_run, "failed");
+            eprintln!("swarm-agent: {e}");
+            code
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> std::result::Result<u8, (Error, u8)> {
+    let fail = |e: Error| (e, EXIT_FAILURE);
+    let g = &cli.global;
+    let is_status = matches!(cli.command, Command::Status(_));
+    let engine = engine::Engine::connect(&g.docker_host, g.engine_wait)
+        .await
+        .map_err(|e| {
+            (
+                e,
+                if is_status {
+                    decide::Health::Down.exit_code()
+                } else {
+                    EXIT_FAILURE
+                },
+            )
+        })?;
+    match &cli.command {
+        Command::Init(a) => init::run(&engine, a, g.dry_run).await.map_err(fail)?,
+        Command::Join(a) => join::run(&engine, a, g.dry_run).await.map_err(fail)?,
+        Command::Leave(a) => leave::run(&engine, a, g.dry_run).await.map_err(fail)?,
+        Command::Serve(a) => serve::run(engine, a, g.dry_run).await.map_err(fail)?,
+        Command::Status(a) => {
+            return status::run(&engine, a.json)
+                .await
+                .map(|h| h.exit_code())
+                .map_err(|e| (e, decide::Health::Down.exit_code()));
+        }
+    }
+    Ok(0)
+}
+
+/// Logs go to stderr so `status --json` output on stdout stays parseable.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWARM_AGENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,155 @@
+//! Prometheus metrics of the reconciler, on their own port.
+
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::status::Report;
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    nodes: IntGaugeVec,
+    managers_reachable: IntGauge,
+    managers_total: IntGauge,
+    quorum_margin: IntGauge,
+    service_desired: IntGaugeVec,
+    service_running: IntGaugeVec,
+    service_update: IntGaugeVec,
+    actions: IntCounterVec,
+    failures: IntCounterVec,
+    health: IntGauge,
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), &["action"]).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        Metrics {
+            nodes: gauge_vec(
+                &r,
+                "swarm_agent_nodes",
+                "Swarm nodes by state, availability and role",
+                &["state", "availability", "role"],
+            ),
+            managers_reachable: gauge(
+                &r,
+                "swarm_agent_managers_reachable",
+                "Managers raft can reach",
+            ),
+            managers_total: gauge(&r, "swarm_agent_managers", "Managers in the swarm"),
+            quorum_margin: gauge(
+                &r,
+                "swarm_agent_quorum_margin",
+                "Managers that can still be lost before quorum is (negative: lost)",
+            ),
+            service_desired: gauge_vec(
+                &r,
+                "swarm_agent_service_desired_tasks",
+                "Desired tasks per service",
+                &["service"],
+            ),
+            service_running: gauge_vec(
+                &r,
+                "swarm_agent_service_running_tasks",
+                "Running tasks per service",
+                &["service"],
+            ),
+            service_update: gauge_vec(
+                &r,
+                "swarm_agent_service_update_state",
+                "1 for the service's current update state",
+                &["service", "state"],
+            ),
+            actions: counter_vec(
+                &r,
+                "swarm_agent_actions_total",
+                "Actions taken by the agent",
+            ),
+            failures: counter_vec(
+                &r,
+                "swarm_agent_action_failures_total",
+                "Actions that failed",
+            ),
+            health: gauge(
+                &r,
+                "swarm_agent_health",
+                "0 healthy, 1 degraded, 3 down (same as `status` exit code)",
+            ),
+            registry: r,
+        }
+    }
+
+    /// Replace the gauges with the latest snapshot; vanished nodes and
+    /// services disappear from the output instead of lingering.
+    pub fn observe(&self, report: &Report) {
+        self.nodes.reset();
+        for n in &report.nodes {
+            let role = if n.is_manager() { "manager" } else { "worker" };
+            self.nodes
+                .with_label_values(&[n.state.as_str(), n.availability.as_str(), role])
+                .inc();
+        }
+        self.managers_reachable
+            .set(report.managers.reachable as i64);
+        self.managers_total.set(report.managers.total as i64);
+        self.quorum_margin.set(report.managers.margin);
+        self.service_desired.reset();
+        self.service_running.reset();
+        self.service_update.reset();
+        for s in &report.services {
+            self.service_desired
+                .with_label_values(&[s.name.as_str()])
+                .set(s.desired as i64);
+            self.service_running
+                .with_label_values(&[s.name.as_str()])
+                .set(s.running as i64);
+            let state = if s.update_state.is_empty() {
+                "none"
+            } else {
+                s.update_state.as_str()
+            };
+            self.service_update
+                .with_label_values(&[s.name.as_str(), state])
+                .set(1);
+        }
+        self.health.set(i64::from(report.health.exit_code()));
+    }
+
+    pub fn action(&self, action: &str) {
+        self.actions.with_label_values(&[action]).inc();
+    }
+
+    pub fn failure(&self, action: &str) {
+        self.failures.with_label_values(&[action]).inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is utf-8")
+    }
+}

@@ -1,0 +1,163 @@
+//! Plain views of swarm nodes and services: the engine's deeply optional
+//! structs are flattened once here, so the decision logic (reconcile, status)
+//! is written and unit-tested against simple values.
+
+use std::collections::BTreeMap;
+
+use bollard::models::{
+    Node, NodeSpecAvailabilityEnum, NodeSpecRoleEnum, NodeState, Reachability, Service,
+    ServiceSpecUpdateConfigOrderEnum, ServiceUpdateStatusStateEnum,
+};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Manager,
+    Worker,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    pub id: String,
+    pub hostname: String,
+    pub role: Role,
+    /// active / pause / drain
+    pub availability: String,
+    /// ready / down / disconnected / unknown
+    pub state: String,
+    /// Managers only: whether raft can reach it.
+    pub reachable: Option<bool>,
+    pub leader: bool,
+    pub addr: String,
+    pub labels: BTreeMap<String, String>,
+    /// Last change of the node object; for a Down node, roughly when it went down.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+impl NodeView {
+    pub fn is_down(&self) -> bool {
+        self.state == "down"
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.state == "ready"
+    }
+
+    pub fn is_manager(&self) -> bool {
+        self.role == Role::Manager
+    }
+}
+
+impl From<&Node> for NodeView {
+    fn from(n: &Node) -> Self {
+        let spec = n.spec.clone().unwrap_or_default();
+        let status = n.status.clone().unwrap_or_default();
+        let manager = n.manager_status.clone();
+        NodeView {
+            id: n.id.clone().unwrap_or_default(),
+            hostname: n
+                .description
+                .as_ref()
+                .and_then(|d| d.hostname.clone())
+                .unwrap_or_default(),
+            role: match spec.role {
+                Some(NodeSpecRoleEnum::MANAGER) => Role::Manager,
+                _ => Role::Worker,
+            },
+            availability: spec
+                .availability
+                .unwrap_or(NodeSpecAvailabilityEnum::ACTIVE)
+                .to_string(),
+            state: status.state.unwrap_or(NodeState::UNKNOWN).to_string(),
+            reachable: manager
+                .as_ref()
+                .map(|m| m.reachability == Some(Reachability::REACHABLE)),
+            leader: manager.as_ref().and_then(|m| m.leader).unwrap_or(false),
+            addr: status.addr.unwrap_or_default(),
+            labels: spec.labels.unwrap_or_default().into_iter().collect(),
+            updated_at: n.updated_at.as_deref().and_then(parse_time),
+        }
+    }
+}
+
+pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    pub id: String,
+    pub name: String,
+    /// `replicated` or `global` (jobs are reported as their mode name too).
+    pub mode: String,
+    pub desired: u64,
+    pub running: u64,
+    /// Engine update state (`updating`, `completed`, `rollback_completed`, …) or empty.
+    pub update_state: String,
+    pub has_healthcheck: bool,
+    /// `stop-first` (the engine default) or `start-first`.
+    pub update_order: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ServiceView {
+    pub fn converged(&self) -> bool {
+        self.running >= self.desired
+    }
+
+    pub fn updating(&self) -> bool {
+        matches!(
+            self.update_state.as_str(),
+            "updating" | "rollback_started" | "paused" | "rollback_paused"
+        )
+    }
+}
+
+impl From<&Service> for ServiceView {
+    fn from(s: &Service) -> Self {
+        let spec = s.spec.clone().unwrap_or_default();
+        let mode = spec.mode.clone().unwrap_or_default();
+        let mode_name = if mode.global.is_some() {
+            "global"
+        } else if mode.replicated_job.is_some() || mode.global_job.is_some() {
+            "job"
+        } else {
+            "replicated"
+        };
+        let counts = s.service_status.clone().unwrap_or_default();
+        let health = spec
+            .task_template
+            .as_ref()
+            .and_then(|t| t.container_spec.as_ref())
+            .and_then(|c| c.health_check.as_ref())
+            .and_then(|h| h.test.clone());
+        let order = spec
+            .update_config
+            .as_ref()
+            .and_then(|u| u.order)
+            .filter(|o| *o == ServiceSpecUpdateConfigOrderEnum::START_FIRST)
+            .map_or("stop-first", |_| "start-first");
+        ServiceView {
+            id: s.id.clone().unwrap_or_default(),
+            name: spec.name.clone().unwrap_or_default(),
+            mode: mode_name.into(),
+            desired: counts.desired_tasks.unwrap_or(0),
+            running: counts.running_tasks.unwrap_or(0),
+            update_state: s
+                .update_status
+                .as_ref()
+                .and_then(|u| u.state)
+                .filter(|st| *st != ServiceUpdateStatusStateEnum::EMPTY)
+                .map(|st| st.to_string())
+                .unwrap_or_default(),
+            // ["NONE"] explicitly disables an image's HEALTHCHECK.
+            has_healthcheck: health.is_some_and(|t| t.first().is_some_and(|c| c != "NONE")),
+            update_order: order.into(),
+            labels: spec.labels.unwrap_or_default().into_iter().collect(),
+        }
+    }
+}

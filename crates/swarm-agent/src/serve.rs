@@ -1,0 +1,365 @@
+//! `swarm-agent serve` on managers: a reconcile loop (driven by a timer and
+//! by the engine's event stream), `/metrics` + `/status` on one port, and the
+//! authenticated agent API on another.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use bollard::query_parameters::EventsOptionsBuilder;
+use futures::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tracing::{debug, error, info, warn};
+
+use crate::api::{self, ApiState};
+use crate::backoff::Backoff;
+use crate::cli::ServeArgs;
+use crate::decide::{self, RebalanceState, Removal};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::status::{self, Report};
+use bollard::models::NodeSpecRoleEnum as NodeRole;
+
+/// Settings of the reconciler, separate from the CLI so tests can build one.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub down_grace: Duration,
+    pub rebalance_label: String,
+    pub rebalance_interval: Duration,
+    pub dry_run: bool,
+}
+
+/// What one pass did, for logs and tests.
+#[derive(Debug, Default, Clone)]
+pub struct PassOutcome {
+    pub removed: Vec<String>,
+    pub rebalanced: Option<String>,
+    pub joined: Vec<String>,
+}
+
+pub struct Reconciler {
+    engine: Engine,
+    policy: Policy,
+    metrics: Metrics,
+    rebalance: RebalanceState,
+}
+
+impl Reconciler {
+    pub fn new(engine: Engine, policy: Policy, metrics: Metrics) -> Self {
+        Reconciler {
+            engine,
+            policy,
+            metrics,
+            rebalance: RebalanceState::default(),
+        }
+    }
+
+    /// Look once, act at most a little: remove long-Down nodes, rebalance one
+    /// service if a node joined. Errors of single actions are logged and
+    /// counted, not fatal: the next pass tries again.
+    pub async fn pass(&mut self) -> Result<PassOutcome> {
+        let report = status::snapshot(&self.engine).await?;
+        self.metrics.observe(&report);
+        let mut outcome = PassOutcome {
+            joined: self.rebalance.observe_ready(&report.nodes, Instant::now()),
+            ..Default::default()
+        };
+        for id in &outcome.joined {
+            info!(node = %id, "node became ready: opted-in services will be rebalanced");
+        }
+        outcome.removed = self.remove_down_nodes(&report).await;
+        outcome.rebalanced = self.rebalance_one(&report).await;
+        Ok(outcome)
+    }
+
+    async fn remove_down_nodes(&self, report: &Report) -> Vec<String> {
+        let now = OffsetDateTime::now_utc();
+        let mut removed = Vec::new();
+        for node in &report.nodes {
+            match decide::removal(
+                node,
+                &report.nodes,
+                &report.node_id,
+                now,
+                self.policy.down_grace,
+            ) {
+                Removal::Remove { demote_first } => {
+                    if self
+                        .remove_node(&node.id, &node.hostname, demote_first)
+                        .await
+                    {
+                        removed.push(node.id.clone());
+                    }
+                }
+                Removal::WithinGrace { remaining } => {
+                    debug!(node = %node.id, ?remaining, "node is Down; within grace period")
+                }
+                Removal::WouldLoseQuorum => {
+                    warn!(node = %node.id, "Down manager kept: removing it needs a quorum the swarm does not have")
+                }
+                Removal::NotDown | Removal::IsSelfOrLeader => {}
+            }
+        }
+        removed
+    }
+
+    async fn remove_node(&self, id: &str, hostname: &str, demote_first: bool) -> bool {
+        let why = format!("Down for longer than {:?}", self.policy.down_grace);
+        if self.policy.dry_run {
+            info!(node = %id, %hostname, reason = %why, demote_first, "dry-run: would remove node");
+            return false;
+        }
+        let result = async {
+            if demote_first {
+                self.engine
+                    .update_node(id, |s| s.role = Some(NodeRole::WORKER))
+                    .await?;
+            }
+            self.engine.remove_node(id, true).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.metrics.action("remove");
+                info!(node = %id, %hostname, reason = %why, "removed node");
+                true
+            }
+            Err(e) => {
+                self.metrics.failure("remove");
+                error!(node = %id, error = %e, "could not remove Down node");
+                false
+            }
+        }
+    }
+
+    async fn rebalance_one(&mut self, report: &Report) -> Option<String> {
+        let now = Instant::now();
+        let svc = decide::next_rebalance(
+            &report.services,
+            &self.policy.rebalance_label,
+            &self.rebalance,
+            now,
+            self.policy.rebalance_interval,
+        )?;
+        let name = svc.name.clone();
+        // Recorded even on failure or dry-run, so a broken service cannot
+        // monopolise the rate limit or spam the log every pass.
+        self.rebalance.record(&svc.id, now);
+        if self.policy.dry_run {
+            info!(service = %name, "dry-run: would force-update service to spread it onto the new node");
+            return None;
+        }
+        let result = async {
+            let raw = self.engine.services().await?;
+            let service = raw
+                .iter()
+                .find(|s| s.id.as_deref() == Some(svc.id.as_str()))
+                .ok_or(Error::Refused {
+                    action: "rebalance".into(),
+                    reason: format!("service {name} vanished"),
+                })?;
+            self.engine.force_update_service(service).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.metrics.action("rebalance");
+                info!(service = %name, "rebalancing: forced update after a node joined, tasks spread onto it");
+                Some(name)
+            }
+            Err(e) => {
+                self.metrics.failure("rebalance");
+                error!(service = %name, error = %e, "rebalance failed");
+                None
+            }
+        }
+    }
+}
+
+/// Handles to a running `serve`, mainly for tests.
+pub struct Running {
+    pub metrics_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Running> {
+    let secret = api::read_secret(&args.secret)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            Error::Config(
+                "serve needs the agent API secret (--api-secret-file or SWARM_AGENT_API_SECRET)"
+                    .into(),
+            )
+        })?;
+    let local = engine.local_swarm().await?;
+    if !local.is_manager {
+        return Err(Error::NotManager { command: "serve" });
+    }
+    let metrics = Metrics::new();
+    let policy = Policy {
+        down_grace: args.down_grace,
+        rebalance_label: args.rebalance_label.clone(),
+        rebalance_interval: args.rebalance_interval,
+        dry_run,
+    };
+    let metrics_listener = bind(&args.metrics_addr).await?;
+    let api_listener = bind(&args.api_addr).await?;
+    let metrics_addr = metrics_listener
+        .local_addr()
+        .map_err(Error::io(args.metrics_addr.clone()))?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(Error::io(args.api_addr.clone()))?;
+
+    let api_state = Arc::new(ApiState {
+        engine: engine.clone(),
+        secret,
+        metrics: metrics.clone(),
+        dry_run,
+    });
+    let observe = Arc::new(Observe {
+        engine: engine.clone(),
+        metrics: metrics.clone(),
+    });
+    tokio::spawn(serve_http(metrics_listener, observe_router(observe)));
+    tokio::spawn(serve_http(api_listener, api::router(api_state)));
+
+    let wake = Arc::new(Notify::new());
+    tokio::spawn(watch_events(engine.clone(), wake.clone()));
+    let reconciler = Reconciler::new(engine, policy, metrics);
+    let task = tokio::spawn(reconcile_loop(reconciler, args.interval, wake));
+    info!(%metrics_addr, %api_addr, "serving: reconciler, /metrics, /status, agent API");
+    Ok(Running {
+        metrics_addr,
+        api_addr,
+        task,
+    })
+}
+
+async fn bind(addr: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(Error::io(format!("listening on {addr}")))
+}
+
+async fn serve_http(listener: tokio::net::TcpListener, app: Router) {
+    if let Err(e) = axum::serve(listener, app).await {
+        error!(error = %e, "HTTP server stopped");
+    }
+}
+
+/// `serve` until SIGINT/SIGTERM.
+pub async fn run(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<()> {
+    let running = start(engine, args, dry_run).await?;
+    shutdown_signal().await;
+    info!("stopping on signal");
+    running.task.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn reconcile_loop(mut r: Reconciler, interval: Duration, wake: Arc<Notify>) {
+    loop {
+        match r.pass().await {
+            Ok(o) => debug!(?o, "reconcile pass done"),
+            Err(e) => {
+                r.metrics.failure("reconcile");
+                warn!(error = %e, "reconcile pass failed");
+            }
+        }
+        // Events come in bursts (a node update fires several); a short
+        // settle time turns a burst into one pass.
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = wake.notified() => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// Wake the reconciler on node and service events; reconnect with backoff
+/// when the stream breaks (engine restart).
+async fn watch_events(engine: Engine, wake: Arc<Notify>) {
+    let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let mut failures = 0;
+    loop {
+        let filters = std::collections::HashMap::from([("type", vec!["node", "service"])]);
+        let opts = EventsOptionsBuilder::default().filters(&filters).build();
+        let mut stream = engine.docker().events(Some(opts));
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(ev) => {
+                    failures = 0;
+                    debug!(kind = ?ev.typ, action = ?ev.action, "engine event");
+                    wake.notify_one();
+                }
+                Err(e) => {
+                    warn!(error = %e, "engine event stream broke");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(backoff.delay(failures)).await;
+        failures += 1;
+    }
+}
+
+struct Observe {
+    engine: Engine,
+    metrics: Metrics,
+}
+
+fn observe_router(state: Arc<Observe>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/status", get(status_json))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<Arc<Observe>>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}
+
+/// Fresh snapshot per request: the answer is never older than the call.
+async fn status_json(State(s): State<Arc<Observe>>) -> impl IntoResponse {
+    match status::snapshot(&s.engine).await {
+        Ok(report) => {
+            s.metrics.observe(&report);
+            let code = if report.health == decide::Health::Down {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            };
+            (
+                code,
+                Json(serde_json::to_value(&report).expect("report serialises")),
+            )
+                .into_response()
+        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "health": "down", "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
