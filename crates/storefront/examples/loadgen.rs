@@ -4,7 +4,7 @@
 //!
 //! loadgen checkout BASE_URL --users N --connections C --seconds S --books ID,ID,…
 //! loadgen login    BASE_URL --users N --connections C --seconds S
-//! loadgen steady   URL --connections C --seconds S [--stop-file F]
+//! loadgen steady   URL --connections C --seconds S [--stop-file F] [--pause-ms P]
 //!   (GETs on a new connection each, as a load balancer spreads them, until
 //!   S seconds pass or F exists: the steady load of a rolling update)
 
@@ -22,6 +22,7 @@ struct Args {
     seconds: u64,
     books: Vec<i64>,
     stop_file: Option<String>,
+    pause: Duration,
 }
 
 fn parse_args() -> Args {
@@ -44,6 +45,7 @@ fn parse_args() -> Args {
         connections: number("--connections", 64),
         seconds: number("--seconds", 10) as u64,
         stop_file: flag("--stop-file"),
+        pause: Duration::from_millis(number("--pause-ms", 0) as u64),
         books: flag("--books")
             .map(|b| b.split(',').filter_map(|id| id.parse().ok()).collect())
             .unwrap_or_default(),
@@ -194,6 +196,9 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
                     Ok(r) => Some(format!("status {}", r.status())),
                     Err(e) => Some(format!("{e:?}")),
                 };
+                // A pause keeps the rate below what TIME_WAIT sockets allow
+                // (a new connection per request exhausts ephemeral ports).
+                tokio::time::sleep(args.pause).await;
                 let Some(error) = error else {
                     ok.fetch_add(1, Ordering::Relaxed);
                     continue;
