@@ -4,8 +4,6 @@
 
 use std::sync::LazyLock;
 
-use tokio::sync::Semaphore;
-
 use argon2::Argon2;
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
@@ -16,17 +14,31 @@ use argon2::password_hash::{
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_blocking("not a real password").expect("argon2 hashes a constant"));
 
-/// Each argon2id run holds 19 MiB: at most one per core runs at once, so a
-/// burst of logins queues instead of multiplying memory (64 at once reached
-/// 2.5 GB in the benchmark before this limit).
-static HASHING: LazyLock<Semaphore> =
-    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+/// Every argon2id run holds 19 MiB. They all run on one dedicated thread, so
+/// a burst of logins queues instead of multiplying memory: on the blocking
+/// pool, each new thread took a fresh malloc arena and kept its 19 MiB
+/// (64 concurrent logins reached 600 MB of RSS in the benchmark).
+type Job = Box<dyn FnOnce() + Send>;
 
-async fn limited<T: Send + 'static>(
+static HASHER: LazyLock<std::sync::mpsc::Sender<Job>> = LazyLock::new(|| {
+    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("argon2".into())
+        .spawn(move || queue.into_iter().for_each(|job| job()))
+        .expect("the hashing thread starts");
+    jobs
+});
+
+async fn on_hasher<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<T> {
-    let _permit = HASHING.acquire().await?;
-    Ok(tokio::task::spawn_blocking(work).await?)
+    let (done, result) = tokio::sync::oneshot::channel();
+    HASHER
+        .send(Box::new(move || {
+            let _ = done.send(work());
+        }))
+        .map_err(|_| anyhow::anyhow!("the hashing thread stopped"))?;
+    Ok(result.await?)
 }
 
 fn hash_blocking(password: &str) -> anyhow::Result<String> {
@@ -48,13 +60,13 @@ fn verify_blocking(hash: &str, password: &str) -> bool {
 }
 
 pub async fn hash(password: String) -> anyhow::Result<String> {
-    limited(move || hash_blocking(&password)).await?
+    on_hasher(move || hash_blocking(&password)).await?
 }
 
 /// Checks `password` against `hash`, or against a dummy hash when there is no account.
 pub async fn verify(hash: Option<String>, password: String) -> anyhow::Result<bool> {
     let found = hash.is_some();
-    let ok = limited(move || {
+    let ok = on_hasher(move || {
         let hash = hash.as_deref().unwrap_or(DUMMY_HASH.as_str());
         verify_blocking(hash, &password)
     })

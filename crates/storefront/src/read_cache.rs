@@ -1,15 +1,21 @@
 //! A per-replica cache of catalog reads that stays correct across replicas:
 //! every entry is stamped with the catalog version it was read at, and every
 //! change to books or stock bumps that version (in Redis for the fleet, in
-//! process when the shop runs alone). A request reads the version (one Redis
-//! GET instead of database queries) and uses an entry only if it matches.
+//! process when the shop runs alone). An entry is used only if its version is
+//! the current one.
+//!
+//! In the fleet each replica keeps the current version in memory, pushed to
+//! it over Redis pub/sub by whichever replica bumps it, so a cached page costs
+//! no round trip at all. While that subscription is down, the version is read
+//! from Redis on each request instead, and when Redis cannot answer nothing is
+//! served from the cache.
 //!
 //! Hand-written rather than a cache crate: the logic is the version check,
 //! and the map around it is a dozen lines.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +24,7 @@ use deadpool_redis::redis;
 use crate::session_store::with_redis;
 
 const VERSION_KEY: &str = "catalog:version";
+const VERSION_CHANNEL: &str = "catalog:version";
 /// A safety net: were a version bump lost (Redis failing right after a
 /// commit), no entry outlives this.
 const MAX_AGE: Duration = Duration::from_secs(10);
@@ -26,15 +33,45 @@ const MAX_ENTRIES: usize = 2048;
 
 pub enum CatalogVersion {
     Local(AtomicU64),
-    Redis(deadpool_redis::Pool),
+    Redis(deadpool_redis::Pool, Arc<Pushed>),
+}
+
+/// The version as last pushed over pub/sub, valid while `live`.
+#[derive(Default)]
+pub struct Pushed {
+    version: AtomicU64,
+    live: AtomicBool,
+}
+
+impl Pushed {
+    fn raise_to(&self, version: u64) {
+        self.version.fetch_max(version, Ordering::AcqRel);
+    }
 }
 
 impl CatalogVersion {
+    /// The fleet's version: starts the subscription that keeps it in memory.
+    pub fn redis(pool: deadpool_redis::Pool, url: &str) -> CatalogVersion {
+        let pushed = Arc::new(Pushed::default());
+        match redis::Client::open(url) {
+            Ok(client) => {
+                tokio::spawn(follow_version(client, pool.clone(), pushed.clone()));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "no catalog version subscription: reading it per request")
+            }
+        }
+        CatalogVersion::Redis(pool, pushed)
+    }
+
     /// The current version, or `None` when it cannot be known (then nothing is cached).
     pub async fn current(&self) -> Option<u64> {
         match self {
             CatalogVersion::Local(n) => Some(n.load(Ordering::Acquire)),
-            CatalogVersion::Redis(pool) => {
+            CatalogVersion::Redis(_, pushed) if pushed.live.load(Ordering::Acquire) => {
+                Some(pushed.version.load(Ordering::Acquire))
+            }
+            CatalogVersion::Redis(pool, _) => {
                 let read = with_redis(pool, |mut conn| async move {
                     redis::cmd("GET")
                         .arg(VERSION_KEY)
@@ -52,18 +89,72 @@ impl CatalogVersion {
             CatalogVersion::Local(n) => {
                 n.fetch_add(1, Ordering::AcqRel);
             }
-            CatalogVersion::Redis(pool) => {
+            CatalogVersion::Redis(pool, pushed) => {
                 let bumped = with_redis(pool, |mut conn| async move {
-                    redis::cmd("INCR")
-                        .arg(VERSION_KEY)
-                        .query_async::<u64>(&mut conn)
-                        .await
+                    let (version,): (u64,) = redis::pipe()
+                        .atomic()
+                        .incr(VERSION_KEY, 1)
+                        .publish(VERSION_CHANNEL, "")
+                        .ignore()
+                        .query_async(&mut conn)
+                        .await?;
+                    Ok(version)
                 });
-                if let Err(err) = bumped.await {
-                    tracing::warn!(error = %err, "could not bump the catalog version; caches expire within 10 s");
+                match bumped.await {
+                    Ok(version) => pushed.raise_to(version),
+                    Err(err) => tracing::warn!(
+                        error = %err,
+                        "could not bump the catalog version; caches expire within 10 s"
+                    ),
                 }
             }
         }
+    }
+}
+
+/// Keeps `pushed` current: subscribe, read the version, then follow every
+/// announcement; on any failure mark it stale and start again.
+async fn follow_version(client: redis::Client, pool: deadpool_redis::Pool, pushed: Arc<Pushed>) {
+    use futures::StreamExt;
+    loop {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(VERSION_CHANNEL).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match tokio::time::timeout(Duration::from_secs(5), subscribed).await {
+            Ok(Ok(mut pubsub)) => {
+                // Read after subscribing, so no bump falls between the two.
+                let current = with_redis(&pool, |mut conn| async move {
+                    redis::cmd("GET")
+                        .arg(VERSION_KEY)
+                        .query_async::<Option<u64>>(&mut conn)
+                        .await
+                });
+                if let Ok(version) = current.await {
+                    pushed.raise_to(version.unwrap_or(0));
+                    pushed.live.store(true, Ordering::Release);
+                    let mut messages = pubsub.on_message();
+                    // Announcements carry no number: each one means "read it again".
+                    while messages.next().await.is_some() {
+                        let current = with_redis(&pool, |mut conn| async move {
+                            redis::cmd("GET")
+                                .arg(VERSION_KEY)
+                                .query_async::<Option<u64>>(&mut conn)
+                                .await
+                        });
+                        match current.await {
+                            Ok(version) => pushed.raise_to(version.unwrap_or(0)),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            Ok(Err(err)) => tracing::debug!(error = %err, "catalog version subscription failed"),
+            Err(_) => tracing::debug!("catalog version subscription timed out"),
+        }
+        pushed.live.store(false, Ordering::Release);
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

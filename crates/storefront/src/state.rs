@@ -38,7 +38,10 @@ impl App {
         let (login_limiter, catalog_version) = match &redis {
             Some(pool) => (
                 LoginLimiter::Redis(pool.clone()),
-                CatalogVersion::Redis(pool.clone()),
+                CatalogVersion::redis(
+                    pool.clone(),
+                    config.redis_url.as_deref().unwrap_or_default(),
+                ),
             ),
             None => (
                 LoginLimiter::Memory(Default::default()),
