@@ -16,11 +16,7 @@ FROM ${RUNTIME_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 storefront \
  && useradd --system --uid 10001 --gid storefront --home-dir /var/lib/storefront --create-home storefront
 # Images listen on every interface; METRICS_ADDR is never published, only scraped inside the network.
-# GLIBC_TUNABLES: allocations of 1 MiB and more (argon2id's 19 MiB) are mapped
-# and returned on free; glibc's moving threshold otherwise keeps each one in
-# the heap, and a burst of logins left 200 MB resident (docs/benchmarks.md).
-ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576 \
-    LISTEN_ADDR=0.0.0.0:8080 \
+ENV LISTEN_ADDR=0.0.0.0:8080 \
     METRICS_ADDR=0.0.0.0:9464 \
     LOG_FORMAT=json \
     SHUTDOWN_DRAIN_MS=5000 \

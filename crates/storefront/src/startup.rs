@@ -57,7 +57,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {} for metrics", config.metrics_addr))?;
         crate::metrics::set_build_info(&config.replica_id);
-        crate::password::warm_up();
+        crate::password::warm_up().await;
         let state = AppState(Arc::new(App::new(config, db, redis)));
         Ok(Application {
             state,
