@@ -210,6 +210,20 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The status of a GET; the request itself must not fail.
+async fn status_of(client: &reqwest::Client, url: String) -> StatusCode {
+    client.get(url).send().await.unwrap().status()
+}
+
+/// True when a GET answers 200 (false on any error): for waiting loops.
+async fn answers_ok(client: &reqwest::Client, url: String) -> bool {
+    client
+        .get(url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == StatusCode::OK)
+}
+
 async fn status_and_time(client: &reqwest::Client, url: String) -> (StatusCode, String, Duration) {
     let started = Instant::now();
     let response = client.get(url).send().await.unwrap();
@@ -285,12 +299,7 @@ async fn losing_redis_gives_fast_friendly_503s_and_recovers_without_restart() {
     let base = format!("http://{}", app.addr);
     let shopper = logged_in(app.addr).await;
     assert_eq!(
-        shopper
-            .get(format!("{base}/orders"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(&shopper, format!("{base}/orders")).await,
         StatusCode::OK
     );
 
@@ -317,24 +326,13 @@ async fn losing_redis_gives_fast_friendly_503s_and_recovers_without_restart() {
     let recovered = wait_until(
         Duration::from_secs(15),
         "readiness after Redis returns",
-        async || {
-            client()
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK)
-        },
+        async || answers_ok(&client(), format!("{base}/readyz")).await,
     )
     .await;
     eprintln!("recovered {recovered:?} after Redis came back");
     let again = logged_in(app.addr).await;
     assert_eq!(
-        again
-            .get(format!("{base}/orders"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(&again, format!("{base}/orders")).await,
         StatusCode::OK
     );
 }
@@ -349,12 +347,7 @@ async fn losing_mysql_gives_fast_friendly_503s_and_recovers_without_restart() {
     let app = serve(config).await;
     let base = format!("http://{}", app.addr);
     assert_eq!(
-        client()
-            .get(format!("{base}/book/catalog"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(&client(), format!("{base}/book/catalog")).await,
         StatusCode::OK
     );
 
@@ -381,23 +374,12 @@ async fn losing_mysql_gives_fast_friendly_503s_and_recovers_without_restart() {
     let recovered = wait_until(
         Duration::from_secs(30),
         "pages after MySQL returns",
-        async || {
-            client()
-                .get(format!("{base}/book/catalog"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == StatusCode::OK)
-        },
+        async || answers_ok(&client(), format!("{base}/book/catalog")).await,
     )
     .await;
     eprintln!("recovered {recovered:?} after MariaDB came back");
     assert_eq!(
-        client()
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(&client(), format!("{base}/readyz")).await,
         StatusCode::OK
     );
 }
@@ -446,11 +428,7 @@ async fn sigterm_turns_readiness_off_finishes_in_flight_requests_then_exits() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     wait_until(Duration::from_secs(20), "storefront ready", async || {
-        client()
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == StatusCode::OK)
+        answers_ok(&client(), format!("{base}/readyz")).await
     })
     .await;
 
