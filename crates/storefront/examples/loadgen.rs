@@ -4,9 +4,12 @@
 //!
 //! loadgen checkout BASE_URL --users N --connections C --seconds S --books ID,ID,…
 //! loadgen login    BASE_URL --users N --connections C --seconds S
-//! loadgen steady   URL --connections C --seconds S [--stop-file F] [--pause-ms P]
+//! loadgen steady   URL --connections C --seconds S [--stop-file F] [--pause-ms P] [--targets-file T]
 //!   (GETs on a new connection each, as a load balancer spreads them, until
-//!   S seconds pass or F exists: the steady load of a rolling update)
+//!   S seconds pass or F exists: the steady load of a rolling update. With
+//!   T, URL is a path and T lists the base URLs to spread it over, one a
+//!   line, re-read twice a second: a load balancer's target group, which
+//!   the test edits as nodes register and deregister)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +26,7 @@ struct Args {
     books: Vec<i64>,
     stop_file: Option<String>,
     pause: Duration,
+    targets_file: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -45,6 +49,7 @@ fn parse_args() -> Args {
         connections: number("--connections", 64),
         seconds: number("--seconds", 10) as u64,
         stop_file: flag("--stop-file"),
+        targets_file: flag("--targets-file"),
         pause: Duration::from_millis(number("--pause-ms", 0) as u64),
         books: flag("--books")
             .map(|b| b.split(',').filter_map(|id| id.parse().ok()).collect())
@@ -168,21 +173,88 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[rank] as f64 / 1000.0
 }
 
+/// Where steady load goes: one URL, or a path over a changing set of targets.
+struct Targets {
+    path_or_url: String,
+    file: Option<String>,
+    current: std::sync::RwLock<Vec<String>>,
+    next: AtomicU64,
+}
+
+impl Targets {
+    fn new(args: &Args) -> Arc<Self> {
+        let targets = Arc::new(Targets {
+            path_or_url: args.base.clone(),
+            file: args.targets_file.clone(),
+            current: std::sync::RwLock::new(Vec::new()),
+            next: AtomicU64::new(0),
+        });
+        targets.reload();
+        targets
+    }
+
+    fn reload(&self) {
+        let Some(file) = &self.file else { return };
+        if let Ok(text) = std::fs::read_to_string(file) {
+            let list = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect();
+            *self.current.write().unwrap() = list;
+        }
+    }
+
+    /// (target, full URL) of the next request, round robin; None: no target registered.
+    fn pick(&self) -> Option<(String, String)> {
+        if self.file.is_none() {
+            return Some((self.path_or_url.clone(), self.path_or_url.clone()));
+        }
+        let list = self.current.read().unwrap();
+        if list.is_empty() {
+            return None;
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed) as usize % list.len();
+        let base = list[n].trim_end_matches('/').to_string();
+        Some((base.clone(), format!("{base}{}", self.path_or_url)))
+    }
+}
+
+/// Answers per target: [ok, failed].
+type PerTarget = std::sync::Mutex<std::collections::BTreeMap<String, [u64; 2]>>;
+
 /// Steady GETs until the time is up or the stop file appears; every answer but 200 is a failure.
 async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(10))
         .build()?;
+    let targets = Targets::new(&args);
+    let per_target: Arc<PerTarget> = Arc::default();
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     // The first error explains the others.
     let first_error = Arc::new(std::sync::Mutex::new(String::new()));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
+    let reloader = {
+        let targets = targets.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                targets.reload();
+            }
+        })
+    };
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.connections {
-        let (args, client) = (args.clone(), client.clone());
+        let (args, client, targets, per_target) = (
+            args.clone(),
+            client.clone(),
+            targets.clone(),
+            per_target.clone(),
+        );
         let (ok, failed, first_error) = (ok.clone(), failed.clone(), first_error.clone());
         workers.spawn(async move {
             let stopped = || {
@@ -191,11 +263,17 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
                     .is_some_and(|f| std::path::Path::new(f).exists())
             };
             while Instant::now() < deadline && !stopped() {
-                let error = match client.get(&args.base).send().await {
-                    Ok(r) if r.status() == reqwest::StatusCode::OK => None,
-                    Ok(r) => Some(format!("status {}", r.status())),
-                    Err(e) => Some(format!("{e:?}")),
+                let Some((target, url)) = targets.pick() else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 };
+                let error = match client.get(&url).send().await {
+                    Ok(r) if r.status() == reqwest::StatusCode::OK => None,
+                    Ok(r) => Some(format!("{url}: status {}", r.status())),
+                    Err(e) => Some(format!("{url}: {e:?}")),
+                };
+                per_target.lock().unwrap().entry(target).or_default()
+                    [usize::from(error.is_some())] += 1;
                 // A pause keeps the rate below what TIME_WAIT sockets allow
                 // (a new connection per request exhausts ephemeral ports).
                 tokio::time::sleep(args.pause).await;
@@ -212,13 +290,16 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
         });
     }
     while workers.join_next().await.is_some() {}
-    println!(
-        "{{\"mode\":\"steady\",\"ok\":{},\"failed\":{},\"seconds\":{:.2},\"first_error\":{:?}}}",
-        ok.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed),
-        started.elapsed().as_secs_f64(),
-        first_error.lock().unwrap().as_str()
-    );
+    reloader.abort();
+    let report = serde_json::json!({
+        "mode": "steady",
+        "ok": ok.load(Ordering::Relaxed),
+        "failed": failed.load(Ordering::Relaxed),
+        "seconds": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+        "first_error": first_error.lock().unwrap().as_str(),
+        "targets": *per_target.lock().unwrap(),
+    });
+    println!("{report}");
     Ok(())
 }
 

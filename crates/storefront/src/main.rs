@@ -103,10 +103,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
         Command::Healthcheck => {
             let addr = healthcheck::probe_addr(config.listen_addr);
-            let ready = healthcheck::is_ready(addr, Duration::from_secs(2))
+            let alive = healthcheck::is_alive(addr, Duration::from_secs(2))
                 .await
                 .unwrap_or(false);
-            return Ok(if ready {
+            return Ok(if alive {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -1,13 +1,20 @@
 //! The agents' API on managers. Workers cannot change swarm state
 //! themselves, so at boot and scale-in they ask a manager's agent to label,
-//! drain and remove them. Every call needs the shared bearer secret.
+//! drain and remove them.
+//!
+//! Who may ask: every call needs the fleet's bearer secret, and a node may
+//! act on itself only: the call must come from the address the swarm knows
+//! that node by (docs/decisions.md, "A worker acts on itself only"). Labels
+//! are limited to a list of keys, so no worker can pin a service to itself.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -19,12 +26,15 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::model::NodeView;
+use crate::token_store::{Key, TokenStore};
 
 pub struct ApiState {
     pub engine: Engine,
     pub secret: String,
     pub metrics: Metrics,
     pub dry_run: bool,
+    /// Label keys a worker may set on itself.
+    pub worker_label_keys: Vec<String>,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -48,6 +58,7 @@ pub struct Message {
 /// API failures: the status tells the client whether retrying can help.
 pub enum ApiError {
     Unauthorized,
+    Forbidden(String),
     NotFound(String),
     Conflict(String),
     Internal(Error),
@@ -77,6 +88,7 @@ impl IntoResponse for ApiError {
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong bearer secret".to_string(),
             ),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::Internal(e) => {
@@ -111,13 +123,39 @@ fn check(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// A node may act on itself only: the caller's address must be the one the
+/// swarm records for that node.
+fn same_node(node: &NodeView, caller: IpAddr) -> bool {
+    node.addr.parse::<IpAddr>().is_ok_and(|a| a == caller)
+}
+
+/// The secret, then the node, then that the caller is that node.
+async fn node_of_caller(
+    s: &ApiState,
+    headers: &HeaderMap,
+    caller: SocketAddr,
+    id: &str,
+) -> Result<NodeView, ApiError> {
+    check(s, headers)?;
+    let node = NodeView::from(&s.engine.node(id).await?);
+    if !same_node(&node, caller.ip()) {
+        warn!(node = %id, node_addr = %node.addr, %caller, "agent API: refused a call about another node");
+        return Err(ApiError::Forbidden(format!(
+            "a node may act on itself only: {id} is at {}, the call came from {}",
+            node.addr,
+            caller.ip()
+        )));
+    }
+    Ok(node)
+}
+
 async fn drain_node(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Message>, ApiError> {
-    check(&s, &headers)?;
-    let node = NodeView::from(&s.engine.node(&id).await?);
+    let node = node_of_caller(&s, &headers, caller, &id).await?;
     if node.is_manager() {
         // A manager drains itself through its own engine (see `leave`).
         return Err(ApiError::Conflict(format!(
@@ -146,19 +184,40 @@ async fn drain_node(
 async fn drain_status(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<DrainProgress>, ApiError> {
-    check(&s, &headers)?;
+    node_of_caller(&s, &headers, caller, &id).await?;
     Ok(Json(drain::progress(&s.engine, &id).await?))
+}
+
+/// Keys of `labels` a worker is not allowed to set.
+pub fn forbidden_label_keys<'a>(
+    labels: &'a BTreeMap<String, String>,
+    allowed: &[String],
+) -> Vec<&'a str> {
+    labels
+        .keys()
+        .filter(|k| !allowed.iter().any(|a| a == *k))
+        .map(String::as_str)
+        .collect()
 }
 
 async fn set_labels(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Json(req): Json<LabelsRequest>,
 ) -> Result<Json<Message>, ApiError> {
-    check(&s, &headers)?;
+    node_of_caller(&s, &headers, caller, &id).await?;
+    let refused = forbidden_label_keys(&req.labels, &s.worker_label_keys);
+    if !refused.is_empty() {
+        return Err(ApiError::Forbidden(format!(
+            "a worker may set only the labels {:?}; refused: {refused:?}",
+            s.worker_label_keys
+        )));
+    }
     let changed = drain::apply_labels(&s.engine, &id, &req.labels, s.dry_run).await?;
     if changed {
         s.metrics.action("label");
@@ -175,12 +234,12 @@ async fn set_labels(
 async fn remove_node(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Message>, ApiError> {
-    check(&s, &headers)?;
-    let node = match s.engine.node(&id).await {
-        Ok(n) => NodeView::from(&n),
-        Err(e) => match ApiError::from(e) {
+    let node = match node_of_caller(&s, &headers, caller, &id).await {
+        Ok(n) => n,
+        Err(e) => match e {
             ApiError::NotFound(_) => {
                 return Ok(Json(Message {
                     message: format!("{id} already removed"),
@@ -299,7 +358,59 @@ pub fn read_secret(args: &crate::cli::SecretArgs) -> Result<Option<String>, Erro
         let s = std::fs::read_to_string(path).map_err(Error::io(path.display().to_string()))?;
         return Ok(Some(s.trim_end_matches(['\n', '\r']).to_string()));
     }
-    Ok(args.api_secret.clone())
+    Ok(args.api_secret.clone().filter(|s| !s.is_empty()))
+}
+
+/// The API secret from the flags, or else from the token store (where `init`
+/// publishes it), so a node's env file needs no secret of its own.
+pub async fn resolve_secret(
+    args: &crate::cli::SecretArgs,
+    store: Option<&TokenStore>,
+) -> Result<Option<String>, Error> {
+    if let Some(secret) = read_secret(args)? {
+        return Ok(Some(secret));
+    }
+    match store {
+        Some(store) => store.get(Key::ApiSecret).await,
+        None => Ok(None),
+    }
+}
+
+/// Manager addresses: the ones given, or else the list the managers publish.
+pub async fn managers(given: &[String], store: Option<&TokenStore>) -> Result<Vec<String>, Error> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let Some(store) = store else {
+        return Ok(Vec::new());
+    };
+    Ok(store
+        .get(Key::Managers)
+        .await?
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+/// A client for the managers' agents from what this node was told or can read
+/// from the store; None when neither URLs nor a secret can be found.
+pub async fn discover_client(
+    store: Option<&TokenStore>,
+    secret: &crate::cli::SecretArgs,
+    agent_urls: &[String],
+    given_managers: &[String],
+) -> Result<Option<AgentClient>, Error> {
+    let urls = if agent_urls.is_empty() {
+        urls_from_managers(&managers(given_managers, store).await?)
+    } else {
+        agent_urls.to_vec()
+    };
+    match (urls.is_empty(), resolve_secret(secret, store).await?) {
+        (false, Some(secret)) => Ok(Some(AgentClient::new(urls, secret)?)),
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -314,6 +425,33 @@ mod tests {
         assert!(authorized(&h, "s3cret"));
         assert!(!authorized(&h, "s3cret2"));
         assert!(!authorized(&h, "s3creT"));
+    }
+
+    #[test]
+    fn a_node_is_known_by_its_swarm_address() {
+        let node = NodeView {
+            addr: "10.0.0.7".into(),
+            ..crate::model::tests::worker("w1")
+        };
+        assert!(same_node(&node, "10.0.0.7".parse().unwrap()));
+        assert!(!same_node(&node, "10.0.0.8".parse().unwrap()));
+        let unknown = NodeView {
+            addr: String::new(),
+            ..node
+        };
+        assert!(!same_node(&unknown, "10.0.0.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn workers_set_only_allowed_label_keys() {
+        let allowed = vec!["zone".to_string(), "pool".to_string()];
+        let mut labels = BTreeMap::from([("zone".to_string(), "a".to_string())]);
+        assert!(forbidden_label_keys(&labels, &allowed).is_empty());
+        labels.insert("bookstore.mysql".into(), "true".into());
+        assert_eq!(
+            forbidden_label_keys(&labels, &allowed),
+            vec!["bookstore.mysql"]
+        );
     }
 
     #[test]

@@ -70,28 +70,31 @@ pub enum Command {
     Leave(LeaveArgs),
     /// One-shot report of nodes and services. Exit code: 0 healthy, 1 degraded, 3 down.
     Status(StatusArgs),
-    /// Managers: reconcile (remove Down nodes, rebalance), serve /metrics, /status and the drain API.
-    Serve(ServeArgs),
+    /// Every node, long-running: watch for termination notices and hand work over first;
+    /// managers also serve the agent API and republish tokens; the leader reconciles.
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// Where join tokens live: `file:/dir` or `ssm:/parameter/prefix` (AWS SSM SecureString).
+    /// Where join tokens, manager addresses and the API secret live:
+    /// `file:/dir` or `ssm:/parameter/prefix` (AWS SSM SecureStrings).
     #[arg(long, env = "SWARM_AGENT_TOKEN_STORE")]
-    pub token_store: String,
+    pub token_store: Option<String>,
 
     /// Custom SSM endpoint URL (tests, VPC endpoints). Default: the AWS regional endpoint.
     #[arg(long, env = "SWARM_AGENT_SSM_ENDPOINT")]
     pub ssm_endpoint: Option<String>,
 
-    /// AWS region for SSM. Default: from the AWS environment / instance profile.
+    /// AWS region for SSM and Auto Scaling. Default: from the AWS environment / instance metadata.
     #[arg(long, env = "SWARM_AGENT_AWS_REGION")]
     pub aws_region: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct SecretArgs {
-    /// File holding the shared bearer secret of the agents' API (a Docker/systemd credential).
+    /// File holding the bearer secret of the agents' API. Default: the token
+    /// store's `api-secret` (published by `init`).
     #[arg(long, env = "SWARM_AGENT_API_SECRET_FILE")]
     pub api_secret_file: Option<PathBuf>,
 
@@ -170,9 +173,14 @@ pub struct JoinArgs {
     )]
     pub agent_urls: Vec<String>,
 
-    /// Give up joining after this long.
+    /// Give up joining (and labelling) after this long.
     #[arg(long, env = "SWARM_AGENT_JOIN_DEADLINE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub deadline: Duration,
+
+    /// After a manager rejects the stored token, wait this long for the managers
+    /// to republish a new one (a rotation in progress) before failing.
+    #[arg(long, env = "SWARM_AGENT_TOKEN_WAIT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub token_wait: Duration,
 
     /// Timeout for checking that a manager's swarm port answers before joining through it.
     #[arg(long, env = "SWARM_AGENT_CONNECT_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
@@ -182,9 +190,13 @@ pub struct JoinArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LeaveArgs {
     #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
     pub secret: SecretArgs,
 
     /// Agent API URLs on managers (comma separated) that drain and remove this worker.
+    /// Default: http://<manager>:9466 for each manager published in the token store.
     #[arg(
         long = "agent-url",
         env = "SWARM_AGENT_AGENT_URLS",
@@ -204,6 +216,12 @@ pub struct LeaveArgs {
     /// How often to check drain progress.
     #[arg(long, env = "SWARM_AGENT_POLL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub poll: Duration,
+
+    /// Wait this long before draining, so the load balancer has marked this
+    /// node unhealthy and sends it no new request (its health check is the
+    /// agent's /lb-health, which stops answering 200 when the node leaves).
+    #[arg(long, env = "SWARM_AGENT_LB_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lb_drain_delay: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -216,7 +234,13 @@ pub struct StatusArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
     pub secret: SecretArgs,
+
+    #[command(flatten)]
+    pub lifecycle: LifecycleArgs,
 
     /// Where /metrics and /status listen (keep it off public interfaces).
     #[arg(
@@ -249,4 +273,77 @@ pub struct ServeArgs {
     /// Reconcile at least this often (engine events trigger earlier passes).
     #[arg(long, env = "SWARM_AGENT_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
+
+    /// What /lb-health (the load balancer's health check of this node) asks
+    /// besides "not leaving": e.g. the node's proxy, http://127.0.0.1:8080/healthz.
+    #[arg(long, env = "SWARM_AGENT_LB_CHECK_URL")]
+    pub lb_check_url: Option<String>,
+
+    /// Label keys a worker may set on itself through the agent API (anything
+    /// else, e.g. `bookstore.mysql`, would let a worker attract pinned services).
+    #[arg(
+        long = "worker-label-key",
+        env = "SWARM_AGENT_WORKER_LABEL_KEYS",
+        value_delimiter = ',',
+        default_value = "zone,instance-id,instance-type,lifecycle,pool"
+    )]
+    pub worker_label_keys: Vec<String>,
+}
+
+/// How a node notices its own end of life and hands its work over first.
+#[derive(Debug, Clone, Args)]
+pub struct LifecycleArgs {
+    /// EC2 instance metadata (IMDSv2) base URL, or `off` (not on EC2: only a
+    /// plain systemd stop ends the node).
+    #[arg(
+        long,
+        env = "SWARM_AGENT_IMDS",
+        default_value = "http://169.254.169.254"
+    )]
+    pub imds: String,
+
+    /// How often to read the termination notices from instance metadata.
+    #[arg(long, env = "SWARM_AGENT_LIFECYCLE_POLL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub lifecycle_poll: Duration,
+
+    /// Auto Scaling group of this instance, for the termination lifecycle hook.
+    #[arg(long, env = "SWARM_AGENT_ASG_NAME")]
+    pub asg_name: Option<String>,
+
+    /// Name of the group's `autoscaling:EC2_INSTANCE_TERMINATING` lifecycle hook.
+    #[arg(long, env = "SWARM_AGENT_LIFECYCLE_HOOK")]
+    pub lifecycle_hook: Option<String>,
+
+    /// Custom Auto Scaling endpoint URL (tests, VPC endpoints).
+    #[arg(long, env = "SWARM_AGENT_AUTOSCALING_ENDPOINT")]
+    pub autoscaling_endpoint: Option<String>,
+
+    /// How often to extend the lifecycle hook while the node drains.
+    #[arg(long, env = "SWARM_AGENT_HEARTBEAT_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// Give up waiting for tasks to move after this long on a scale-in (as `leave --deadline`).
+    #[arg(long, env = "SWARM_AGENT_LEAVE_DEADLINE", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub leave_deadline: Duration,
+
+    /// Before draining, wait this long for the load balancer to see /lb-health
+    /// fail (its interval times its unhealthy threshold, plus a margin).
+    #[arg(long, env = "SWARM_AGENT_LB_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lb_drain_delay: Duration,
+
+    /// The same for a spot interruption, which gives two minutes in all.
+    #[arg(long, env = "SWARM_AGENT_SPOT_LEAVE_DEADLINE", default_value = "90s", value_parser = humantime::parse_duration)]
+    pub spot_leave_deadline: Duration,
+
+    /// Agent API URLs on managers (default: from the managers published in the store).
+    #[arg(
+        long = "agent-url",
+        env = "SWARM_AGENT_AGENT_URLS",
+        value_delimiter = ','
+    )]
+    pub agent_urls: Vec<String>,
+
+    /// Manager hosts (default: the list published in the store).
+    #[arg(long = "manager", env = "SWARM_AGENT_MANAGERS", value_delimiter = ',')]
+    pub managers: Vec<String>,
 }

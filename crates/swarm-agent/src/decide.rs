@@ -221,7 +221,10 @@ pub fn warnings(services: &[ServiceView]) -> Vec<String> {
                 s.name
             ));
         }
-        if s.update_order == "stop-first" && s.mode == "replicated" {
+        // One replica with a volume (a database) must stop first, or two
+        // servers would share its data: advise start-first only where
+        // several replicas serve the same thing.
+        if s.update_order == "stop-first" && s.mode == "replicated" && s.desired > 1 {
             out.push(format!(
                 "service {} updates stop-first: each update removes a replica before its replacement is up \
                  (set update_config.order: start-first)",
@@ -486,5 +489,12 @@ mod tests {
             w[0].contains("healthcheck") && w[1].contains("stop-first"),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn a_single_replica_with_its_volume_may_stop_first() {
+        let mut db = service("mysql", 1, 1, false);
+        db.update_order = "stop-first".into();
+        assert!(warnings(&[db]).is_empty());
     }
 }

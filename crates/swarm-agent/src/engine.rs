@@ -10,9 +10,8 @@ use bollard::models::{
     SwarmJoinRequest, Task,
 };
 use bollard::query_parameters::{
-    DeleteNodeOptionsBuilder, LeaveSwarmOptionsBuilder, ListNodesOptions,
-    ListServicesOptionsBuilder, ListTasksOptionsBuilder, UpdateNodeOptionsBuilder,
-    UpdateServiceOptionsBuilder, UpdateSwarmOptionsBuilder,
+    DeleteNodeOptionsBuilder, LeaveSwarmOptionsBuilder, ListNodesOptions, ListTasksOptionsBuilder,
+    UpdateNodeOptionsBuilder, UpdateServiceOptionsBuilder, UpdateSwarmOptionsBuilder,
 };
 use tracing::{debug, info};
 
@@ -204,13 +203,31 @@ impl Engine {
             .map_err(Error::engine("node rm"))
     }
 
+    /// Services with their running/desired counts (`status=true`, API >= 1.41).
+    ///
+    /// Read as raw JSON, not through bollard's `list_services`: the engine
+    /// names a container's healthcheck `Healthcheck` while bollard's model
+    /// expects `HealthCheck`, so the typed read silently drops it, `status`
+    /// then warns about a missing healthcheck, and a forced update built from
+    /// that spec would strip the healthcheck from the service.
     pub async fn services(&self) -> Result<Vec<Service>> {
-        // `status=true` fills ServiceStatus (running/desired counts), API >= 1.41.
-        let opts = ListServicesOptionsBuilder::default().status(true).build();
-        self.docker
-            .list_services(Some(opts))
+        let mut raw = raw::get_json(&self.endpoint, &self.api_path("/services?status=true"))
             .await
-            .map_err(Error::engine("service ls"))
+            .map_err(|message| Error::EngineRaw {
+                call: "service ls",
+                message,
+            })?;
+        if let Some(list) = raw.as_array_mut() {
+            list.iter_mut().for_each(raw::normalise_healthcheck_key);
+        }
+        serde_json::from_value(raw).map_err(|e| Error::EngineRaw {
+            call: "service ls",
+            message: format!("unexpected answer: {e}"),
+        })
+    }
+
+    fn api_path(&self, path: &str) -> String {
+        format!("/v{}{path}", self.docker.client_version())
     }
 
     pub async fn tasks_on_node(&self, node_id: &str) -> Result<Vec<Task>> {
@@ -247,5 +264,104 @@ impl Engine {
 
     pub fn docker(&self) -> &Docker {
         &self.docker
+    }
+}
+
+/// The few engine reads bollard's typed model cannot do faithfully.
+mod raw {
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    use hyper_util::rt::TokioIo;
+
+    /// GET `path` from the engine at `endpoint` (unix:// or tcp://) as JSON.
+    pub async fn get_json(endpoint: &str, path: &str) -> Result<serde_json::Value, String> {
+        let timeout = std::time::Duration::from_secs(super::REQUEST_TIMEOUT_SECS);
+        tokio::time::timeout(timeout, fetch(endpoint, path))
+            .await
+            .map_err(|_| format!("no answer within {timeout:?}"))?
+    }
+
+    async fn fetch(endpoint: &str, path: &str) -> Result<serde_json::Value, String> {
+        let body = if let Some(socket) = endpoint.strip_prefix("unix://") {
+            let stream = tokio::net::UnixStream::connect(socket)
+                .await
+                .map_err(|e| format!("{socket}: {e}"))?;
+            send(TokioIo::new(stream), path).await?
+        } else {
+            let host = endpoint
+                .trim_start_matches("tcp://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/');
+            let stream = tokio::net::TcpStream::connect(host)
+                .await
+                .map_err(|e| format!("{host}: {e}"))?;
+            send(TokioIo::new(stream), path).await?
+        };
+        serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+    }
+
+    async fn send<T>(io: TokioIo<T>, path: &str) -> Result<Bytes, String>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, "docker")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+        }
+        Ok(body)
+    }
+
+    /// Rename `Spec.TaskTemplate.ContainerSpec.Healthcheck` to the key bollard reads.
+    pub fn normalise_healthcheck_key(service: &mut serde_json::Value) {
+        let container = service
+            .pointer_mut("/Spec/TaskTemplate/ContainerSpec")
+            .and_then(|c| c.as_object_mut());
+        if let Some(container) = container
+            && let Some(check) = container.remove("Healthcheck")
+        {
+            container.insert("HealthCheck".into(), check);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn engine_healthcheck_key_becomes_bollards() {
+            let mut service = serde_json::json!({
+                "ID": "x",
+                "Spec": {"TaskTemplate": {"ContainerSpec": {
+                    "Image": "shop", "Healthcheck": {"Test": ["CMD", "storefront", "healthcheck"]}
+                }}}
+            });
+            super::normalise_healthcheck_key(&mut service);
+            let typed: bollard::models::Service = serde_json::from_value(service).unwrap();
+            let check = typed
+                .spec
+                .unwrap()
+                .task_template
+                .unwrap()
+                .container_spec
+                .unwrap()
+                .health_check;
+            assert_eq!(check.unwrap().test.unwrap()[1], "storefront");
+        }
     }
 }

@@ -22,6 +22,9 @@ pub enum Error {
         source: bollard::errors::Error,
     },
 
+    #[error("Docker engine call `{call}` failed: {message}")]
+    EngineRaw { call: &'static str, message: String },
+
     #[error(
         "manager {manager} rejected the join token: {message}. The token in the store is \
          wrong or was rotated: run `swarm-agent init` on a manager to republish it"

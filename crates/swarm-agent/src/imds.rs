@@ -72,6 +72,17 @@ impl Imds {
         }
     }
 
+    /// Read several metadata paths with one session token; None where the
+    /// path does not exist (404), as termination notices do until they come.
+    pub async fn read_all(&self, paths: &[&str]) -> Result<Vec<Option<String>>> {
+        let token = self.session_token().await?;
+        let mut values = Vec::with_capacity(paths.len());
+        for path in paths {
+            values.push(self.read(&token, path).await?.map(|v| v.trim().to_string()));
+        }
+        Ok(values)
+    }
+
     /// The node labels this instance should carry. Fields IMDS does not know
     /// (e.g. lifecycle on some instance kinds) are simply left out.
     pub async fn labels(&self) -> Result<BTreeMap<String, String>> {

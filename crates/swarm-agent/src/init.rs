@@ -7,7 +7,8 @@ use tracing::info;
 use crate::cli::InitArgs;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::token_store::{Key, TokenStore};
+use crate::publish;
+use crate::token_store::TokenStore;
 
 pub async fn run(engine: &Engine, args: &InitArgs, dry_run: bool) -> Result<()> {
     let store = TokenStore::open(&args.store).await?;
@@ -52,47 +53,7 @@ pub async fn run(engine: &Engine, args: &InitArgs, dry_run: bool) -> Result<()> 
             info!("rotated the worker join token: the old one no longer admits nodes");
         }
     }
-    publish(engine, &store, dry_run).await
-}
-
-/// Write tokens, manager addresses and cluster id where `join` will look.
-async fn publish(engine: &Engine, store: &TokenStore, dry_run: bool) -> Result<()> {
-    let swarm = engine.inspect_swarm().await?;
-    let tokens = swarm.join_tokens.unwrap_or_default();
-    let managers: Vec<String> = engine
-        .nodes()
-        .await?
-        .iter()
-        .filter(|n| n.manager_status.is_some())
-        .filter_map(|n| n.manager_status.as_ref().and_then(|m| m.addr.clone()))
-        .collect();
-    let entries = [
-        (Key::WorkerToken, tokens.worker.unwrap_or_default()),
-        (Key::ManagerToken, tokens.manager.unwrap_or_default()),
-        (Key::Managers, managers.join(",")),
-        (Key::ClusterId, swarm.id.unwrap_or_default()),
-    ];
-    for (key, value) in entries {
-        if value.is_empty() {
-            continue;
-        }
-        let wrote = store.put(key, &value, dry_run).await?;
-        let shown = if key.is_secret() {
-            "<secret>"
-        } else {
-            value.as_str()
-        };
-        match (wrote, dry_run) {
-            (false, _) => {
-                info!(key = key.name(), store = %store.describe(), "already published, unchanged")
-            }
-            (true, true) => {
-                info!(key = key.name(), value = shown, store = %store.describe(), "dry-run: would publish")
-            }
-            (true, false) => {
-                info!(key = key.name(), value = shown, store = %store.describe(), "published: joining nodes read it from here")
-            }
-        }
-    }
+    publish::api_secret(&store, dry_run).await?;
+    publish::swarm_facts(engine, &store, dry_run).await?;
     Ok(())
 }

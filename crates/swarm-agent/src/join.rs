@@ -129,6 +129,9 @@ fn engine_message(e: &bollard::errors::Error) -> String {
 }
 
 pub async fn run(engine: &Engine, args: &JoinArgs, dry_run: bool) -> Result<()> {
+    // One deadline for joining and labelling together, so the unit's start
+    // timeout (swarm/systemd/swarm-agent.service) can be set above it.
+    let deadline = Deadline::after(args.deadline);
     let store = TokenStore::open(&args.store).await?;
     let manager_list = manager_list(&store, &args.managers).await?;
     let labels = wanted_labels(args).await?;
@@ -139,7 +142,16 @@ pub async fn run(engine: &Engine, args: &JoinArgs, dry_run: bool) -> Result<()> 
     match membership(&local, &resolved, cluster_id.as_deref()) {
         Membership::SameSwarm => {
             info!(node = ?local.node_id, "already a member of this swarm: not joining again");
-            return apply_labels(engine, args, &manager_list, &labels, dry_run).await;
+            return apply_labels(
+                engine,
+                args,
+                &store,
+                &manager_list,
+                &labels,
+                &deadline,
+                dry_run,
+            )
+            .await;
         }
         Membership::OtherSwarm(detail) => return Err(Error::OtherSwarm { detail }),
         Membership::Broken(detail) => {
@@ -163,24 +175,66 @@ pub async fn run(engine: &Engine, args: &JoinArgs, dry_run: bool) -> Result<()> 
         JoinRole::Worker => Key::WorkerToken,
         JoinRole::Manager => Key::ManagerToken,
     };
-    let token = store.require(key).await?;
-    join_any(engine, args, &manager_list, &token, dry_run).await?;
+    let mut token = store.require(key).await?;
+    loop {
+        match join_any(engine, args, &manager_list, &token, &deadline, dry_run).await {
+            Err(rejected @ Error::InvalidToken { .. }) => {
+                token = match republished_token(&store, key, &token, args.token_wait).await? {
+                    Some(newer) => newer,
+                    None => return Err(rejected),
+                };
+                info!("the store holds a newer join token (rotated): joining with it");
+            }
+            other => break other?,
+        }
+    }
     if dry_run {
         return Ok(());
     }
-    apply_labels(engine, args, &manager_list, &labels, dry_run).await
+    apply_labels(
+        engine,
+        args,
+        &store,
+        &manager_list,
+        &labels,
+        &deadline,
+        dry_run,
+    )
+    .await
 }
 
 async fn manager_list(store: &TokenStore, given: &[String]) -> Result<Vec<String>> {
-    if !given.is_empty() {
-        return Ok(given.to_vec());
+    let managers = api::managers(given, Some(store)).await?;
+    if managers.is_empty() {
+        return Err(Error::TokenMissing {
+            store: store.describe(),
+            key: Key::Managers.name().into(),
+        });
     }
-    let published = store.require(Key::Managers).await?;
-    Ok(published
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect())
+    Ok(managers)
+}
+
+/// After a rejected token: a rotation may be under way and the leader's
+/// agent republishes the new token within one reconcile interval. Read the
+/// store until it differs from `rejected` or `wait` runs out.
+async fn republished_token(
+    store: &TokenStore,
+    key: Key,
+    rejected: &str,
+    wait: Duration,
+) -> Result<Option<String>> {
+    let deadline = Deadline::after(wait);
+    loop {
+        if let Some(current) = store.get(key).await?
+            && current != rejected
+        {
+            return Ok(Some(current));
+        }
+        warn!(waited = ?deadline.elapsed(), "join token rejected; waiting for the managers to publish a new one");
+        if !deadline.sleep(Duration::from_secs(3)).await {
+            return Ok(None);
+        }
+    }
 }
 
 /// Labels from the command line, plus EC2 placement facts when available.
@@ -210,9 +264,9 @@ async fn join_any(
     args: &JoinArgs,
     managers: &[String],
     token: &str,
+    deadline: &Deadline,
     dry_run: bool,
 ) -> Result<()> {
-    let deadline = Deadline::after(args.deadline);
     let backoff = Backoff::default();
     let mut last = String::from("no attempt made");
     for round in 0.. {
@@ -305,8 +359,10 @@ async fn join_one(
 async fn apply_labels(
     engine: &Engine,
     args: &JoinArgs,
+    store: &TokenStore,
     managers: &[String],
     labels: &BTreeMap<String, String>,
+    deadline: &Deadline,
     dry_run: bool,
 ) -> Result<()> {
     if labels.is_empty() {
@@ -322,9 +378,15 @@ async fn apply_labels(
         info!(node = %id, labels = ?labels, "dry-run: would ask a manager's agent to set node labels");
         return Ok(());
     }
-    let secret = api::read_secret(&args.secret)?.ok_or_else(|| {
-        Error::Config("labels on a worker need the agent API secret (--api-secret-file)".into())
-    })?;
+    let secret = api::resolve_secret(&args.secret, Some(store))
+        .await?
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "labels on a worker need the agent API secret: the store {} has no `api-secret` \
+                 (run `swarm-agent init` on a manager to publish it)",
+                store.describe()
+            ))
+        })?;
     let urls = if args.agent_urls.is_empty() {
         api::urls_from_managers(managers)
     } else {
@@ -332,7 +394,6 @@ async fn apply_labels(
     };
     let client = AgentClient::new(urls, secret)?;
     let body = serde_json::json!({ "labels": labels });
-    let deadline = Deadline::after(args.deadline);
     let backoff = Backoff::default();
     for round in 0.. {
         match client
@@ -346,6 +407,12 @@ async fn apply_labels(
             Ok(a) if a.status.is_success() => {
                 info!(node = %id, labels = ?labels, answer = %a.body, "node labels applied by a manager");
                 return Ok(());
+            }
+            Ok(a) if a.status == reqwest::StatusCode::FORBIDDEN => {
+                return Err(Error::Api {
+                    url: "labels".into(),
+                    message: format!("the managers refuse these labels: {}", a.body),
+                });
             }
             Ok(a) => {
                 warn!(status = %a.status, answer = %a.body, "manager agent refused labels; retrying")

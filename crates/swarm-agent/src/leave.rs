@@ -15,6 +15,7 @@ use crate::drain::{self, DrainProgress};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::NodeView;
+use crate::token_store::TokenStore;
 
 pub async fn run(engine: &Engine, args: &LeaveArgs, dry_run: bool) -> Result<()> {
     let local = engine.local_swarm().await?;
@@ -40,13 +41,19 @@ pub async fn run(engine: &Engine, args: &LeaveArgs, dry_run: bool) -> Result<()>
         }
     }
     let id = local.node_id.clone().ok_or(Error::NotInSwarm)?;
-    let client = agent_client(args)?;
+    let client = agent_client(args).await?;
+    if !args.lb_drain_delay.is_zero() && !dry_run {
+        info!(delay = ?args.lb_drain_delay, "waiting for the load balancer to stop sending requests here before draining");
+        tokio::time::sleep(args.lb_drain_delay).await;
+    }
     if local.is_manager {
         leave_as_manager(engine, &id, args, dry_run).await?;
     } else {
         let client = client.as_ref().ok_or_else(|| {
             Error::Config(
-                "a worker needs --agent-url (or --manager) and the API secret to be drained".into(),
+                "a worker is drained by a manager's agent: give --token-store (where the managers \
+                 publish their addresses and the API secret), or --agent-url/--manager and the secret"
+                    .into(),
             )
         })?;
         leave_as_worker(client, &id, args, dry_run).await?;
@@ -68,16 +75,20 @@ pub async fn run(engine: &Engine, args: &LeaveArgs, dry_run: bool) -> Result<()>
     }
 }
 
-fn agent_client(args: &LeaveArgs) -> Result<Option<AgentClient>> {
-    let urls = if args.agent_urls.is_empty() {
-        api::urls_from_managers(&args.managers)
-    } else {
-        args.agent_urls.clone()
+/// The managers' agents, from the flags or the token store; a store that
+/// cannot be read is an error (leaving undrained would drop requests).
+async fn agent_client(args: &LeaveArgs) -> Result<Option<AgentClient>> {
+    let store = match args.store.token_store {
+        Some(_) => Some(TokenStore::open(&args.store).await?),
+        None => None,
     };
-    match (urls.is_empty(), api::read_secret(&args.secret)?) {
-        (false, Some(secret)) => Ok(Some(AgentClient::new(urls, secret)?)),
-        _ => Ok(None),
-    }
+    api::discover_client(
+        store.as_ref(),
+        &args.secret,
+        &args.agent_urls,
+        &args.managers,
+    )
+    .await
 }
 
 async fn leave_as_worker(

@@ -13,8 +13,10 @@ pub mod imds;
 pub mod init;
 pub mod join;
 pub mod leave;
+pub mod lifecycle;
 pub mod metrics;
 pub mod model;
+pub mod publish;
 pub mod serve;
 pub mod status;
 pub mod token_store;
@@ -41,6 +43,11 @@ pub async fn run(cli: Cli) -> u8 {
 }
 
 async fn dispatch(cli: Cli) -> std::result::Result<u8, (Error, u8)> {
+    if let Command::Status(a) = &cli.command
+        && a.json
+    {
+        return Ok(status_json(&cli).await);
+    }
     let fail = |e: Error| (e, EXIT_FAILURE);
     let g = &cli.global;
     let is_status = matches!(cli.command, Command::Status(_));
@@ -69,6 +76,34 @@ async fn dispatch(cli: Cli) -> std::result::Result<u8, (Error, u8)> {
         }
     }
     Ok(0)
+}
+
+/// `status --json`: every outcome, a failure to report included, is one JSON
+/// document on stdout, so a script never has to parse a log line.
+async fn status_json(cli: &Cli) -> u8 {
+    let g = &cli.global;
+    let down = decide::Health::Down.exit_code();
+    let failed = |e: Error| {
+        println!(
+            "{}",
+            serde_json::json!({ "health": "down", "error": e.to_string() })
+        );
+        down
+    };
+    let engine = match engine::Engine::connect(&g.docker_host, g.engine_wait).await {
+        Ok(engine) => engine,
+        Err(e) => return failed(e),
+    };
+    match status::snapshot(&engine).await {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report serialises")
+            );
+            report.health.exit_code()
+        }
+        Err(e) => failed(e),
+    }
 }
 
 /// Logs go to stderr so `status --json` output on stdout stays parseable.

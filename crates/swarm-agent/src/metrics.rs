@@ -17,6 +17,9 @@ pub struct Metrics {
     actions: IntCounterVec,
     failures: IntCounterVec,
     health: IntGauge,
+    is_manager: IntGauge,
+    is_leader: IntGauge,
+    lifecycle_notices: IntCounterVec,
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -97,8 +100,39 @@ impl Metrics {
                 "swarm_agent_health",
                 "0 healthy, 1 degraded, 3 down (same as `status` exit code)",
             ),
+            is_manager: gauge(
+                &r,
+                "swarm_agent_is_manager",
+                "1 when this node is a swarm manager",
+            ),
+            is_leader: gauge(
+                &r,
+                "swarm_agent_is_leader",
+                "1 when this node is the raft leader (the one that reconciles and publishes)",
+            ),
+            lifecycle_notices: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "swarm_agent_lifecycle_notices_total",
+                        "End-of-life notices seen in instance metadata, by kind (scale_in, spot, rebalance)",
+                    ),
+                    &["kind"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
             registry: r,
         }
+    }
+
+    pub fn role(&self, manager: bool, leader: bool) {
+        self.is_manager.set(i64::from(manager));
+        self.is_leader.set(i64::from(leader));
+    }
+
+    pub fn notice(&self, kind: &str) {
+        self.lifecycle_notices.with_label_values(&[kind]).inc();
     }
 
     /// Replace the gauges with the latest snapshot; vanished nodes and

@@ -161,3 +161,24 @@ impl From<&Service> for ServiceView {
         }
     }
 }
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    /// A ready, active worker with nothing else set: a base for test cases.
+    pub fn worker(id: &str) -> NodeView {
+        NodeView {
+            id: id.into(),
+            hostname: id.into(),
+            role: Role::Worker,
+            availability: "active".into(),
+            state: "ready".into(),
+            reachable: None,
+            leader: false,
+            addr: String::new(),
+            labels: BTreeMap::new(),
+            updated_at: None,
+        }
+    }
+}

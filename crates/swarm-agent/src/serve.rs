@@ -1,9 +1,13 @@
-//! `swarm-agent serve` on managers: a reconcile loop (driven by a timer and
-//! by the engine's event stream), `/metrics` + `/status` on one port, and the
-//! authenticated agent API on another.
+//! `swarm-agent serve`, on every node: `/metrics` + `/status` on one port and
+//! the termination watcher (lifecycle.rs). On managers it also answers the
+//! agent API; and on the raft leader only (one actor, so one join triggers
+//! one rebalance) it republishes tokens and managers to the store, removes
+//! long-Down nodes and rebalances. Passes run on a timer and on engine events;
+//! leadership is checked on every pass, so a new leader takes over by itself.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -24,8 +28,11 @@ use crate::cli::ServeArgs;
 use crate::decide::{self, RebalanceState, Removal};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::lifecycle;
 use crate::metrics::Metrics;
+use crate::publish;
 use crate::status::{self, Report};
+use crate::token_store::TokenStore;
 use bollard::models::NodeSpecRoleEnum as NodeRole;
 
 /// Settings of the reconciler, separate from the CLI so tests can build one.
@@ -50,6 +57,7 @@ pub struct Reconciler {
     policy: Policy,
     metrics: Metrics,
     rebalance: RebalanceState,
+    store: Option<Arc<TokenStore>>,
 }
 
 impl Reconciler {
@@ -59,25 +67,64 @@ impl Reconciler {
             policy,
             metrics,
             rebalance: RebalanceState::default(),
+            store: None,
         }
     }
 
-    /// Look once, act at most a little: remove long-Down nodes, rebalance one
-    /// service if a node joined. Errors of single actions are logged and
-    /// counted, not fatal: the next pass tries again.
+    /// The leader republishes tokens and managers to this store.
+    pub fn publishing_to(mut self, store: Option<Arc<TokenStore>>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Look once, act at most a little, and only as the leader: republish,
+    /// remove long-Down nodes, rebalance one service if a node joined.
+    /// Errors of single actions are logged and counted, not fatal: the next
+    /// pass tries again. Workers and followers only observe.
     pub async fn pass(&mut self) -> Result<PassOutcome> {
+        let local = self.engine.local_swarm().await?;
+        if !local.is_manager {
+            self.metrics.role(false, false);
+            return Ok(PassOutcome::default());
+        }
         let report = status::snapshot(&self.engine).await?;
         self.metrics.observe(&report);
+        let leader = report
+            .nodes
+            .iter()
+            .any(|n| n.id == report.node_id && n.leader);
+        self.metrics.role(true, leader);
         let mut outcome = PassOutcome {
             joined: self.rebalance.observe_ready(&report.nodes, Instant::now()),
             ..Default::default()
         };
+        if !leader {
+            return Ok(outcome);
+        }
         for id in &outcome.joined {
             info!(node = %id, "node became ready: opted-in services will be rebalanced");
         }
+        self.republish().await;
         outcome.removed = self.remove_down_nodes(&report).await;
         outcome.rebalanced = self.rebalance_one(&report).await;
         Ok(outcome)
+    }
+
+    /// Keep what joining and leaving nodes read current: a replaced manager
+    /// or a token rotated by hand reaches the store within one pass.
+    async fn republish(&self) {
+        let Some(store) = &self.store else { return };
+        match publish::swarm_facts(&self.engine, store, self.policy.dry_run).await {
+            Ok(changed) if !changed.is_empty() => {
+                self.metrics.action("publish");
+                info!(keys = ?changed.iter().map(|k| k.name()).collect::<Vec<_>>(), "republished to the token store");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.metrics.failure("publish");
+                warn!(error = %e, "could not republish to the token store");
+            }
+        }
     }
 
     async fn remove_down_nodes(&self, report: &Report) -> Vec<String> {
@@ -192,17 +239,18 @@ pub struct Running {
 }
 
 pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Running> {
-    let secret = api::read_secret(&args.secret)?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            Error::Config(
-                "serve needs the agent API secret (--api-secret-file or SWARM_AGENT_API_SECRET)"
-                    .into(),
-            )
-        })?;
-    let local = engine.local_swarm().await?;
-    if !local.is_manager {
-        return Err(Error::NotManager { command: "serve" });
+    let store = match args.store.token_store {
+        Some(_) => Some(Arc::new(TokenStore::open(&args.store).await?)),
+        None => None,
+    };
+    // Without a secret the API refuses every call (workers ask managers only).
+    let secret = api::resolve_secret(&args.secret, store.as_deref())
+        .await?
+        .unwrap_or_default();
+    if secret.is_empty() {
+        warn!(
+            "no agent API secret (flags or token store): this node's agent API refuses every call"
+        );
     }
     let metrics = Metrics::new();
     let policy = Policy {
@@ -225,17 +273,39 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
         secret,
         metrics: metrics.clone(),
         dry_run,
+        worker_label_keys: args.worker_label_keys.clone(),
     });
+    let leaving = Arc::new(AtomicBool::new(false));
     let observe = Arc::new(Observe {
         engine: engine.clone(),
         metrics: metrics.clone(),
+        leaving: leaving.clone(),
+        lb_check: args.lb_check_url.clone(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| Error::Config(format!("http client: {e}")))?,
     });
     tokio::spawn(serve_http(metrics_listener, observe_router(observe)));
-    tokio::spawn(serve_http(api_listener, api::router(api_state)));
+    tokio::spawn(serve_api(api_listener, api::router(api_state)));
+    if args.lifecycle.imds != "off" {
+        tokio::spawn(
+            lifecycle::Watcher {
+                engine: engine.clone(),
+                leaving: leaving.clone(),
+                args: args.lifecycle.clone(),
+                store: args.store.clone(),
+                secret: args.secret.clone(),
+                metrics: metrics.clone(),
+                dry_run,
+            }
+            .run(),
+        );
+    }
 
     let wake = Arc::new(Notify::new());
     tokio::spawn(watch_events(engine.clone(), wake.clone()));
-    let reconciler = Reconciler::new(engine, policy, metrics);
+    let reconciler = Reconciler::new(engine, policy, metrics).publishing_to(store);
     let task = tokio::spawn(reconcile_loop(reconciler, args.interval, wake));
     info!(%metrics_addr, %api_addr, "serving: reconciler, /metrics, /status, agent API");
     Ok(Running {
@@ -254,6 +324,14 @@ async fn bind(addr: &str) -> Result<tokio::net::TcpListener> {
 async fn serve_http(listener: tokio::net::TcpListener, app: Router) {
     if let Err(e) = axum::serve(listener, app).await {
         error!(error = %e, "HTTP server stopped");
+    }
+}
+
+/// The API needs each caller's address: a node may act on itself only.
+async fn serve_api(listener: tokio::net::TcpListener, app: Router) {
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, app).await {
+        error!(error = %e, "agent API server stopped");
     }
 }
 
@@ -323,6 +401,9 @@ async fn watch_events(engine: Engine, wake: Arc<Notify>) {
 struct Observe {
     engine: Engine,
     metrics: Metrics,
+    leaving: Arc<AtomicBool>,
+    lb_check: Option<String>,
+    http: reqwest::Client,
 }
 
 fn observe_router(state: Arc<Observe>) -> Router {
@@ -330,7 +411,25 @@ fn observe_router(state: Arc<Observe>) -> Router {
         .route("/metrics", get(metrics))
         .route("/status", get(status_json))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/lb-health", get(lb_health))
         .with_state(state)
+}
+
+/// The load balancer's health check of this node: 503 from the moment the
+/// node starts leaving (so the balancer stops sending before anything here
+/// stops), and otherwise whatever --lb-check-url answers (the node's proxy).
+/// Never the database: its outage must not take nodes out of the balancer.
+async fn lb_health(State(s): State<Arc<Observe>>) -> (StatusCode, &'static str) {
+    if s.leaving.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "leaving\n");
+    }
+    let Some(url) = &s.lb_check else {
+        return (StatusCode::OK, "in service\n");
+    };
+    match s.http.get(url).send().await {
+        Ok(r) if r.status().is_success() => (StatusCode::OK, "in service\n"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "local check failing\n"),
+    }
 }
 
 async fn metrics(State(s): State<Arc<Observe>>) -> impl IntoResponse {

@@ -18,6 +18,8 @@ pub enum Key {
     Managers,
     /// Lets a joining node tell "this swarm" from "another swarm".
     ClusterId,
+    /// Bearer secret of the agents' API on managers (made by `init`).
+    ApiSecret,
 }
 
 impl Key {
@@ -27,23 +29,34 @@ impl Key {
             Key::ManagerToken => "manager-token",
             Key::Managers => "managers",
             Key::ClusterId => "cluster-id",
+            Key::ApiSecret => "api-secret",
         }
     }
 
     pub fn is_secret(self) -> bool {
-        matches!(self, Key::WorkerToken | Key::ManagerToken)
+        matches!(self, Key::WorkerToken | Key::ManagerToken | Key::ApiSecret)
     }
 }
 
 pub enum TokenStore {
     File(FileStore),
-    #[cfg(feature = "ssm")]
+    #[cfg(feature = "aws")]
     Ssm(ssm::SsmStore),
 }
 
 impl TokenStore {
     pub async fn open(args: &StoreArgs) -> Result<TokenStore> {
-        let spec = args.token_store.trim();
+        let spec = args
+            .token_store
+            .as_deref()
+            .ok_or_else(|| {
+                Error::Config(
+                    "no token store: give --token-store (SWARM_AGENT_TOKEN_STORE), \
+                     e.g. ssm:/bookstore/swarm or file:/var/lib/swarm-agent/tokens"
+                        .into(),
+                )
+            })?
+            .trim();
         if let Some(dir) = spec.strip_prefix("file:") {
             let dir = dir.trim_start_matches("//");
             if dir.is_empty() {
@@ -61,7 +74,7 @@ impl TokenStore {
         )))
     }
 
-    #[cfg(feature = "ssm")]
+    #[cfg(feature = "aws")]
     async fn open_ssm(prefix: &str, args: &StoreArgs) -> Result<TokenStore> {
         let store = ssm::SsmStore::new(
             prefix,
@@ -72,7 +85,7 @@ impl TokenStore {
         Ok(TokenStore::Ssm(store))
     }
 
-    #[cfg(not(feature = "ssm"))]
+    #[cfg(not(feature = "aws"))]
     async fn open_ssm(_prefix: &str, _args: &StoreArgs) -> Result<TokenStore> {
         Err(Error::Config(
             "this build has no SSM support (built without the `ssm` feature)".into(),
@@ -82,7 +95,7 @@ impl TokenStore {
     pub fn describe(&self) -> String {
         match self {
             TokenStore::File(f) => format!("file:{}", f.dir.display()),
-            #[cfg(feature = "ssm")]
+            #[cfg(feature = "aws")]
             TokenStore::Ssm(s) => format!("ssm:{}", s.prefix()),
         }
     }
@@ -90,7 +103,7 @@ impl TokenStore {
     pub async fn get(&self, key: Key) -> Result<Option<String>> {
         match self {
             TokenStore::File(f) => f.get(key),
-            #[cfg(feature = "ssm")]
+            #[cfg(feature = "aws")]
             TokenStore::Ssm(s) => s.get(key).await,
         }
     }
@@ -113,7 +126,7 @@ impl TokenStore {
         }
         match self {
             TokenStore::File(f) => f.put(key, value)?,
-            #[cfg(feature = "ssm")]
+            #[cfg(feature = "aws")]
             TokenStore::Ssm(s) => s.put(key, value).await?,
         }
         Ok(true)
@@ -167,7 +180,7 @@ fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
     file.write_all(b"\n")
 }
 
-#[cfg(feature = "ssm")]
+#[cfg(feature = "aws")]
 mod ssm {
     use aws_sdk_ssm::error::DisplayErrorContext;
     use aws_sdk_ssm::types::ParameterType;
@@ -327,7 +340,7 @@ mod tests {
     #[tokio::test]
     async fn rejects_unknown_store_kinds() {
         let args = StoreArgs {
-            token_store: "s3://bucket".into(),
+            token_store: Some("s3://bucket".into()),
             ssm_endpoint: None,
             aws_region: None,
         };

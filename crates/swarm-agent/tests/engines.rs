@@ -176,9 +176,17 @@ async fn join_stops_at_once_on_an_invalid_token() {
             "off",
             "--deadline",
             "5m",
+            "--token-wait",
+            "5s",
         ],
     );
     assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("waiting for the managers to publish a new one"),
+        "a rejected token is re-read from the store for --token-wait: {}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains("rejected the join token"),
         "{}",
@@ -320,7 +328,7 @@ async fn worker_life_join_label_rebalance_status_leave_and_removal() {
         "http://127.0.0.1:18080",
         "--require-imds",
         "--label",
-        "tier=web",
+        "pool=web",
         "--api-secret-file",
         &secret,
     ];
@@ -351,7 +359,31 @@ async fn worker_life_join_label_rebalance_status_leave_and_removal() {
         node.labels.get("lifecycle").map(String::as_str),
         Some("spot")
     );
-    assert_eq!(node.labels.get("tier").map(String::as_str), Some("web"));
+    assert_eq!(node.labels.get("pool").map(String::as_str), Some("web"));
+
+    // A worker acts on itself only, and sets only the labels workers may set.
+    let secret_value = std::fs::read_to_string(&secret).unwrap();
+    let secret_value = secret_value.trim();
+    let foreign = env.http_post(
+        On::Manager,
+        &format!("http://{api}/v1/nodes/{worker_id}/drain"),
+        secret_value,
+        "",
+    );
+    assert!(foreign.contains("act on itself only"), "{foreign}");
+    let pinned = env.http_post(
+        On::Worker,
+        &format!("http://{api}/v1/nodes/{worker_id}/labels"),
+        secret_value,
+        r#"{"labels": {"bookstore.mysql": "true"}}"#,
+    );
+    assert!(pinned.contains("refused"), "{pinned}");
+    assert_eq!(
+        NodeView::from(&manager.node(&worker_id).await.unwrap())
+            .labels
+            .get("bookstore.mysql"),
+        None
+    );
 
     // A reboot runs join again: nothing is repeated.
     let second = env.agent(On::Worker, &join);
@@ -812,7 +844,7 @@ async fn a_wrong_api_secret_is_reported_and_a_rerun_finishes_the_job() {
         &join_args(
             &env,
             &store,
-            &["--label", "tier=batch", "--api-secret-file", &wrong],
+            &["--label", "pool=batch", "--api-secret-file", &wrong],
         ),
     );
     assert_eq!(first.code, 1);
@@ -828,7 +860,7 @@ async fn a_wrong_api_secret_is_reported_and_a_rerun_finishes_the_job() {
         &join_args(
             &env,
             &store,
-            &["--label", "tier=batch", "--api-secret-file", &secret],
+            &["--label", "pool=batch", "--api-secret-file", &secret],
         ),
     );
     second.ok();
@@ -846,5 +878,5 @@ async fn a_wrong_api_secret_is_reported_and_a_rerun_finishes_the_job() {
         .node_id
         .unwrap();
     let node = NodeView::from(&env.engine(On::Manager).await.node(&id).await.unwrap());
-    assert_eq!(node.labels.get("tier").map(String::as_str), Some("batch"));
+    assert_eq!(node.labels.get("pool").map(String::as_str), Some("batch"));
 }

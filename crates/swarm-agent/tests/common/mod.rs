@@ -172,6 +172,22 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into()
     }
 
+    /// POST `body` (JSON) with a bearer secret from a node's namespace; the answer's body.
+    pub fn http_post(&self, on: On, url: &str, secret: &str, body: &str) -> String {
+        let code = "import sys, urllib.request\n\
+                    req = urllib.request.Request(sys.argv[1], data=sys.argv[3].encode(), method='POST',\n\
+                        headers={'Authorization': 'Bearer ' + sys.argv[2], 'Content-Type': 'application/json'})\n\
+                    try:\n    body = urllib.request.urlopen(req).read()\n\
+                    except urllib.error.HTTPError as e:\n    body = e.read()\n\
+                    sys.stdout.write(body.decode())";
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", self.ns(on)))
+            .args(["python3", "-c", code, url, secret, body])
+            .output()
+            .expect("python3");
+        String::from_utf8_lossy(&out.stdout).into()
+    }
+
     pub async fn engine(&self, on: On) -> Engine {
         Engine::connect(
             &format!("unix://{}", self.sock(on)),

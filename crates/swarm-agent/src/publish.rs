@@ -1,0 +1,87 @@
+//! What joining and leaving nodes read from the token store: join tokens,
+//! manager addresses, the cluster id and the agents' API secret. `init`
+//! writes them once; afterwards the leader's `serve` keeps them current
+//! (a replaced manager, a token rotated by hand), so no worker's file ever
+//! needs editing.
+
+use tracing::{debug, info};
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::token_store::{Key, TokenStore};
+
+/// Publish the swarm's current tokens, reachable managers and cluster id.
+/// Returns the keys that changed.
+pub async fn swarm_facts(engine: &Engine, store: &TokenStore, dry_run: bool) -> Result<Vec<Key>> {
+    let swarm = engine.inspect_swarm().await?;
+    let tokens = swarm.join_tokens.unwrap_or_default();
+    let entries = [
+        (Key::WorkerToken, tokens.worker.unwrap_or_default()),
+        (Key::ManagerToken, tokens.manager.unwrap_or_default()),
+        (Key::Managers, manager_addresses(engine).await?.join(",")),
+        (Key::ClusterId, swarm.id.unwrap_or_default()),
+    ];
+    let mut changed = Vec::new();
+    for (key, value) in entries {
+        if !value.is_empty() && put_logged(store, key, &value, dry_run).await? {
+            changed.push(key);
+        }
+    }
+    Ok(changed)
+}
+
+/// Managers raft can reach (a dead one would only slow every join down);
+/// all of them if none is reported reachable yet.
+async fn manager_addresses(engine: &Engine) -> Result<Vec<String>> {
+    let nodes = engine.nodes().await?;
+    let managers: Vec<(String, bool)> = nodes
+        .iter()
+        .filter_map(|n| n.manager_status.as_ref())
+        .filter_map(|m| {
+            let reachable = m.reachability == Some(bollard::models::Reachability::REACHABLE);
+            m.addr.clone().map(|a| (a, reachable))
+        })
+        .collect();
+    let reachable: Vec<String> = managers
+        .iter()
+        .filter(|(_, r)| *r)
+        .map(|(a, _)| a.clone())
+        .collect();
+    let mut list = if reachable.is_empty() {
+        managers.into_iter().map(|(a, _)| a).collect()
+    } else {
+        reachable
+    };
+    list.sort();
+    Ok(list)
+}
+
+/// Make the agents' API secret once (32 random bytes, hex) unless the store has one.
+pub async fn api_secret(store: &TokenStore, dry_run: bool) -> Result<()> {
+    if store.get(Key::ApiSecret).await?.is_some() {
+        debug!("agent API secret already published");
+        return Ok(());
+    }
+    let secret: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    put_logged(store, Key::ApiSecret, &secret, dry_run).await?;
+    Ok(())
+}
+
+async fn put_logged(store: &TokenStore, key: Key, value: &str, dry_run: bool) -> Result<bool> {
+    let wrote = store.put(key, value, dry_run).await?;
+    let shown = if key.is_secret() { "<secret>" } else { value };
+    match (wrote, dry_run) {
+        (false, _) => {
+            debug!(key = key.name(), store = %store.describe(), "already published, unchanged")
+        }
+        (true, true) => {
+            info!(key = key.name(), value = shown, store = %store.describe(), "dry-run: would publish")
+        }
+        (true, false) => {
+            info!(key = key.name(), value = shown, store = %store.describe(), "published: joining and leaving nodes read it from here")
+        }
+    }
+    Ok(wrote)
+}

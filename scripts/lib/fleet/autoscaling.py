@@ -1,0 +1,47 @@
+"""A recording stand-in for the two Auto Scaling calls moto lacks.
+
+Answers RecordLifecycleActionHeartbeat and CompleteLifecycleAction (AWS
+Query protocol, as the SDK sends them) and appends each call as one JSON
+line to CALLS_FILE, for the test to check. Any other action is refused.
+
+    autoscaling.py HOST PORT CALLS_FILE
+"""
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+HOST, PORT, CALLS = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+KNOWN = {"RecordLifecycleActionHeartbeat", "CompleteLifecycleAction"}
+NS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
+
+
+class Handler(BaseHTTPRequestHandler):
+    def reply(self, code, body):
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+        params = {k: v[0] for k, v in form.items()}
+        action = params.get("Action", "")
+        if action not in KNOWN:
+            return self.reply(400, f'<ErrorResponse xmlns="{NS}"><Error><Type>Sender</Type>'
+                                   f"<Code>InvalidAction</Code><Message>{action} is not stubbed</Message>"
+                                   "</Error><RequestId>stub</RequestId></ErrorResponse>")
+        params["at"] = time.time()
+        with open(CALLS, "a") as f:
+            f.write(json.dumps(params) + "\n")
+        self.reply(200, f'<{action}Response xmlns="{NS}"><{action}Result/>'
+                        f"<ResponseMetadata><RequestId>stub</RequestId></ResponseMetadata></{action}Response>")
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer((HOST, PORT), Handler).serve_forever()

@@ -1,0 +1,50 @@
+# Shared by scripts/e2e-swarm and scripts/e2e-fleet: the images of the stack,
+# built here with the real Dockerfiles (no registry can be pulled from): a
+# Debian base made with debootstrap, the two programs from host-built release
+# binaries, and local stand-ins for mysql, redis and nginx. Source it after
+# scripts/lib/services.sh; set IMAGES_WORK (a scratch folder) and IMAGE_TAG.
+
+BASE_IMAGE=bookstore/debian:bookworm
+IMAGE_TAG=${IMAGE_TAG:-e2e}
+STOREFRONT_IMAGE=bookstore/storefront:$IMAGE_TAG
+SWARM_AGENT_IMAGE=bookstore/swarm-agent:$IMAGE_TAG
+MYSQL_IMAGE=bookstore/mysql-standin:$IMAGE_TAG
+REDIS_IMAGE=bookstore/redis-standin:$IMAGE_TAG
+PROXY_IMAGE=bookstore/nginx-standin:$IMAGE_TAG
+STACK_IMAGES=("$STOREFRONT_IMAGE" "$SWARM_AGENT_IMAGE" "$MYSQL_IMAGE" "$REDIS_IMAGE" "$PROXY_IMAGE")
+
+# A Debian root made here, trimmed of docs and caches, as the base of every image.
+build_base_image() {
+  docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+  local root="$IMAGES_WORK/rootfs"
+  rm -rf "$root"
+  mkdir -p "$IMAGES_WORK"
+  log "debootstrap bookworm (minbase) into $root"
+  debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >"$IMAGES_WORK/debootstrap.log" 2>&1 ||
+    { tail -20 "$IMAGES_WORK/debootstrap.log" >&2; return 1; }
+  rm -rf "$root"/usr/share/{doc,man,info,locale}/* "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/*
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$root"
+}
+
+build_stack_images() {
+  log "building release binaries"
+  cargo build --release --quiet -p storefront -p swarm-agent --bin storefront --bin swarm-agent --example loadgen
+  log "building images with the real Dockerfiles"
+  local common=(--build-arg "RUNTIME_IMAGE=$BASE_IMAGE" --build-arg "BASE_IMAGE=$BASE_IMAGE")
+  : >"$IMAGES_WORK/build.log"
+  build_one docker/storefront.Dockerfile "$STOREFRONT_IMAGE" "${common[@]}" --target prebuilt
+  build_one docker/swarm-agent.Dockerfile "$SWARM_AGENT_IMAGE" "${common[@]}" --target prebuilt
+  build_one docker/standins/mysql.Dockerfile "$MYSQL_IMAGE" "${common[@]}"
+  build_one docker/standins/redis.Dockerfile "$REDIS_IMAGE" "${common[@]}"
+  build_one docker/standins/nginx.Dockerfile "$PROXY_IMAGE" "${common[@]}"
+}
+
+# build_one DOCKERFILE IMAGE [ARGS…]: the classic builder, the only one without buildx.
+build_one() {
+  local file=$1 image=$2
+  shift 2
+  DOCKER_BUILDKIT=0 docker build -q "$@" -f "$file" -t "$image" . >/dev/null 2>>"$IMAGES_WORK/build.log" ||
+    { tail -30 "$IMAGES_WORK/build.log" >&2; return 1; }
+}
