@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/e2e-swarm and scripts/e2e-fleet: the images of the stack,
 # built here with the real Dockerfiles (no registry can be pulled from): a
 # Debian base made with debootstrap, the two programs from host-built release
@@ -11,6 +12,7 @@ SWARM_AGENT_IMAGE=bookstore/swarm-agent:$IMAGE_TAG
 MYSQL_IMAGE=bookstore/mysql-standin:$IMAGE_TAG
 REDIS_IMAGE=bookstore/redis-standin:$IMAGE_TAG
 PROXY_IMAGE=bookstore/nginx-standin:$IMAGE_TAG
+# shellcheck disable=SC2034 # used by the scripts that source this file
 STACK_IMAGES=("$STOREFRONT_IMAGE" "$SWARM_AGENT_IMAGE" "$MYSQL_IMAGE" "$REDIS_IMAGE" "$PROXY_IMAGE")
 
 # A Debian root made here, trimmed of docs and caches, as the base of every image.
