@@ -56,6 +56,14 @@ fn every_subcommand_explains_its_flags_and_variables() {
         ),
         ("status", &["--json"][..]),
         (
+            "leave",
+            &[
+                "--token-store",
+                "--lb-drain-delay",
+                "SWARM_AGENT_TOKEN_STORE",
+            ][..],
+        ),
+        (
             "serve",
             &[
                 "--metrics-addr",
@@ -63,6 +71,11 @@ fn every_subcommand_explains_its_flags_and_variables() {
                 "--down-grace",
                 "--rebalance-label",
                 "SWARM_AGENT_DOWN_GRACE",
+                "--asg-name",
+                "--lifecycle-hook",
+                "--lb-check-url",
+                "--worker-label-key",
+                "SWARM_AGENT_IMDS",
             ][..],
         ),
     ] {
@@ -106,6 +119,27 @@ fn status_without_engine_exits_down() {
         ],
     );
     assert_eq!(code, 3, "{err}");
+}
+
+#[test]
+fn status_json_is_json_even_when_it_cannot_report() {
+    let (code, out, _, _) = run(
+        &["status", "--json"],
+        &[
+            ("SWARM_AGENT_DOCKER_HOST", "unix:///nonexistent.sock"),
+            ("SWARM_AGENT_ENGINE_WAIT", "300ms"),
+        ],
+    );
+    assert_eq!(code, 3);
+    let report: serde_json::Value =
+        serde_json::from_str(&out).expect("stdout is one JSON document");
+    assert_eq!(report["health"], "down");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not reachable")),
+        "{report}"
+    );
 }
 
 #[test]

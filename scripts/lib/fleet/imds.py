@@ -55,9 +55,11 @@ def metadata(node, path):
 class Metadata(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def reply(self, code, body):
+    def reply(self, code, body, headers=()):
         data = body.encode()
         self.send_response(code)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -74,7 +76,9 @@ class Metadata(BaseHTTPRequestHandler):
             return self.reply(400, "IMDSv2: PUT /latest/api/token with a TTL header")
         token = uuid.uuid4().hex
         TOKENS[token] = self.client_address[0]
-        self.reply(200, token)
+        # As EC2 does; the AWS SDKs refuse a token without it.
+        ttl = self.headers["X-aws-ec2-metadata-token-ttl-seconds"]
+        self.reply(200, token, [("X-aws-ec2-metadata-token-ttl-seconds", ttl)])
 
     def do_GET(self):
         if TOKENS.get(self.headers.get("X-aws-ec2-metadata-token", "")) != self.client_address[0]:
