@@ -5,13 +5,13 @@
 #   docker build -f docker/monitoring/alertmanager.Dockerfile -t bookstore/alertmanager .
 ARG BASE_IMAGE=bookstore/debian:bookworm
 FROM ${BASE_IMAGE}
-RUN groupadd --system --gid 10003 prometheus \
- && useradd --system --uid 10003 --gid prometheus --home-dir /alertmanager --no-create-home prometheus \
- && apt-get update \
+RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus-alertmanager curl \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /alertmanager \
- && chown prometheus:prometheus /alertmanager
+ && groupmod --gid 10003 prometheus \
+ && usermod --uid 10003 --gid 10003 prometheus \
+ && chown -R prometheus:prometheus /var/lib/prometheus /alertmanager
 COPY monitoring/alertmanager.yml /etc/alertmanager/alertmanager.yml
 RUN amtool check-config /etc/alertmanager/alertmanager.yml
 USER 10003:10003

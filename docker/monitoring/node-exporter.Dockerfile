@@ -4,11 +4,12 @@
 #   docker build -f docker/monitoring/node-exporter.Dockerfile -t bookstore/node-exporter .
 ARG BASE_IMAGE=bookstore/debian:bookworm
 FROM ${BASE_IMAGE}
-RUN groupadd --system --gid 10003 prometheus \
- && useradd --system --uid 10003 --gid prometheus --no-create-home prometheus \
- && apt-get update \
+RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus-node-exporter curl \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && groupmod --gid 10003 prometheus \
+ && usermod --uid 10003 --gid 10003 prometheus \
+ && chown -R prometheus:prometheus /var/lib/prometheus
 USER 10003:10003
 EXPOSE 9100
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \

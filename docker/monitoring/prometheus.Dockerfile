@@ -5,15 +5,16 @@
 #   docker build -f docker/monitoring/prometheus.Dockerfile -t bookstore/prometheus .
 ARG BASE_IMAGE=bookstore/debian:bookworm
 FROM ${BASE_IMAGE}
-# A fixed uid, so the stack can give the user the engine's docker group
-# (dockerswarm_sd_configs reads the node list from the socket).
-RUN groupadd --system --gid 10003 prometheus \
- && useradd --system --uid 10003 --gid prometheus --home-dir /prometheus --no-create-home prometheus \
- && apt-get update \
+# The package makes the `prometheus` user; it gets a fixed uid (10003) so the
+# stack can run it with the engine's docker group (dockerswarm_sd_configs
+# reads the node list from the socket).
+RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus curl \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /prometheus /etc/prometheus/rules \
- && chown prometheus:prometheus /prometheus
+ && groupmod --gid 10003 prometheus \
+ && usermod --uid 10003 --gid 10003 prometheus \
+ && chown -R prometheus:prometheus /var/lib/prometheus /prometheus
 COPY monitoring/prometheus.yml /etc/prometheus/prometheus.yml
 COPY monitoring/rules/ /etc/prometheus/rules/
 RUN promtool check config /etc/prometheus/prometheus.yml
