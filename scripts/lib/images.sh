@@ -35,6 +35,7 @@ build_stack_images() {
   cargo build --release --quiet -p storefront -p swarm-agent --bin storefront --bin swarm-agent --example loadgen
   log "building images with the real Dockerfiles"
   local common=(--build-arg "RUNTIME_IMAGE=$BASE_IMAGE" --build-arg "BASE_IMAGE=$BASE_IMAGE")
+  mkdir -p "$IMAGES_WORK"
   : >"$IMAGES_WORK/build.log"
   build_one docker/storefront.Dockerfile "$STOREFRONT_IMAGE" "${common[@]}" --target prebuilt
   build_one docker/swarm-agent.Dockerfile "$SWARM_AGENT_IMAGE" "${common[@]}" --target prebuilt

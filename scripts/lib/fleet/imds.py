@@ -34,7 +34,7 @@ def metadata(node, path):
         "instance-type": "t3.small",
         "instance-life-cycle": node.get("lifecycle", "on-demand"),
         "placement/availability-zone": node.get("zone"),
-        "placement/region": "eu-test-1",
+        "placement/region": "eu-west-1",
         "autoscaling/target-lifecycle-state": node.get("target-lifecycle-state", "InService"),
         "spot/instance-action": node.get("spot-action"),
         "events/recommendations/rebalance": node.get("rebalance"),
