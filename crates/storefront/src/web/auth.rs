@@ -155,7 +155,7 @@ async fn login(
         .attempt(&address, email.as_str())
         .await
         .map_err(unavailable)?;
-    if let Some(response) = throttled(verdict, &refuse) {
+    if let Some(response) = throttled(verdict, refuse) {
         return response;
     }
     let user = users::find_by_email(&app.db.pool, &email).await?;
