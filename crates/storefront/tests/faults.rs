@@ -129,15 +129,19 @@ async fn mariadb_server(start_now: bool) -> Option<(Server, tempfile::TempDir)> 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    let status = Command::new(install)
+    let installed = Command::new(install)
         .arg(format!("--datadir={}", data.display()))
         .arg(format!("--user={user}"))
         .arg("--skip-test-db")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "mariadb-install-db failed");
+    // It fails now and then when the machine is busy; say why.
+    assert!(
+        installed.status.success(),
+        "mariadb-install-db failed: {}{}",
+        String::from_utf8_lossy(&installed.stdout),
+        String::from_utf8_lossy(&installed.stderr)
+    );
     let port = free_port();
     let args = vec![
         "--no-defaults".into(),
