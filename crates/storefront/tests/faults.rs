@@ -129,24 +129,35 @@ async fn mariadb_server(start_now: bool) -> Option<(Server, tempfile::TempDir)> 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    // Its own temporary directory and no /etc/mysql settings: two installs at
+    // once in the shared /tmp collided on temporary tables ("Unknown table
+    // 'mysql.tmp_user_sys'").
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let installed = Command::new(install)
+        .arg("--no-defaults")
+        .env("TMPDIR", &tmp)
         .arg(format!("--datadir={}", data.display()))
         .arg(format!("--user={user}"))
         .arg("--skip-test-db")
         .output()
         .unwrap();
-    // It fails now and then when the machine is busy; say why.
     assert!(
         installed.status.success(),
         "mariadb-install-db failed: {}{}",
         String::from_utf8_lossy(&installed.stdout),
         String::from_utf8_lossy(&installed.stderr)
     );
+    // The database exists from the server's first moment (MariaDB's databases
+    // are directories of its datadir): a replica that connects as soon as the
+    // port opens must not find "Unknown database 'shop'" and give up.
+    std::fs::create_dir(data.join("shop")).unwrap();
     let port = free_port();
     let args = vec![
         "--no-defaults".into(),
         format!("--datadir={}", data.display()),
         format!("--socket={}", dir.path().join("sock").display()),
+        format!("--tmpdir={}", tmp.display()),
         format!("--port={port}"),
         "--bind-address=127.0.0.1".into(),
         format!("--user={user}"),
