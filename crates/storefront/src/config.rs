@@ -1,10 +1,11 @@
 //! Configuration from environment variables (12-factor), as fixed in the design.
 //! Every secret-bearing variable also accepts `NAME_FILE`, a Docker secret path.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use ipnet::IpNet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -34,6 +35,114 @@ pub struct Config {
     /// How long start-up keeps retrying an unreachable database before giving up.
     pub database_wait: Duration,
     pub database_max_connections: u32,
+    /// Peers whose `X-Forwarded-For` is believed (the shop's own proxies).
+    pub trusted_proxies: Vec<IpNet>,
+    pub limits: Limits,
+    pub http: HttpTimeouts,
+}
+
+/// What one client, one account or one shopper may take (docs/operations.md).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Login attempts per account per window (failures and attempts in flight).
+    pub login_per_account: u64,
+    /// Login attempts per client address per window, checked before the account's.
+    pub login_per_address: u64,
+    pub login_window: Duration,
+    /// Password hashes queued or running on this replica; beyond it, 503 at once.
+    pub hash_queue: usize,
+    /// Unpaid orders one shopper may hold at once.
+    pub open_orders: i64,
+    /// Copies of one title one shopper may hold in unpaid orders.
+    pub held_per_title: i64,
+}
+
+/// Timeouts on the storefront's own listener, for clients that are slow on purpose.
+#[derive(Debug, Clone)]
+pub struct HttpTimeouts {
+    /// From connection (or the previous response) to a complete request header:
+    /// bounds slowloris and idle keep-alive connections alike.
+    pub header: Duration,
+    /// To receive a request body.
+    pub body: Duration,
+    /// Open connections; beyond it, new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            login_per_account: 5,
+            login_per_address: 20,
+            login_window: Duration::from_secs(15 * 60),
+            hash_queue: 16,
+            open_orders: 5,
+            held_per_title: 10,
+        }
+    }
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts {
+            header: Duration::from_secs(10),
+            body: Duration::from_secs(10),
+            max_connections: 4096,
+        }
+    }
+}
+
+impl Limits {
+    fn from_env() -> anyhow::Result<Self> {
+        let d = Limits::default();
+        Ok(Limits {
+            login_per_account: parse_var("LOGIN_MAX_PER_ACCOUNT", d.login_per_account)?,
+            login_per_address: parse_var("LOGIN_MAX_PER_ADDRESS", d.login_per_address)?,
+            login_window: Duration::from_secs(parse_var(
+                "LOGIN_WINDOW_SECS",
+                d.login_window.as_secs(),
+            )?),
+            hash_queue: parse_var("PASSWORD_HASH_QUEUE", d.hash_queue)?,
+            open_orders: parse_var("MAX_OPEN_ORDERS", d.open_orders)?,
+            held_per_title: parse_var("MAX_HELD_PER_TITLE", d.held_per_title)?,
+        })
+    }
+}
+
+impl HttpTimeouts {
+    fn from_env() -> anyhow::Result<Self> {
+        let d = HttpTimeouts::default();
+        Ok(HttpTimeouts {
+            header: Duration::from_secs(parse_var("HTTP_HEADER_TIMEOUT_SECS", d.header.as_secs())?),
+            body: Duration::from_secs(parse_var("HTTP_BODY_TIMEOUT_SECS", d.body.as_secs())?),
+            max_connections: parse_var("HTTP_MAX_CONNECTIONS", d.max_connections)?,
+        })
+    }
+}
+
+/// Loopback and private ranges, as Rails trusts by default: the fleet's
+/// proxies (the overlay network) and load balancer (the VPC) live there, while
+/// a shop exposed directly sees public peers, whose header is never believed.
+pub const DEFAULT_TRUSTED_PROXIES: &str =
+    "127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7";
+
+/// `10.0.0.0/8, 172.16.0.0/12`: commas or spaces between ranges; a bare
+/// address is a /32 (or /128); `none` trusts no proxy.
+pub fn parse_trusted_proxies(raw: &str) -> anyhow::Result<Vec<IpNet>> {
+    if raw.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    raw.split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!("TRUSTED_PROXIES: `{item}` is not an address or CIDR range")
+                })
+        })
+        .collect()
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://bookstore.db";
@@ -60,6 +169,11 @@ impl Config {
             shutdown_drain: Duration::from_millis(parse_var("SHUTDOWN_DRAIN_MS", 0)?),
             database_wait: Duration::from_secs(parse_var("DATABASE_WAIT_SECS", 120)?),
             database_max_connections: parse_var("DATABASE_MAX_CONNECTIONS", 16)?,
+            trusted_proxies: parse_trusted_proxies(
+                &plain("TRUSTED_PROXIES").unwrap_or_else(|| DEFAULT_TRUSTED_PROXIES.into()),
+            )?,
+            limits: Limits::from_env()?,
+            http: HttpTimeouts::from_env()?,
         })
     }
 
@@ -79,6 +193,10 @@ impl Config {
             shutdown_drain: Duration::ZERO,
             database_wait: Duration::from_secs(10),
             database_max_connections: 8,
+            trusted_proxies: parse_trusted_proxies(DEFAULT_TRUSTED_PROXIES)
+                .expect("the default ranges parse"),
+            limits: Limits::default(),
+            http: HttpTimeouts::default(),
         }
     }
 
@@ -122,4 +240,27 @@ fn host_name() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "storefront".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_take_ranges_and_bare_addresses() {
+        let nets = parse_trusted_proxies("10.0.0.0/8, 127.0.0.1 ::1").unwrap();
+        assert_eq!(nets.len(), 3);
+        assert!(nets[0].contains(&"10.1.2.3".parse::<IpAddr>().unwrap()));
+        assert!(nets[1].contains(&"127.0.0.1".parse::<IpAddr>().unwrap()));
+        assert!(parse_trusted_proxies("").unwrap().is_empty());
+        assert!(parse_trusted_proxies("none").unwrap().is_empty());
+        assert_eq!(
+            parse_trusted_proxies(DEFAULT_TRUSTED_PROXIES)
+                .unwrap()
+                .len(),
+            6
+        );
+        assert!(parse_trusted_proxies("10.0.0.0/33").is_err());
+        assert!(parse_trusted_proxies("proxy.local").is_err());
+    }
 }

@@ -2,7 +2,7 @@
 //! the truth; the log gets the cause.
 
 use askama::Template;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +20,17 @@ pub enum AppError {
     /// The request is valid but the state forbids it; the message is shown to the user.
     #[error("conflict: {0}")]
     Conflict(String),
-    #[error("too many attempts")]
-    TooManyRequests,
+    /// A limit on this client or account; the value is the seconds until it lifts.
+    #[error("too many attempts, retry in {0}s")]
+    TooManyRequests(u64),
+    /// The client sent its request body too slowly.
+    #[error("request body not received in time")]
+    RequestTimeout,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// This replica is at capacity (password hashing queue full): retry shortly.
+    #[error("busy: {0}")]
+    Busy(&'static str),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -99,12 +108,22 @@ impl AppError {
                 "Not possible",
                 "That is not possible in the current state.",
             ),
-            AppError::TooManyRequests => (
+            AppError::TooManyRequests(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",
                 "Too many attempts. Wait a few minutes and try again.",
             ),
-            AppError::Unavailable(_) => (
+            AppError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "Too slow",
+                "Your request arrived too slowly. Please try again.",
+            ),
+            AppError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                "What you sent is larger than this shop accepts.",
+            ),
+            AppError::Busy(_) | AppError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Temporarily unavailable",
                 "The shop is briefly unavailable. Please try again in a moment.",
@@ -133,9 +152,54 @@ impl IntoResponse for AppError {
         match &self {
             AppError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
             AppError::Unavailable(cause) => tracing::warn!(%cause, "dependency unavailable"),
+            AppError::Busy(what) => tracing::warn!(%what, "shedding load"),
             other => tracing::debug!(error = %other, "request refused"),
         }
-        error_page(status, title, message, matches!(self, AppError::Forbidden))
+        let mut response = error_page(status, title, message, matches!(self, AppError::Forbidden));
+        match self {
+            AppError::TooManyRequests(seconds) => set_retry_after(&mut response, seconds),
+            AppError::Busy(_) => set_retry_after(&mut response, 1),
+            _ => {}
+        }
+        response
+    }
+}
+
+pub fn set_retry_after(response: &mut Response, seconds: u64) {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+}
+
+/// The shop's page for a refusal that did not come from a handler (axum's
+/// extractor rejections, method not allowed, timeouts), by status alone.
+pub fn page_for_status(status: StatusCode) -> Response {
+    let known = [
+        AppError::BadRequest(String::new()),
+        AppError::NotFound,
+        AppError::Forbidden,
+        AppError::TooManyRequests(0),
+        AppError::RequestTimeout,
+        AppError::PayloadTooLarge,
+        AppError::Unavailable(String::new()),
+        AppError::Internal(anyhow::anyhow!("")),
+    ];
+    let found = known
+        .iter()
+        .map(AppError::status_and_text)
+        .find(|(s, _, _)| *s == status);
+    match found {
+        Some((status, title, message)) => error_page(status, title, message, false),
+        None if status == StatusCode::METHOD_NOT_ALLOWED => error_page(
+            status,
+            "Not allowed here",
+            "This address does not take that kind of request.",
+            false,
+        ),
+        None => {
+            let reason = status.canonical_reason().unwrap_or("Refused");
+            error_page(status, reason, "The request could not be answered.", false)
+        }
     }
 }
 
@@ -152,9 +216,7 @@ pub fn error_page(status: StatusCode, title: &str, message: &str, show_login: bo
     };
     *response.status_mut() = status;
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+        set_retry_after(&mut response, 5);
     }
     response
 }

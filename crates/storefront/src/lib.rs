@@ -1,5 +1,6 @@
 //! The bookstore's shop: a library that `main` and the tests share.
 
+pub mod client_addr;
 pub mod config;
 pub mod cover;
 pub mod db;
@@ -11,6 +12,7 @@ pub mod password;
 pub mod ratelimit;
 pub mod read_cache;
 pub mod seed;
+pub mod serve;
 pub mod session_store;
 pub mod startup;
 pub mod state;

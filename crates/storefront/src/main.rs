@@ -24,7 +24,13 @@ Configuration (environment variables; secrets also accept NAME_FILE, a file to r
   SEED_DEMO         true/false: fill an empty shop with the demo catalog (default: true on SQLite)
   SHUTDOWN_DRAIN_MS     how long /readyz says 503 before the listener closes (default 0)
   DATABASE_WAIT_SECS    how long start-up waits for the database (default 120)
-  DATABASE_MAX_CONNECTIONS  database pool size (default 16)";
+  DATABASE_MAX_CONNECTIONS  database pool size (default 16)
+  TRUSTED_PROXIES   proxies whose X-Forwarded-For names the client (default: loopback and private ranges; `none`)
+  LOGIN_MAX_PER_ADDRESS, LOGIN_MAX_PER_ACCOUNT, LOGIN_WINDOW_SECS  login attempts (default 20, 5 per 900 s)
+  PASSWORD_HASH_QUEUE   password hashes queued or running; beyond it 503 at once (default 16)
+  MAX_OPEN_ORDERS, MAX_HELD_PER_TITLE  unpaid orders and copies of one title per shopper (default 5, 10)
+  HTTP_HEADER_TIMEOUT_SECS, HTTP_BODY_TIMEOUT_SECS  slow clients are cut (default 10, 10)
+  HTTP_MAX_CONNECTIONS  open connections (default 4096)";
 
 /// The Bookstore shop: an HTTP storefront over SQLite (alone) or MySQL + Redis (a fleet).
 #[derive(Parser)]

@@ -80,6 +80,24 @@ static SESSION_STORE_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+static PASSWORD_HASHES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "storefront_password_hashes_total",
+        "Password hashes: computed, shed (queue full, refused at once), abandoned (request gone before its turn).",
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+static LOGINS_THROTTLED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "storefront_logins_throttled_total",
+        "Login attempts refused before their password was checked, by the limit that refused them.",
+        &["limit"]
+    )
+    .expect("metric registers once")
+});
+
 static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
         "storefront_build_info",
@@ -91,6 +109,14 @@ static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
 
 pub fn order_event(event: &str) {
     ORDERS.with_label_values(&[event]).inc();
+}
+
+pub fn password_hash(outcome: &str) {
+    PASSWORD_HASHES.with_label_values(&[outcome]).inc();
+}
+
+pub fn login_throttled(limit: &str) {
+    LOGINS_THROTTLED.with_label_values(&[limit]).inc();
 }
 
 pub fn session_store_error() {

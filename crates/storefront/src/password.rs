@@ -11,7 +11,10 @@
 //! `PasswordHasher::hash_password`, which allocates on every call.
 
 use std::cell::RefCell;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use tokio::sync::Semaphore;
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng};
 use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
@@ -37,12 +40,19 @@ thread_local! {
     static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Queues `work` on the hashing thread. The work is skipped if, by its turn,
+/// nobody waits for its result any more (the client left or the request timed out).
 async fn on_hasher<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
+    on_skip: impl FnOnce() + Send + 'static,
 ) -> anyhow::Result<T> {
     let (done, result) = tokio::sync::oneshot::channel();
     HASHER
         .send(Box::new(move || {
+            if done.is_closed() {
+                on_skip();
+                return;
+            }
             let _ = done.send(work());
         }))
         .map_err(|_| anyhow::anyhow!("the hashing thread stopped"))?;
@@ -114,25 +124,95 @@ fn verify_blocking(stored: &str, password: &str) -> bool {
         && Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
-pub async fn hash(password: String) -> anyhow::Result<String> {
-    on_hasher(move || hash_blocking(&password)).await?
+/// Why a hash was not computed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The queue is full: answer at once and let the client retry, rather
+    /// than queue work the client will have given up on by its turn.
+    #[error("password hashing is at capacity")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
 }
 
-/// Checks `password` against `hash`, or against a dummy hash when there is no account.
-pub async fn verify(hash: Option<String>, password: String) -> anyhow::Result<bool> {
-    let found = hash.is_some();
-    let ok = on_hasher(move || {
-        let hash = hash.as_deref().unwrap_or(DUMMY_HASH.as_str());
-        verify_blocking(hash, &password)
-    })
-    .await?;
-    Ok(found && ok)
+/// A replica's budget for password hashing: at most `capacity` hashes queued
+/// or running; beyond it, callers are refused at once. Counts what it did.
+#[derive(Debug, Clone)]
+pub struct Hasher {
+    budget: Arc<Semaphore>,
+    stats: Arc<HashStats>,
+}
+
+#[derive(Debug, Default)]
+pub struct HashStats {
+    /// Hashes computed (including verifications).
+    pub computed: AtomicU64,
+    /// Refused at once because the queue was full.
+    pub shed: AtomicU64,
+    /// Queued, then skipped because the request was gone by their turn.
+    pub abandoned: AtomicU64,
+}
+
+impl Hasher {
+    pub fn new(capacity: usize) -> Self {
+        Hasher {
+            budget: Arc::new(Semaphore::new(capacity.max(1))),
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &HashStats {
+        &self.stats
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let Ok(permit) = self.budget.clone().try_acquire_owned() else {
+            self.stats.shed.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::password_hash("shed");
+            return Err(HashError::Busy);
+        };
+        let (stats, skipped) = (self.stats.clone(), self.stats.clone());
+        let result = on_hasher(
+            move || {
+                let out = work();
+                stats.computed.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::password_hash("computed");
+                drop(permit);
+                out
+            },
+            move || {
+                skipped.abandoned.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::password_hash("abandoned");
+            },
+        )
+        .await?;
+        Ok(result)
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, HashError> {
+        Ok(self.run(move || hash_blocking(&password)).await??)
+    }
+
+    /// Checks `password` against `hash`, or against a dummy hash when there is no account.
+    pub async fn verify(&self, hash: Option<String>, password: String) -> Result<bool, HashError> {
+        let found = hash.is_some();
+        let ok = self
+            .run(move || {
+                let hash = hash.as_deref().unwrap_or(DUMMY_HASH.as_str());
+                verify_blocking(hash, &password)
+            })
+            .await?;
+        Ok(found && ok)
+    }
 }
 
 /// Computes the dummy hash at start-up (on the hashing thread, whose buffer it
 /// then reuses), so the first unknown-user login is not slower.
 pub async fn warm_up() {
-    let _ = on_hasher(|| LazyLock::force(&DUMMY_HASH).len()).await;
+    let _ = on_hasher(|| LazyLock::force(&DUMMY_HASH).len(), || {}).await;
 }
 
 /// A stored value no password can match: for accounts nobody logs in to (the demo seller).
@@ -144,6 +224,58 @@ mod tests {
     use argon2::password_hash::PasswordVerifier;
 
     use super::*;
+
+    async fn hash(password: String) -> Result<String, HashError> {
+        Hasher::new(4).hash(password).await
+    }
+
+    async fn verify(hash: Option<String>, password: String) -> Result<bool, HashError> {
+        Hasher::new(4).verify(hash, password).await
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_abandoned_work_is_not_hashed() {
+        let hasher = Hasher::new(3);
+        let started = std::time::Instant::now();
+        let mut waiting: Vec<_> = (0..3)
+            .map(|_| Box::pin(hasher.verify(None, "x".into())))
+            .collect();
+        // Poll each once so it takes its place in the queue, then give up on them.
+        for w in &mut waiting {
+            let _ = futures::poll!(w.as_mut());
+        }
+        assert!(matches!(
+            hasher.verify(None, "x".into()).await,
+            Err(HashError::Busy)
+        ));
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(50),
+            "refused at once"
+        );
+        drop(waiting);
+        // The queue drains without hashing for the dropped requests.
+        for _ in 0..250 {
+            if hasher.budget.available_permits() == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(hasher.budget.available_permits(), 3, "the budget came back");
+        assert!(!hasher.verify(None, "x".into()).await.unwrap());
+        let stats = hasher.stats();
+        assert_eq!(stats.shed.load(Ordering::Relaxed), 1);
+        let abandoned = stats.abandoned.load(Ordering::Relaxed);
+        let computed = stats.computed.load(Ordering::Relaxed);
+        assert!(
+            abandoned >= 2,
+            "dropped requests were skipped ({abandoned})"
+        );
+        assert_eq!(
+            abandoned + computed,
+            4,
+            "every queued job either ran or was skipped once"
+        );
+    }
 
     #[tokio::test]
     async fn hashes_are_argon2id_and_verify() {

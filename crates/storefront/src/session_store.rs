@@ -3,11 +3,15 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use deadpool_redis::redis::{self, AsyncCommands};
+use time::OffsetDateTime;
+use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{Error, Result};
-use tower_sessions::{MemoryStore, SessionStore};
+use tower_sessions::session_store::{Error, ExpiredDeletion, Result};
 
 /// Every Redis round trip is bounded, so a stalled Redis turns into a 503, not a hang.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -43,6 +47,70 @@ pub enum Store {
     Redis(RedisStore),
 }
 
+/// Sessions in this process. Unlike tower-sessions' own `MemoryStore`, expired
+/// records are reclaimed (`delete_expired`, run every minute by the server),
+/// so memory follows the live sessions, not every session ever made.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    records: Arc<Mutex<HashMap<Id, Record>>>,
+}
+
+/// How often the in-memory store drops expired sessions.
+pub const MEMORY_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+impl MemoryStore {
+    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<Id, Record>> {
+        self.records.lock().expect("session map poisoned")
+    }
+
+    pub fn len(&self) -> usize {
+        self.records().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn is_live(record: &Record) -> bool {
+    record.expiry_date > OffsetDateTime::now_utc()
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        let mut records = self.records();
+        while records.contains_key(&record.id) {
+            record.id = Id::default();
+        }
+        records.insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> Result<()> {
+        self.records().insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        Ok(self.records().get(id).filter(|r| is_live(r)).cloned())
+    }
+
+    async fn delete(&self, id: &Id) -> Result<()> {
+        self.records().remove(id);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for MemoryStore {
+    async fn delete_expired(&self) -> Result<()> {
+        self.records().retain(|_, record| is_live(record));
+        Ok(())
+    }
+}
+
+/// Sessions in Redis expire by themselves (`SET … EXAT`).
 #[derive(Debug, Clone)]
 pub struct RedisStore {
     pool: deadpool_redis::Pool,
@@ -142,5 +210,35 @@ impl SessionStore for Store {
             Store::Memory(s) => s.delete(id).await,
             Store::Redis(s) => s.delete(id).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(expires_in: time::Duration) -> Record {
+        Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: OffsetDateTime::now_utc() + expires_in,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_reclaims_expired_sessions() {
+        let store = MemoryStore::default();
+        let mut live = record(time::Duration::minutes(5));
+        let mut dead = record(time::Duration::seconds(-1));
+        store.create(&mut live).await.unwrap();
+        store.create(&mut dead).await.unwrap();
+        assert!(
+            store.load(&dead.id).await.unwrap().is_none(),
+            "expired is never served"
+        );
+        assert_eq!(store.len(), 2);
+        store.delete_expired().await.unwrap();
+        assert_eq!(store.len(), 1);
+        assert!(store.load(&live.id).await.unwrap().is_some());
     }
 }

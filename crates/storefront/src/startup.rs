@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tower_sessions::MemoryStore;
+use tower_sessions::session_store::ExpiredDeletion;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::session_store::{RedisStore, Store, redis_pool};
+use crate::session_store::{MEMORY_SWEEP_INTERVAL, MemoryStore, RedisStore, Store, redis_pool};
 use crate::state::{App, AppState};
 use crate::store::orders;
 
@@ -58,7 +58,8 @@ impl Application {
             .with_context(|| format!("cannot listen on {} for metrics", config.metrics_addr))?;
         crate::metrics::set_build_info(&config.replica_id);
         crate::password::warm_up().await;
-        let state = AppState(Arc::new(App::new(config, db, redis)));
+        let csrf_key = csrf_key(&db).await?;
+        let state = AppState(Arc::new(App::new(config, db, redis, csrf_key)));
         Ok(Application {
             state,
             sessions,
@@ -96,9 +97,13 @@ impl Application {
             listener,
             metrics_listener,
         } = self;
-        let app = crate::web::app(state.clone(), sessions);
+        let app = crate::web::app(state.clone(), sessions.clone());
         let metrics = crate::metrics::router(state.clone());
         let expiry = tokio::spawn(expire_orders_forever(state.clone()));
+        let sweeper = match &sessions {
+            Store::Memory(store) => Some(tokio::spawn(sweep_sessions_forever(store.clone()))),
+            Store::Redis(_) => None,
+        };
         let metrics_server =
             tokio::spawn(async move { axum::serve(metrics_listener, metrics).await });
 
@@ -113,20 +118,36 @@ impl Application {
             tokio::time::sleep(drain_state.config.shutdown_drain).await;
         };
         tracing::info!(addr = %listener.local_addr()?, replica = %state.config.replica_id, "storefront listening");
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(graceful)
-        .await;
+        crate::serve::serve(listener, app, &state.config.http, graceful).await;
         expiry.abort();
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
         metrics_server.abort();
         tracing::info!("storefront stopped");
-        Ok(served?)
+        Ok(())
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
+    }
+}
+
+/// The key that signs anonymous CSRF cookies, shared by every replica through the database.
+async fn csrf_key(db: &Db) -> anyhow::Result<tower_cookies::Key> {
+    use crate::web::csrf;
+    let stored = crate::store::secrets::get_or_create(&db.pool, csrf::KEY_NAME, csrf::new_key_hex)
+        .await
+        .context("cannot read or create the CSRF signing key")?;
+    csrf::key_from_hex(&stored)
+}
+
+/// The in-memory store's expired sessions are dropped here (Redis expires its own).
+async fn sweep_sessions_forever(store: MemoryStore) {
+    let mut tick = tokio::time::interval(MEMORY_SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let _ = store.delete_expired().await;
     }
 }
 

@@ -5,18 +5,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tower_cookies::Key;
+
 use crate::config::Config;
 use crate::db::Db;
+use crate::password::Hasher;
 use crate::ratelimit::LoginLimiter;
 use crate::read_cache::{CatalogVersion, VersionedCache};
 use crate::session_store::with_redis;
 use crate::store::books::{self, Book, CatalogPage, CatalogQuery};
+use crate::store::orders::HoldPolicy;
 
 pub struct App {
     pub config: Config,
     pub db: Db,
     pub redis: Option<deadpool_redis::Pool>,
     pub login_limiter: LoginLimiter,
+    /// This replica's budget for password hashing.
+    pub hasher: Hasher,
+    /// Signs anonymous visitors' CSRF cookies; the same on every replica.
+    pub csrf_key: Key,
     catalog_version: CatalogVersion,
     catalog_pages: VersionedCache<CatalogQuery, CatalogPage>,
     book_pages: VersionedCache<i64, Option<Book>>,
@@ -34,25 +42,27 @@ impl Deref for AppState {
 }
 
 impl App {
-    pub fn new(config: Config, db: Db, redis: Option<deadpool_redis::Pool>) -> Self {
+    pub fn new(config: Config, db: Db, redis: Option<deadpool_redis::Pool>, csrf_key: Key) -> Self {
         let (login_limiter, catalog_version) = match &redis {
             Some(pool) => (
-                LoginLimiter::Redis(pool.clone()),
+                LoginLimiter::in_redis(pool.clone(), &config.limits),
                 CatalogVersion::redis(
                     pool.clone(),
                     config.redis_url.as_deref().unwrap_or_default(),
                 ),
             ),
             None => (
-                LoginLimiter::Memory(Default::default()),
+                LoginLimiter::in_memory(&config.limits),
                 CatalogVersion::Local(Default::default()),
             ),
         };
         App {
+            hasher: Hasher::new(config.limits.hash_queue),
             config,
             db,
             redis,
             login_limiter,
+            csrf_key,
             catalog_version,
             catalog_pages: VersionedCache::default(),
             book_pages: VersionedCache::default(),
@@ -89,6 +99,15 @@ impl App {
     /// Every committed change to books or stock calls this, on whichever replica made it.
     pub async fn catalog_changed(&self) {
         self.catalog_version.bump().await;
+    }
+
+    /// How unpaid orders hold stock, from the configuration.
+    pub fn hold_policy(&self) -> HoldPolicy {
+        HoldPolicy {
+            ttl: self.config.order_ttl,
+            max_open_orders: self.config.limits.open_orders,
+            max_held_per_title: self.config.limits.held_per_title,
+        }
     }
 
     pub fn begin_shutdown(&self) {

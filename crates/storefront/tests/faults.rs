@@ -129,20 +129,35 @@ async fn mariadb_server(start_now: bool) -> Option<(Server, tempfile::TempDir)> 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    let status = Command::new(install)
+    // Its own temporary directory and no /etc/mysql settings: two installs at
+    // once in the shared /tmp collided on temporary tables ("Unknown table
+    // 'mysql.tmp_user_sys'").
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let installed = Command::new(install)
+        .arg("--no-defaults")
+        .env("TMPDIR", &tmp)
         .arg(format!("--datadir={}", data.display()))
         .arg(format!("--user={user}"))
         .arg("--skip-test-db")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "mariadb-install-db failed");
+    assert!(
+        installed.status.success(),
+        "mariadb-install-db failed: {}{}",
+        String::from_utf8_lossy(&installed.stdout),
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    // The database exists from the server's first moment (MariaDB's databases
+    // are directories of its datadir): a replica that connects as soon as the
+    // port opens must not find "Unknown database 'shop'" and give up.
+    std::fs::create_dir(data.join("shop")).unwrap();
     let port = free_port();
     let args = vec![
         "--no-defaults".into(),
         format!("--datadir={}", data.display()),
         format!("--socket={}", dir.path().join("sock").display()),
+        format!("--tmpdir={}", tmp.display()),
         format!("--port={port}"),
         "--bind-address=127.0.0.1".into(),
         format!("--user={user}"),
@@ -334,6 +349,98 @@ async fn losing_redis_gives_fast_friendly_503s_and_recovers_without_restart() {
     assert_eq!(
         status_of(&again, format!("{base}/orders")).await,
         StatusCode::OK
+    );
+}
+
+/// Issue 10: with Redis down, GET /login and /register answered a bare, empty 500.
+#[tokio::test]
+async fn with_redis_down_every_page_is_a_friendly_page_never_a_bare_500() {
+    let Some((mut redis, _redis_dir)) = redis_server().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sqlite_config(dir.path());
+    config.redis_url = Some(format!("redis://127.0.0.1:{}", redis.port));
+    let app = serve(config).await;
+    let base = format!("http://{}", app.addr);
+    let shopper = logged_in(app.addr).await;
+    let newcomer = client();
+    let form_page = newcomer.get(format!("{base}/login")).send().await.unwrap();
+    let token = {
+        let html = form_page.text().await.unwrap();
+        let start = html.find("name=\"csrf_token\" value=\"").unwrap() + 25;
+        html[start..start + 64].to_string()
+    };
+
+    redis.kill();
+    for path in [
+        "/login",
+        "/register",
+        "/",
+        "/book/catalog",
+        "/cart",
+        "/orders",
+    ] {
+        for (who, client) in [("newcomer", &newcomer), ("shopper", &shopper)] {
+            let (status, html, took) = status_and_time(client, format!("{base}{path}")).await;
+            assert!(
+                status == StatusCode::OK
+                    || status == StatusCode::SEE_OTHER
+                    || status == StatusCode::SERVICE_UNAVAILABLE,
+                "{who} {path}: {status}"
+            );
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                assert!(
+                    html.contains("briefly unavailable"),
+                    "{who} {path}: friendly page"
+                );
+            }
+            assert!(took < Duration::from_secs(5), "{who} {path} took {took:?}");
+        }
+    }
+    // A logged-in shopper's pages need the session: the friendly 503.
+    let (status, html, _) = status_and_time(&shopper, format!("{base}/login")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(html.contains("briefly unavailable"));
+    // A newcomer's login form needs no session store at all.
+    assert_eq!(
+        status_of(&newcomer, format!("{base}/register")).await,
+        StatusCode::OK
+    );
+    // Submitting it needs the shared login counters: a friendly 503, not a 500.
+    let login = newcomer
+        .post(format!("{base}/login"))
+        .form(&[
+            ("email", "a@example.com"),
+            ("password", "whatever1"),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(login.headers().contains_key("retry-after"));
+    assert!(login.text().await.unwrap().contains("briefly unavailable"));
+    // Registering stores the account, then cannot save the welcome message:
+    // the session layer's failure is the friendly 503 too.
+    let register = newcomer
+        .post(format!("{base}/register"))
+        .form(&[
+            ("name", "Newcomer"),
+            ("email", "newcomer@example.com"),
+            ("password", "long enough pw"),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(register.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        register
+            .text()
+            .await
+            .unwrap()
+            .contains("briefly unavailable")
     );
 }
 

@@ -4,6 +4,7 @@
 pub mod books;
 pub mod orders;
 pub mod providers;
+pub mod secrets;
 pub mod users;
 
 use sqlx::any::AnyArguments;

@@ -16,8 +16,24 @@ pub enum OrderError {
     OutOfStock { title: String, available: i64 },
     #[error("the cart is empty")]
     Empty,
+    /// The shopper already holds the most unpaid orders allowed.
+    #[error("{open} unpaid orders already (at most {max})")]
+    TooManyOpen { open: i64, max: i64 },
+    /// The order would take the shopper past the copies of one title they may hold unpaid.
+    #[error("holding {held} of “{title}” already (at most {max})")]
+    HoldLimit { title: String, held: i64, max: i64 },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+/// How long an unpaid order holds its stock, and how much one shopper may hold
+/// at once: without a cap, unpaid orders would let one account buy out a
+/// title without paying.
+#[derive(Debug, Clone, Copy)]
+pub struct HoldPolicy {
+    pub ttl: Duration,
+    pub max_open_orders: i64,
+    pub max_held_per_title: i64,
 }
 
 /// Places one order for `lines` (book id, quantity): all lines or none.
@@ -26,7 +42,7 @@ pub async fn create(
     pool: &AnyPool,
     user_id: i64,
     lines: &[(i64, Quantity)],
-    ttl: Duration,
+    policy: HoldPolicy,
 ) -> Result<i64, OrderError> {
     if lines.is_empty() {
         return Err(OrderError::Empty);
@@ -36,6 +52,7 @@ pub async fn create(
     lines.sort_by_key(|(book_id, _)| *book_id);
 
     let mut tx = pool.begin().await?;
+    check_holds(&mut tx, user_id, &lines, policy).await?;
     let mut priced = Vec::with_capacity(lines.len());
     for (book_id, quantity) in &lines {
         if !take_stock(&mut tx, *book_id, *quantity).await? {
@@ -59,7 +76,7 @@ pub async fn create(
     .bind(OrderStatus::PendingPayment.as_db())
     .bind(items_cents)
     .bind(now)
-    .bind(now + ttl.as_secs() as i64);
+    .bind(now + policy.ttl.as_secs() as i64);
     let order_id = super::insert_returning_id(&mut tx, insert).await?;
     for (book_id, title, unit_cents, quantity) in priced {
         sqlx::query(
@@ -76,6 +93,65 @@ pub async fn create(
     tx.commit().await?;
     crate::metrics::order_event("created");
     Ok(order_id)
+}
+
+/// Refuses an order that would take the shopper past the hold caps. The
+/// first statement locks the shopper's own row (a no-op update: MySQL's row
+/// lock, SQLite's write lock), so one shopper's concurrent orders are counted
+/// one after the other and cannot pass the caps together; other shoppers'
+/// orders do not wait for it. Orders past their expiry time no longer count,
+/// whether or not the expiry task has released them yet.
+async fn check_holds(
+    tx: &mut Transaction<'_, Any>,
+    user_id: i64,
+    lines: &[(i64, Quantity)],
+    policy: HoldPolicy,
+) -> Result<(), OrderError> {
+    sqlx::query("UPDATE users SET id = id WHERE id = ?")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    let now = now_epoch();
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM orders WHERE user_id = ? AND status = ? AND expires_at > ?",
+    )
+    .bind(user_id)
+    .bind(OrderStatus::PendingPayment.as_db())
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    if open >= policy.max_open_orders {
+        return Err(OrderError::TooManyOpen {
+            open,
+            max: policy.max_open_orders,
+        });
+    }
+    for (book_id, quantity) in lines {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(l.quantity), 0) AS SIGNED) FROM order_lines l \
+             JOIN orders o ON o.id = l.order_id \
+             WHERE o.user_id = ? AND o.status = ? AND o.expires_at > ? AND l.book_id = ?",
+        )
+        .bind(user_id)
+        .bind(OrderStatus::PendingPayment.as_db())
+        .bind(now)
+        .bind(book_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        if held + quantity.0 > policy.max_held_per_title {
+            let title: Option<String> = sqlx::query_scalar("SELECT title FROM books WHERE id = ?")
+                .bind(book_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            let title = title.ok_or(OrderError::BookNotFound(*book_id))?;
+            return Err(OrderError::HoldLimit {
+                title,
+                held,
+                max: policy.max_held_per_title,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The single atomic statement that can never drive stock below zero.

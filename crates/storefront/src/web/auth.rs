@@ -9,11 +9,14 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use super::csrf::AnonymousToken;
 use super::page::{CsrfForm, FieldErrors, Page, SessionUser, flash, log_in, log_out};
 use super::render;
+use crate::client_addr::{self, ClientAddr};
 use crate::domain::{Email, bounded_text, parse_password};
-use crate::error::{AppError, AppResult};
-use crate::password;
+use crate::error::{AppError, AppResult, set_retry_after};
+use crate::password::HashError;
+use crate::ratelimit::Verdict;
 use crate::state::AppState;
 use crate::store::users::{self, InsertUserError};
 
@@ -41,8 +44,8 @@ struct RegisterForm {
     password: String,
 }
 
-async fn register_page(page: Page, session: Session) -> AppResult<Response> {
-    let page = page.with_csrf(&session).await?;
+async fn register_page(page: Page, anonymous: AnonymousToken) -> AppResult<Response> {
+    let page = page.with_csrf(&anonymous);
     render(&RegisterPage {
         page,
         name: String::new(),
@@ -55,6 +58,7 @@ async fn register(
     State(app): State<AppState>,
     page: Page,
     session: Session,
+    anonymous: AnonymousToken,
     CsrfForm(form): CsrfForm<RegisterForm>,
 ) -> AppResult<Response> {
     let mut errors = FieldErrors::default();
@@ -62,9 +66,9 @@ async fn register(
     let email = errors.check("email", Email::parse(&form.email));
     let password = errors.check("password", parse_password(&form.password));
     let (Some(name), Some(email), Some(password)) = (name, email, password) else {
-        return refuse_register(page, &session, form, errors).await;
+        return refuse_register(page, &anonymous, form, errors);
     };
-    let hash = password::hash(password).await?;
+    let hash = app.hasher.hash(password).await.map_err(hash_failed)?;
     match users::insert(&app.db.pool, &name, &email, &hash).await {
         Ok(_) => {
             flash(
@@ -80,19 +84,19 @@ async fn register(
                 "email",
                 "That e-mail address is already registered. Log in instead?",
             );
-            refuse_register(page, &session, form, errors).await
+            refuse_register(page, &anonymous, form, errors)
         }
         Err(InsertUserError::Db(err)) => Err(err.into()),
     }
 }
 
-async fn refuse_register(
+fn refuse_register(
     page: Page,
-    session: &Session,
+    anonymous: &AnonymousToken,
     form: RegisterForm,
     errors: FieldErrors,
 ) -> AppResult<Response> {
-    let page = page.with_csrf(session).await?;
+    let page = page.with_csrf(anonymous);
     let body = render(&RegisterPage {
         page,
         name: form.name,
@@ -117,8 +121,8 @@ struct LoginForm {
     password: String,
 }
 
-async fn login_page(page: Page, session: Session) -> AppResult<Response> {
-    let page = page.with_csrf(&session).await?;
+async fn login_page(page: Page, anonymous: AnonymousToken) -> AppResult<Response> {
+    let page = page.with_csrf(&anonymous);
     render(&LoginPage {
         page,
         email: String::new(),
@@ -126,46 +130,41 @@ async fn login_page(page: Page, session: Session) -> AppResult<Response> {
     })
 }
 
+const LOGIN_FAILED: &str = "Login failed: check your e-mail and password.";
+
+/// Every attempt is counted (per address, then per account) before its
+/// password is checked, and the password is checked only within the hashing
+/// budget: see `ratelimit` and `password::Hasher`.
 async fn login(
     State(app): State<AppState>,
+    ClientAddr(client): ClientAddr,
     page: Page,
     session: Session,
+    anonymous: AnonymousToken,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> AppResult<Response> {
     let refuse = |status: StatusCode, error: &'static str| {
-        refuse_login(
-            page.clone(),
-            session.clone(),
-            form.email.clone(),
-            status,
-            error,
-        )
+        refuse_login(page.clone(), &anonymous, form.email.clone(), status, error)
     };
     let Ok(email) = Email::parse(&form.email) else {
-        return refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Login failed: check your e-mail and password.",
-        )
-        .await;
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, LOGIN_FAILED);
     };
-    if app
+    let address = client_addr::limit_key(client);
+    let verdict = app
         .login_limiter
-        .is_blocked(email.as_str())
+        .attempt(&address, email.as_str())
         .await
-        .map_err(unavailable)?
-    {
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed attempts. Wait 15 minutes and try again.",
-        )
-        .await;
+        .map_err(unavailable)?;
+    if let Some(response) = throttled(verdict, refuse) {
+        return response;
     }
     let user = users::find_by_email(&app.db.pool, &email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    match (password::verify(hash, form.password.clone()).await?, user) {
+    let verified = app.hasher.verify(hash, form.password.clone()).await;
+    match (verified.map_err(hash_failed)?, user) {
         (true, Some(user)) => {
             app.login_limiter
-                .clear(email.as_str())
+                .succeeded(&address, email.as_str())
                 .await
                 .map_err(unavailable)?;
             let who = SessionUser {
@@ -177,28 +176,45 @@ async fn login(
             flash(&session, "success", format!("Welcome back, {}.", user.name)).await?;
             Ok(Redirect::to("/book/catalog").into_response())
         }
-        _ => {
-            app.login_limiter
-                .record_failure(email.as_str())
-                .await
-                .map_err(unavailable)?;
-            refuse(
-                StatusCode::UNAUTHORIZED,
-                "Login failed: check your e-mail and password.",
-            )
-            .await
-        }
+        _ => refuse(StatusCode::UNAUTHORIZED, LOGIN_FAILED),
     }
 }
 
-async fn refuse_login(
+/// The login page again with a 429 and Retry-After, when a limit refused the attempt.
+fn throttled(
+    verdict: Verdict,
+    refuse: impl Fn(StatusCode, &'static str) -> AppResult<Response>,
+) -> Option<AppResult<Response>> {
+    let (limit, seconds, message) = match verdict {
+        Verdict::Allowed => return None,
+        Verdict::AddressThrottled(s) => (
+            "address",
+            s,
+            "Too many login attempts from your network. Wait a few minutes and try again.",
+        ),
+        Verdict::AccountThrottled(s) => (
+            "account",
+            s,
+            "Too many failed attempts for this account. Wait a few minutes and try again.",
+        ),
+    };
+    crate::metrics::login_throttled(limit);
+    Some(
+        refuse(StatusCode::TOO_MANY_REQUESTS, message).map(|mut response| {
+            set_retry_after(&mut response, seconds);
+            response
+        }),
+    )
+}
+
+fn refuse_login(
     page: Page,
-    session: Session,
+    anonymous: &AnonymousToken,
     email: String,
     status: StatusCode,
     error: &'static str,
 ) -> AppResult<Response> {
-    let page = page.with_csrf(&session).await?;
+    let page = page.with_csrf(anonymous);
     let body = render(&LoginPage {
         page,
         email,
@@ -209,6 +225,13 @@ async fn refuse_login(
 
 fn unavailable(err: anyhow::Error) -> AppError {
     AppError::Unavailable(format!("rate limiter: {err}"))
+}
+
+fn hash_failed(err: HashError) -> AppError {
+    match err {
+        HashError::Busy => AppError::Busy("password hashing queue full"),
+        HashError::Failed(err) => AppError::Internal(err),
+    }
 }
 
 async fn logout(

@@ -228,7 +228,7 @@ async fn checkout(
         .iter()
         .map(|l| (l.book_id, Quantity(l.quantity)))
         .collect();
-    match orders::create(&app.db.pool, user.id, &wanted, app.config.order_ttl).await {
+    match orders::create(&app.db.pool, user.id, &wanted, app.hold_policy()).await {
         Ok(order_id) => {
             app.catalog_changed().await;
             store(&session, &[]).await?;

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod cart;
 pub mod catalog;
+pub mod csrf;
 pub mod ops;
 pub mod orders;
 pub mod page;
@@ -15,14 +16,16 @@ use std::time::Duration;
 use askama::Template;
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::error::{AppError, AppResult, error_page};
+use crate::error::{AppError, AppResult, page_for_status};
 use crate::session_store::Store;
 use crate::state::AppState;
 
@@ -34,12 +37,14 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole public application: every area, sessions, and the cross-cutting layers.
 pub fn app(state: AppState, sessions: Store) -> Router {
+    // Sessions are stored only when a handler writes to one; `session_lifetime`
+    // then decides how long it lives (the default here is the short one).
     let session_layer = SessionManagerLayer::new(sessions)
         .with_name("bookstore_session")
         .with_secure(state.config.secure_cookies())
         .with_same_site(SameSite::Lax)
         .with_http_only(true)
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(7)));
+        .with_expiry(Expiry::OnInactivity(page::ANONYMOUS_LIFETIME));
     let served_by = HeaderValue::from_str(&state.config.replica_id)
         .unwrap_or(HeaderValue::from_static("storefront"));
 
@@ -51,16 +56,21 @@ pub fn app(state: AppState, sessions: Store) -> Router {
         .merge(orders::router())
         .merge(admin::router())
         .fallback(|| async { AppError::NotFound })
-        .layer(axum::middleware::map_response(friendly_session_failure))
+        .layer(axum::middleware::from_fn(page::session_lifetime))
         .layer(session_layer);
 
     let routes = Router::new()
         .merge(pages)
         .merge(ops::router())
-        .layer(axum::middleware::from_fn(crate::metrics::track));
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(RequestBodyTimeoutLayer::new(state.config.http.body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(axum::middleware::from_fn(friendly_errors));
     with_security_headers(routes, state.config.secure_cookies())
         .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static("x-served-by"), served_by))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(15)))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -70,21 +80,46 @@ pub fn app(state: AppState, sessions: Store) -> Router {
         .with_state(state)
 }
 
-/// tower-sessions answers a bare 500 when it cannot save a session (Redis gone
-/// mid-request); shoppers get the same friendly 503 as for any outage instead.
-async fn friendly_session_failure(response: Response) -> Response {
-    let bare = response.status() == StatusCode::INTERNAL_SERVER_ERROR
-        && !response.headers().contains_key(header::CONTENT_TYPE);
-    if !bare {
+/// The longest any request may take, body and handler included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Every refusal a shopper can meet is the shop's own page with a truthful
+/// status, also when it did not come from a handler: axum's extractor
+/// rejections (plain text: `?q=a&q=b`, `/book/%FF`), method not allowed and
+/// timeouts (empty), and the bare 500 tower-sessions answers when it cannot
+/// save a session, which is a store outage and so a 503. Probes keep their
+/// plain answers.
+async fn friendly_errors(request: axum::extract::Request, next: Next) -> Response {
+    let probe = ops::is_probe(request.uri().path());
+    let response = next.run(request).await;
+    if probe || !is_bare_error(&response) {
         return response;
     }
-    crate::metrics::session_store_error();
-    error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Temporarily unavailable",
-        "The shop is briefly unavailable. Please try again in a moment.",
-        false,
-    )
+    let (parts, _) = response.into_parts();
+    let status = if parts.status == StatusCode::INTERNAL_SERVER_ERROR {
+        crate::metrics::session_store_error();
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        parts.status
+    };
+    let mut page = page_for_status(status);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            page.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    page
+}
+
+/// An error response the shop did not render itself (ours are always HTML).
+fn is_bare_error(response: &Response) -> bool {
+    let error = response.status().is_client_error() || response.status().is_server_error();
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    error && !html
 }
 
 /// Pages need nothing but our own stylesheet and images: no scripts at all.

@@ -18,6 +18,11 @@ pub fn router() -> Router<AppState> {
         .route("/static/style.css", get(stylesheet))
 }
 
+/// Probes answer in plain text whatever happens, for scripts and load balancers.
+pub fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz")
+}
+
 /// Readiness answers within 2 s whatever the dependencies do.
 pub const READY_LIMIT: Duration = Duration::from_millis(1500);
 

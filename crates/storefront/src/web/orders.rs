@@ -51,6 +51,20 @@ pub fn explain_order_error(err: &OrderError) -> (StatusCode, String) {
             StatusCode::UNPROCESSABLE_ENTITY,
             "Your cart is empty.".into(),
         ),
+        OrderError::TooManyOpen { max, .. } => (
+            StatusCode::CONFLICT,
+            format!(
+                "You already have {max} unpaid orders, the most one shopper may hold. \
+                 Pay for one or cancel it (Your orders) before ordering more."
+            ),
+        ),
+        OrderError::HoldLimit { title, held, max } => (
+            StatusCode::CONFLICT,
+            format!(
+                "You may hold at most {max} copies of “{title}” in unpaid orders, \
+                 and already hold {held}. Pay for or cancel those orders first, or order fewer."
+            ),
+        ),
         OrderError::Db(_) => (StatusCode::SERVICE_UNAVAILABLE, "Please try again.".into()),
     }
 }
@@ -88,7 +102,7 @@ async fn buy(
         &app.db.pool,
         user.id,
         &[(book_id, quantity)],
-        app.config.order_ttl,
+        app.hold_policy(),
     )
     .await
     {

@@ -3,20 +3,26 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
-use rand::Rng;
-use serde::de::DeserializeOwned;
+use axum::middleware::Next;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use tower_sessions::Session;
+use tower_sessions::{Expiry, Session};
 
+pub use super::csrf::CsrfForm;
+use super::csrf::{AnonymousToken, new_token};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 
 const USER_KEY: &str = "user";
-const CSRF_KEY: &str = "csrf";
+pub(super) const CSRF_KEY: &str = "csrf";
 const FLASH_KEY: &str = "flash";
+
+/// How long a logged-in session lives without being used.
+pub const LOGGED_IN_LIFETIME: time::Duration = time::Duration::days(7);
+/// How long a session without a user lives (a flash message after registering):
+/// minutes, so sessions nobody logs in to cannot pile up in the store.
+pub const ANONYMOUS_LIFETIME: time::Duration = time::Duration::minutes(15);
 
 /// Who is logged in, as remembered by the session (admin rights are re-checked
 /// against the database where they matter).
@@ -74,30 +80,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
 }
 
 impl Page {
-    /// Pages with a form for anonymous visitors (login, register) need a token
-    /// first; logged-in users got theirs at login.
-    pub async fn with_csrf(mut self, session: &Session) -> AppResult<Page> {
-        self.csrf = ensure_csrf(session).await?;
-        Ok(self)
+    /// Pages with a form for anonymous visitors (login, register) need a token:
+    /// the session's when there is one (logged in), else the signed cookie's.
+    pub fn with_csrf(mut self, anonymous: &AnonymousToken) -> Page {
+        if self.csrf.is_empty() {
+            self.csrf = anonymous.issue();
+        }
+        self
     }
 
     pub fn user_id(&self) -> Option<i64> {
         self.user.as_ref().map(|u| u.id)
     }
-}
-
-async fn ensure_csrf(session: &Session) -> AppResult<String> {
-    if let Some(token) = session.get::<String>(CSRF_KEY).await? {
-        return Ok(token);
-    }
-    let token = new_token();
-    session.insert(CSRF_KEY, &token).await?;
-    Ok(token)
-}
-
-fn new_token() -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub async fn flash(session: &Session, level: &str, text: impl Into<String>) -> AppResult<()> {
@@ -128,6 +122,23 @@ pub async fn log_out(session: &Session) -> AppResult<()> {
     Ok(())
 }
 
+/// Whatever a handler wrote to the session, it is stored for as long as its
+/// holder warrants: days for a logged-in shopper, minutes for anyone else.
+/// Runs inside the session layer, after the handler and before the save.
+pub async fn session_lifetime(session: Session, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if session.is_modified() {
+        let logged_in = matches!(session.get::<SessionUser>(USER_KEY).await, Ok(Some(_)));
+        let lifetime = if logged_in {
+            LOGGED_IN_LIFETIME
+        } else {
+            ANONYMOUS_LIFETIME
+        };
+        session.set_expiry(Some(Expiry::OnInactivity(lifetime)));
+    }
+    response
+}
+
 /// A logged-in user; anonymous visitors are sent to the login page.
 pub struct CurrentUser(pub SessionUser);
 
@@ -140,72 +151,6 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
             Some(user) => Ok(CurrentUser(user)),
             None => Err(AppError::LoginRequired),
         }
-    }
-}
-
-/// A urlencoded form that is only accepted with this session's CSRF token
-/// and from this site. Every state-changing handler takes one.
-pub struct CsrfForm<T>(pub T);
-
-#[derive(Deserialize)]
-struct TokenField {
-    #[serde(default)]
-    csrf_token: String,
-}
-
-const MAX_FORM_BYTES: usize = 64 * 1024;
-
-impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
-    type Rejection = AppError;
-
-    async fn from_request(req: Request, state: &AppState) -> AppResult<CsrfForm<T>> {
-        let (mut parts, body) = req.into_parts();
-        check_same_site(&parts.headers, state.config.public_origin.as_deref())?;
-        let session = session_of(&mut parts).await?;
-        let expected = session.get::<String>(CSRF_KEY).await?;
-        let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-            .await
-            .map_err(|_| AppError::BadRequest("form too large".into()))?;
-        let sent: TokenField = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|e| AppError::BadRequest(e.to_string()))?;
-        match expected {
-            Some(expected) if constant_time_eq(expected.as_bytes(), sent.csrf_token.as_bytes()) => {
-            }
-            _ => return Err(AppError::CrossSite("missing or wrong CSRF token")),
-        }
-        serde_urlencoded::from_bytes(&bytes)
-            .map(CsrfForm)
-            .map_err(|e| AppError::BadRequest(e.to_string()))
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Browsers say where a form came from; refuse anything that is not this site.
-fn check_same_site(headers: &HeaderMap, public_origin: Option<&str>) -> AppResult<()> {
-    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if fetch_site == Some("cross-site") {
-        return Err(AppError::CrossSite("Sec-Fetch-Site: cross-site"));
-    }
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return Ok(());
-    };
-    let same = match public_origin {
-        Some(public) => origin == public,
-        None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            origin.split_once("://").map(|(_, rest)| rest) == Some(host)
-        }
-    };
-    if same {
-        Ok(())
-    } else {
-        Err(AppError::CrossSite("Origin is another site"))
     }
 }
 
@@ -233,46 +178,5 @@ impl FieldErrors {
         parsed: Result<T, E>,
     ) -> Option<T> {
         parsed.map_err(|e| self.add(field, e.to_string())).ok()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
-            .collect()
-    }
-
-    #[test]
-    fn same_site_rules() {
-        let ok = |h: &[(&'static str, &'static str)], origin| {
-            check_same_site(&headers(h), origin).is_ok()
-        };
-        assert!(
-            ok(&[], None),
-            "no Origin: old clients and curl rely on the token alone"
-        );
-        assert!(ok(
-            &[("host", "shop:8080"), ("origin", "http://shop:8080")],
-            None
-        ));
-        assert!(!ok(
-            &[("host", "shop:8080"), ("origin", "http://evil.example")],
-            None
-        ));
-        assert!(!ok(&[("origin", "null")], None));
-        assert!(!ok(&[("sec-fetch-site", "cross-site")], None));
-        assert!(ok(
-            &[("origin", "https://shop.example.com")],
-            Some("https://shop.example.com")
-        ));
-        assert!(!ok(
-            &[("origin", "http://shop.example.com")],
-            Some("https://shop.example.com")
-        ));
     }
 }

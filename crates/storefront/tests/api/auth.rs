@@ -148,7 +148,7 @@ async fn the_session_id_changes_at_login_and_dies_at_logout() {
     let _ = ana.token().await;
     let before = ana
         .session_cookie()
-        .expect("a session exists before login (CSRF token)");
+        .expect("a session exists before login (the flash after registering)");
     ana.login_ok(&email, PASSWORD).await;
     let after = ana.session_cookie().expect("logged-in session");
     assert_ne!(before, after, "login must renew the session id");

@@ -208,6 +208,10 @@ async fn expiry_running_on_every_replica_returns_stock_once() {
     let fast_expiry = |c: &mut storefront::config::Config| {
         c.order_ttl = Duration::from_secs(1);
         c.expiry_interval = Duration::from_millis(50);
+        // One buyer holds ten orders of one title here, past the default caps
+        // (tested in orders.rs); this test is about expiry on every replica.
+        c.limits.open_orders = 10;
+        c.limits.held_per_title = 30;
     };
     let Some((a, _b)) = two_replicas(fast_expiry).await else {
         return;

@@ -75,6 +75,10 @@ pub async fn spawn_on(
     init_logs();
     let mut config = Config::local(database_url);
     config.redis_url = redis_url.clone();
+    // As behind the fleet's proxy: each test visitor has an address of its own
+    // (`X-Forwarded-For`), so per-address login limits in a shared Redis do
+    // not add up across tests.
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     adjust(&mut config);
     let application = Application::build(config)
         .await
@@ -102,9 +106,14 @@ impl TestApp {
         &self.state.db.pool
     }
 
-    /// A visitor with an empty cookie jar.
+    /// A visitor with an empty cookie jar, from an address of its own.
     pub fn visitor(&self) -> Shopper {
-        Shopper::new(self.addr, Arc::new(Jar::default()))
+        self.visitor_from(&random_address())
+    }
+
+    /// A visitor whose requests arrive through the proxy from `address`.
+    pub fn visitor_from(&self, address: &str) -> Shopper {
+        Shopper::from_address(self.addr, Arc::new(Jar::default()), Some(address))
     }
 
     /// A registered and logged-in shopper with a unique e-mail address.
@@ -196,9 +205,21 @@ pub struct Shopper {
     email: Arc<std::sync::Mutex<String>>,
 }
 
+/// An address in 198.18.0.0/15 (reserved for benchmarks), different for every visitor.
+pub fn random_address() -> String {
+    let n = rand::random::<u32>() % (1 << 17);
+    format!("198.{}.{}.{}", 18 + (n >> 16), (n >> 8) & 0xff, n & 0xff)
+}
+
 impl Shopper {
-    pub fn new(addr: SocketAddr, jar: Arc<Jar>) -> Shopper {
+    /// A shopper whose requests carry `X-Forwarded-For: address`, as the proxy adds it.
+    pub fn from_address(addr: SocketAddr, jar: Arc<Jar>, address: Option<&str>) -> Shopper {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(address) = address {
+            headers.insert("x-forwarded-for", address.parse().unwrap());
+        }
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
@@ -212,11 +233,12 @@ impl Shopper {
         }
     }
 
-    /// The same cookies, talking to another replica.
+    /// The same cookies (and address), talking to another replica.
     pub fn on(&self, app: &TestApp) -> Shopper {
-        let other = Shopper::new(app.addr, self.jar.clone());
-        other.set_email(self.email());
-        other
+        Shopper {
+            addr: app.addr,
+            ..self.clone()
+        }
     }
 
     pub fn email(&self) -> String {

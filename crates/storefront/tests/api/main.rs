@@ -1,12 +1,15 @@
 //! HTTP integration tests: one binary, each test on its own real server and database.
 
+mod abuse;
 mod admin;
 mod auth;
 mod cart;
 mod catalog;
 mod concurrency;
 mod fleet;
+mod floods;
 mod helpers;
 mod orders;
 mod security;
 mod seller;
+mod slow_clients;

@@ -86,12 +86,24 @@ async fn every_response_has_security_headers_and_the_replica_id() {
 #[tokio::test]
 async fn session_cookies_are_http_only_and_same_site() {
     let app = spawn_app().await;
-    let response = app.visitor().get("/login").await;
+    let visitor = app.visitor();
+    let token = visitor.token().await;
+    let response = visitor
+        .post_raw(
+            "/register",
+            &[
+                ("name", "Ana"),
+                ("email", &crate::helpers::unique_email("ana")),
+                ("password", crate::helpers::PASSWORD),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
     let cookie = response.headers()["set-cookie"]
         .to_str()
         .unwrap()
         .to_string();
-    assert!(cookie.starts_with("bookstore_session="));
+    assert!(cookie.starts_with("bookstore_session="), "{cookie}");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
