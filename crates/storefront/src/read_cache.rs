@@ -28,6 +28,10 @@ const VERSION_CHANNEL: &str = "catalog:version";
 /// A safety net: were a version bump lost (Redis failing right after a
 /// commit), no entry outlives this.
 const MAX_AGE: Duration = Duration::from_secs(10);
+/// How old an entry may be and still be shown while the database cannot be
+/// read ("stale if error"): a shopper then sees the catalog as it was a few
+/// minutes ago rather than an error page; buying still needs the database.
+const MAX_STALE: Duration = Duration::from_secs(600);
 /// Distinct searches kept; past this the map starts afresh.
 const MAX_ENTRIES: usize = 2048;
 
@@ -185,6 +189,16 @@ impl<K: Hash + Eq + Clone, V> VersionedCache<K, V> {
             .map(|e| e.value.clone())
     }
 
+    /// The entry for `key` whatever its version, up to `MAX_STALE` old: only
+    /// for when the database fails.
+    pub fn get_stale(&self, key: &K) -> Option<Arc<V>> {
+        let entries = self.entries.lock().expect("cache lock poisoned");
+        entries
+            .get(key)
+            .filter(|e| e.stored.elapsed() < MAX_STALE)
+            .map(|e| e.value.clone())
+    }
+
     pub fn put(&self, key: K, version: u64, value: Arc<V>) {
         let mut entries = self.entries.lock().expect("cache lock poisoned");
         if entries.len() >= MAX_ENTRIES {
@@ -219,5 +233,11 @@ mod tests {
             cache.get(&"page", v1).is_none(),
             "a bump hides older entries"
         );
+        assert_eq!(
+            cache.get_stale(&"page").as_deref(),
+            Some(&1),
+            "but they stay for when the database fails"
+        );
+        assert!(cache.get_stale(&"other").is_none());
     }
 }

@@ -76,7 +76,10 @@ impl App {
         if let Some(hit) = version.and_then(|v| self.catalog_pages.get(query, v)) {
             return Ok(hit);
         }
-        let page = Arc::new(books::catalog(&self.db.pool, query).await?);
+        let page = match books::catalog(&self.db.pool, query).await {
+            Ok(page) => Arc::new(page),
+            Err(e) => return stale_if_error(self.catalog_pages.get_stale(query), e),
+        };
         if let Some(v) = version {
             self.catalog_pages.put(query.clone(), v, page.clone());
         }
@@ -89,7 +92,10 @@ impl App {
         if let Some(hit) = version.and_then(|v| self.book_pages.get(&id, v)) {
             return Ok(hit);
         }
-        let book = Arc::new(books::get(&self.db.pool, id).await?);
+        let book = match books::get(&self.db.pool, id).await {
+            Ok(book) => Arc::new(book),
+            Err(e) => return stale_if_error(self.book_pages.get_stale(&id), e),
+        };
         if let Some(v) = version {
             self.book_pages.put(id, v, book.clone());
         }
@@ -133,5 +139,18 @@ impl App {
         };
         let (db_ok, redis_ok) = tokio::join!(self.db.is_ready(limit), redis_ok);
         db_ok && redis_ok
+    }
+}
+
+/// While the database cannot be read, the last page this replica rendered
+/// (up to 10 minutes old) beats an error page: a database outage then leaves
+/// the catalog browsable. Without one, the error goes on (a 503).
+fn stale_if_error<T>(stale: Option<Arc<T>>, error: sqlx::Error) -> sqlx::Result<Arc<T>> {
+    match stale {
+        Some(page) => {
+            tracing::warn!(%error, "database unavailable: serving the catalog from the stale cache");
+            Ok(page)
+        }
+        None => Err(error),
     }
 }
