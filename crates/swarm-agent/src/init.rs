@@ -54,6 +54,6 @@ pub async fn run(engine: &Engine, args: &InitArgs, dry_run: bool) -> Result<()> 
         }
     }
     publish::api_secret(&store, dry_run).await?;
-    publish::swarm_facts(engine, &store, dry_run).await?;
+    publish::swarm_facts(engine, &store, dry_run, publish::Report::Everything).await?;
     Ok(())
 }

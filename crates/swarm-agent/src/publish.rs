@@ -10,9 +10,22 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::token_store::{Key, TokenStore};
 
+/// How much to say about values that did not change: `init`, run by a
+/// person, says each; the leader's periodic pass stays quiet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    Everything,
+    ChangesOnly,
+}
+
 /// Publish the swarm's current tokens, reachable managers and cluster id.
 /// Returns the keys that changed.
-pub async fn swarm_facts(engine: &Engine, store: &TokenStore, dry_run: bool) -> Result<Vec<Key>> {
+pub async fn swarm_facts(
+    engine: &Engine,
+    store: &TokenStore,
+    dry_run: bool,
+    report: Report,
+) -> Result<Vec<Key>> {
     let swarm = engine.inspect_swarm().await?;
     let tokens = swarm.join_tokens.unwrap_or_default();
     let entries = [
@@ -23,7 +36,7 @@ pub async fn swarm_facts(engine: &Engine, store: &TokenStore, dry_run: bool) -> 
     ];
     let mut changed = Vec::new();
     for (key, value) in entries {
-        if !value.is_empty() && put_logged(store, key, &value, dry_run).await? {
+        if !value.is_empty() && put_logged(store, key, &value, dry_run, report).await? {
             changed.push(key);
         }
     }
@@ -59,20 +72,29 @@ async fn manager_addresses(engine: &Engine) -> Result<Vec<String>> {
 /// Make the agents' API secret once (32 random bytes, hex) unless the store has one.
 pub async fn api_secret(store: &TokenStore, dry_run: bool) -> Result<()> {
     if store.get(Key::ApiSecret).await?.is_some() {
-        debug!("agent API secret already published");
+        info!(key = Key::ApiSecret.name(), store = %store.describe(), "already published, unchanged");
         return Ok(());
     }
     let secret: String = (0..32)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
         .collect();
-    put_logged(store, Key::ApiSecret, &secret, dry_run).await?;
+    put_logged(store, Key::ApiSecret, &secret, dry_run, Report::Everything).await?;
     Ok(())
 }
 
-async fn put_logged(store: &TokenStore, key: Key, value: &str, dry_run: bool) -> Result<bool> {
+async fn put_logged(
+    store: &TokenStore,
+    key: Key,
+    value: &str,
+    dry_run: bool,
+    report: Report,
+) -> Result<bool> {
     let wrote = store.put(key, value, dry_run).await?;
     let shown = if key.is_secret() { "<secret>" } else { value };
     match (wrote, dry_run) {
+        (false, _) if report == Report::Everything => {
+            info!(key = key.name(), store = %store.describe(), "already published, unchanged")
+        }
         (false, _) => {
             debug!(key = key.name(), store = %store.describe(), "already published, unchanged")
         }

@@ -114,7 +114,8 @@ impl Reconciler {
     /// or a token rotated by hand reaches the store within one pass.
     async fn republish(&self) {
         let Some(store) = &self.store else { return };
-        match publish::swarm_facts(&self.engine, store, self.policy.dry_run).await {
+        let quiet = publish::Report::ChangesOnly;
+        match publish::swarm_facts(&self.engine, store, self.policy.dry_run, quiet).await {
             Ok(changed) if !changed.is_empty() => {
                 self.metrics.action("publish");
                 info!(keys = ?changed.iter().map(|k| k.name()).collect::<Vec<_>>(), "republished to the token store");
