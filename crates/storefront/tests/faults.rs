@@ -469,3 +469,179 @@ async fn sigterm_turns_readiness_off_finishes_in_flight_requests_then_exits() {
         .unwrap();
     assert!(exit.success(), "clean exit, got {exit:?}");
 }
+
+/// A Redis that refuses writes when full, as stack.yml configures it:
+/// `maxmemory` with `noeviction`, here tiny so that a test can fill it.
+async fn full_redis_server() -> Option<(Server, tempfile::TempDir)> {
+    let (mut server, dir) = redis_server().await?;
+    server.kill();
+    server.args.extend(
+        ["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    server.start();
+    server.wait_listening().await;
+    Some((server, dir))
+}
+
+async fn redis_connection(port: u16) -> deadpool_redis::redis::aio::MultiplexedConnection {
+    deadpool_redis::redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Writes filler keys until Redis answers OOM even to a tiny write (big ones
+/// first, then smaller: a big write can be refused while a session still fits);
+/// returns how many keys were written.
+async fn fill_redis(redis: &mut deadpool_redis::redis::aio::MultiplexedConnection) -> usize {
+    let mut written = 0;
+    for size in [64 * 1024, 1024, 16] {
+        let chunk = "x".repeat(size);
+        loop {
+            let set: Result<(), _> = deadpool_redis::redis::cmd("SET")
+                .arg(format!("filler:{written}"))
+                .arg(&chunk)
+                .query_async(redis)
+                .await;
+            match set {
+                Ok(()) => written += 1,
+                Err(err) => {
+                    assert!(err.to_string().contains("OOM"), "not an OOM refusal: {err}");
+                    break;
+                }
+            }
+            assert!(
+                written < 100_000,
+                "Redis never refused a write: is maxmemory set?"
+            );
+        }
+    }
+    written
+}
+
+/// Every key but the filler: the shop's sessions, carts and counters.
+async fn shop_keys(redis: &mut deadpool_redis::redis::aio::MultiplexedConnection) -> Vec<String> {
+    let mut keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
+        .arg("*")
+        .query_async(redis)
+        .await
+        .unwrap();
+    keys.retain(|k| !k.starts_with("filler:"));
+    keys.sort();
+    keys
+}
+
+async fn csrf_token(client: &reqwest::Client, url: String) -> String {
+    let html = client.get(url).send().await.unwrap().text().await.unwrap();
+    let start = html.find("name=\"csrf_token\" value=\"").unwrap() + 25;
+    html[start..start + 64].to_string()
+}
+
+async fn add_to_cart(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    quantity: &str,
+) -> (StatusCode, String, Duration) {
+    let started = Instant::now();
+    let form = [
+        ("book_id", "1"),
+        ("quantity", quantity),
+        ("csrf_token", token),
+    ];
+    let response = client
+        .post(format!("{base}/cart/add"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.text().await.unwrap(), started.elapsed())
+}
+
+async fn cart_quantity(client: &reqwest::Client, base: &str) -> Option<String> {
+    let (status, html, _) = status_and_time(client, format!("{base}/cart")).await;
+    assert_eq!(status, StatusCode::OK, "the cart page reads the session");
+    let start = html.find("name=\"quantity\" value=\"")? + 23;
+    let end = start + html[start..].find('"')?;
+    Some(html[start..end].to_string())
+}
+
+#[tokio::test]
+async fn a_full_redis_refuses_writes_with_friendly_503s_evicts_nothing_and_recovers() {
+    let Some((redis, _redis_dir)) = full_redis_server().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sqlite_config(dir.path());
+    config.redis_url = Some(format!("redis://127.0.0.1:{}", redis.port));
+    config.seed_demo_if_empty = true;
+    let app = serve(config).await;
+    let base = format!("http://{}", app.addr);
+    let shopper = logged_in(app.addr).await;
+    let token = csrf_token(&shopper, format!("{base}/book/1")).await;
+    let (status, _, _) = add_to_cart(&shopper, &base, &token, "1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "adding to the cart works");
+    assert_eq!(cart_quantity(&shopper, &base).await.as_deref(), Some("1"));
+
+    let mut redis_conn = redis_connection(redis.port).await;
+    let before = shop_keys(&mut redis_conn).await;
+    let filled = fill_redis(&mut redis_conn).await;
+    eprintln!("Redis full after {filled} filler keys");
+
+    // A write refused by Redis is the friendly 503, quickly: not a 500, not a hang.
+    let (status, html, took) = add_to_cart(&shopper, &base, &token, "2").await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "refused write: {html}"
+    );
+    assert!(html.contains("briefly unavailable"), "{html}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the refused write took {took:?}"
+    );
+    // A new visitor cannot get a session either, with the same page.
+    let newcomer = client();
+    let page = newcomer.get(format!("{base}/login")).send().await.unwrap();
+    let status = page.status();
+    let html = page.text().await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{html}");
+    assert!(html.contains("briefly unavailable"), "{html}");
+    // Reads still work, and the refused write changed nothing: the cart holds 1.
+    assert_eq!(cart_quantity(&shopper, &base).await.as_deref(), Some("1"));
+    assert_eq!(
+        status_of(&client(), format!("{base}/book/catalog")).await,
+        StatusCode::OK
+    );
+    // noeviction: every session key is still there, none made room.
+    let during = shop_keys(&mut redis_conn).await;
+    assert!(
+        before.iter().all(|k| during.contains(k)),
+        "keys evicted: before {before:?}, during {during:?}"
+    );
+
+    // Memory frees: writes work again, on the same session, without a restart.
+    for key in 0..filled {
+        let _: () = deadpool_redis::redis::cmd("DEL")
+            .arg(format!("filler:{key}"))
+            .query_async(&mut redis_conn)
+            .await
+            .unwrap();
+    }
+    let (status, _, _) = add_to_cart(&shopper, &base, &token, "2").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "writes work once memory frees"
+    );
+    assert_eq!(cart_quantity(&shopper, &base).await.as_deref(), Some("3"));
+    let newcomer = logged_in(app.addr).await;
+    assert_eq!(
+        status_of(&newcomer, format!("{base}/orders")).await,
+        StatusCode::OK
+    );
+}

@@ -51,8 +51,9 @@ pub fn app(state: AppState, sessions: Store) -> Router {
         .merge(orders::router())
         .merge(admin::router())
         .fallback(|| async { AppError::NotFound })
-        .layer(axum::middleware::map_response(friendly_session_failure))
-        .layer(session_layer);
+        .layer(session_layer)
+        // Outside the session layer, or it never sees that layer's bare 500.
+        .layer(axum::middleware::map_response(friendly_session_failure));
 
     let routes = Router::new()
         .merge(pages)
