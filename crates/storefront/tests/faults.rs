@@ -611,6 +611,11 @@ async fn a_full_redis_refuses_writes_with_friendly_503s_evicts_nothing_and_recov
     let html = page.text().await.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{html}");
     assert!(html.contains("briefly unavailable"), "{html}");
+    // Readiness stays on: every replica shares this Redis, and reads still work.
+    assert_eq!(
+        status_of(&client(), format!("{base}/readyz")).await,
+        StatusCode::OK
+    );
     // Reads still work, and the refused write changed nothing: the cart holds 1.
     assert_eq!(cart_quantity(&shopper, &base).await.as_deref(), Some("1"));
     assert_eq!(
