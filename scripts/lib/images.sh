@@ -12,8 +12,9 @@ SWARM_AGENT_IMAGE=bookstore/swarm-agent:$IMAGE_TAG
 MYSQL_IMAGE=bookstore/mysql-standin:$IMAGE_TAG
 REDIS_IMAGE=bookstore/redis-standin:$IMAGE_TAG
 PROXY_IMAGE=bookstore/nginx-standin:$IMAGE_TAG
+BACKUP_IMAGE=bookstore/backup:$IMAGE_TAG
 # shellcheck disable=SC2034 # used by the scripts that source this file
-STACK_IMAGES=("$STOREFRONT_IMAGE" "$SWARM_AGENT_IMAGE" "$MYSQL_IMAGE" "$REDIS_IMAGE" "$PROXY_IMAGE")
+STACK_IMAGES=("$STOREFRONT_IMAGE" "$SWARM_AGENT_IMAGE" "$MYSQL_IMAGE" "$REDIS_IMAGE" "$PROXY_IMAGE" "$BACKUP_IMAGE")
 
 # A Debian root made here, trimmed of docs and caches, as the base of every image.
 build_base_image() {
@@ -42,6 +43,7 @@ build_stack_images() {
   build_one docker/standins/mysql.Dockerfile "$MYSQL_IMAGE" "${common[@]}"
   build_one docker/standins/redis.Dockerfile "$REDIS_IMAGE" "${common[@]}"
   build_one docker/standins/nginx.Dockerfile "$PROXY_IMAGE" "${common[@]}"
+  build_one docker/backup.Dockerfile "$BACKUP_IMAGE" "${common[@]}"
 }
 
 # build_one DOCKERFILE IMAGE [ARGS…]: the classic builder, the only one without buildx.

@@ -1,7 +1,9 @@
 //! Faults with real services: each test runs its own Redis or MariaDB server,
-//! stops it under a running storefront, and starts it again. Needs
-//! `redis-server` and `mariadbd` (scripts/test installs them); under CI=true
-//! their absence fails the run.
+//! stops it under a running storefront, and starts it again; fills a Redis
+//! that refuses writes when full; and serves from a MariaDB and a Redis that
+//! accept TLS only, as RDS and ElastiCache are run. Needs `redis-server`,
+//! `mariadbd`, `mariadb` and `openssl` (scripts/test installs the servers);
+//! under CI=true their absence fails the run.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -575,4 +577,377 @@ async fn sigterm_turns_readiness_off_finishes_in_flight_requests_then_exits() {
         .expect("exits after draining")
         .unwrap();
     assert!(exit.success(), "clean exit, got {exit:?}");
+}
+
+/// A Redis that refuses writes when full, as stack.yml configures it:
+/// `maxmemory` with `noeviction`, here tiny so that a test can fill it.
+async fn full_redis_server() -> Option<(Server, tempfile::TempDir)> {
+    let (mut server, dir) = redis_server().await?;
+    server.kill();
+    server.args.extend(
+        ["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    server.start();
+    server.wait_listening().await;
+    Some((server, dir))
+}
+
+async fn redis_connection(port: u16) -> deadpool_redis::redis::aio::MultiplexedConnection {
+    deadpool_redis::redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Writes filler keys until Redis answers OOM even to a tiny write (big ones
+/// first, then smaller: a big write can be refused while a session still fits);
+/// returns how many keys were written.
+async fn fill_redis(redis: &mut deadpool_redis::redis::aio::MultiplexedConnection) -> usize {
+    let mut written = 0;
+    for size in [64 * 1024, 1024, 16] {
+        let chunk = "x".repeat(size);
+        loop {
+            let set: Result<(), _> = deadpool_redis::redis::cmd("SET")
+                .arg(format!("filler:{written}"))
+                .arg(&chunk)
+                .query_async(redis)
+                .await;
+            match set {
+                Ok(()) => written += 1,
+                Err(err) => {
+                    assert!(err.to_string().contains("OOM"), "not an OOM refusal: {err}");
+                    break;
+                }
+            }
+            assert!(
+                written < 100_000,
+                "Redis never refused a write: is maxmemory set?"
+            );
+        }
+    }
+    written
+}
+
+/// Every key but the filler: the shop's sessions, carts and counters.
+async fn shop_keys(redis: &mut deadpool_redis::redis::aio::MultiplexedConnection) -> Vec<String> {
+    let mut keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
+        .arg("*")
+        .query_async(redis)
+        .await
+        .unwrap();
+    keys.retain(|k| !k.starts_with("filler:"));
+    keys.sort();
+    keys
+}
+
+async fn csrf_token(client: &reqwest::Client, url: String) -> String {
+    let html = client.get(url).send().await.unwrap().text().await.unwrap();
+    let start = html.find("name=\"csrf_token\" value=\"").unwrap() + 25;
+    html[start..start + 64].to_string()
+}
+
+async fn add_to_cart(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    quantity: &str,
+) -> (StatusCode, String, Duration) {
+    let started = Instant::now();
+    let form = [
+        ("book_id", "1"),
+        ("quantity", quantity),
+        ("csrf_token", token),
+    ];
+    let response = client
+        .post(format!("{base}/cart/add"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.text().await.unwrap(), started.elapsed())
+}
+
+async fn cart_quantity(client: &reqwest::Client, base: &str) -> Option<String> {
+    let (status, html, _) = status_and_time(client, format!("{base}/cart")).await;
+    assert_eq!(status, StatusCode::OK, "the cart page reads the session");
+    let start = html.find("name=\"quantity\" value=\"")? + 23;
+    let end = start + html[start..].find('"')?;
+    Some(html[start..end].to_string())
+}
+
+#[tokio::test]
+async fn a_full_redis_refuses_writes_with_friendly_503s_evicts_nothing_and_recovers() {
+    let Some((redis, _redis_dir)) = full_redis_server().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sqlite_config(dir.path());
+    config.redis_url = Some(format!("redis://127.0.0.1:{}", redis.port));
+    config.seed_demo_if_empty = true;
+    let app = serve(config).await;
+    let base = format!("http://{}", app.addr);
+    let shopper = logged_in(app.addr).await;
+    let token = csrf_token(&shopper, format!("{base}/book/1")).await;
+    let (status, _, _) = add_to_cart(&shopper, &base, &token, "1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "adding to the cart works");
+    assert_eq!(cart_quantity(&shopper, &base).await.as_deref(), Some("1"));
+
+    let mut redis_conn = redis_connection(redis.port).await;
+    let before = shop_keys(&mut redis_conn).await;
+    let filled = fill_redis(&mut redis_conn).await;
+    eprintln!("Redis full after {filled} filler keys");
+
+    // A write refused by Redis is the friendly 503, quickly: not a 500, not a hang.
+    let (status, html, took) = add_to_cart(&shopper, &base, &token, "2").await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "refused write: {html}"
+    );
+    assert!(html.contains("briefly unavailable"), "{html}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the refused write took {took:?}"
+    );
+    // A new visitor cannot get a session either, with the same page.
+    let newcomer = client();
+    let page = newcomer.get(format!("{base}/login")).send().await.unwrap();
+    let status = page.status();
+    let html = page.text().await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{html}");
+    assert!(html.contains("briefly unavailable"), "{html}");
+    // Readiness stays on: every replica shares this Redis, and reads still work.
+    assert_eq!(
+        status_of(&client(), format!("{base}/readyz")).await,
+        StatusCode::OK
+    );
+    // Reads still work, and the refused write changed nothing: the cart holds 1.
+    assert_eq!(cart_quantity(&shopper, &base).await.as_deref(), Some("1"));
+    assert_eq!(
+        status_of(&client(), format!("{base}/book/catalog")).await,
+        StatusCode::OK
+    );
+    // noeviction: every session key is still there, none made room.
+    let during = shop_keys(&mut redis_conn).await;
+    assert!(
+        before.iter().all(|k| during.contains(k)),
+        "keys evicted: before {before:?}, during {during:?}"
+    );
+
+    // Memory frees: writes work again, on the same session, without a restart.
+    for key in 0..filled {
+        let _: () = deadpool_redis::redis::cmd("DEL")
+            .arg(format!("filler:{key}"))
+            .query_async(&mut redis_conn)
+            .await
+            .unwrap();
+    }
+    let (status, _, _) = add_to_cart(&shopper, &base, &token, "2").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "writes work once memory frees"
+    );
+    assert_eq!(cart_quantity(&shopper, &base).await.as_deref(), Some("3"));
+    let newcomer = logged_in(app.addr).await;
+    assert_eq!(
+        status_of(&newcomer, format!("{base}/orders")).await,
+        StatusCode::OK
+    );
+}
+
+// --- external services that require TLS (RDS, ElastiCache) ----------------------
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bookstore test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-copy_extensions",
+        "copy",
+    ]);
+}
+
+/// The storefront binary, configured only by its environment as a replica is.
+struct Replica(Child);
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn external_mysql_and_redis_that_require_tls_are_used_over_tls() {
+    if require("openssl").is_none() {
+        return;
+    }
+    let Some((mut mysql, mysql_dir)) = mariadb_server(false).await else {
+        return;
+    };
+    let Some((mut redis, _redis_dir)) = redis_server().await else {
+        return;
+    };
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path());
+    let cert = |name: &str| certs.path().join(name).display().to_string();
+
+    // Both servers refuse anything but TLS. MariaDB with its grant tables this
+    // time (a user that REQUIREs SSL, made over the socket), as RDS has them.
+    mysql.args.retain(|a| a != "--skip-grant-tables");
+    mysql.args.extend([
+        format!("--ssl-ca={}", cert("ca.pem")),
+        format!("--ssl-cert={}", cert("server.pem")),
+        format!("--ssl-key={}", cert("server.key")),
+        "--require-secure-transport=ON".into(),
+    ]);
+    mysql.start();
+    mysql.wait_listening().await;
+    redis.kill();
+    let tls_args = [
+        "--port".to_string(),
+        "0".into(),
+        "--tls-port".into(),
+        redis.port.to_string(),
+        "--tls-cert-file".into(),
+        cert("server.pem"),
+        "--tls-key-file".into(),
+        cert("server.key"),
+        "--tls-ca-cert-file".into(),
+        cert("ca.pem"),
+        "--tls-auth-clients".into(),
+        "no".into(),
+    ];
+    redis.args.splice(0..2, tls_args);
+    redis.start();
+    redis.wait_listening().await;
+
+    let socket = mysql_dir.path().join("sock");
+    let status = Command::new(require("mariadb").unwrap())
+        .arg(format!("--socket={}", socket.display()))
+        .args(["-uroot", "-e"])
+        .arg("CREATE DATABASE shop; CREATE USER shop@'%' IDENTIFIED BY 'shop pw' REQUIRE SSL; GRANT ALL ON shop.* TO shop@'%';")
+        .status()
+        .unwrap();
+    assert!(status.success(), "creating the TLS-only user");
+
+    // What an operator puts in the two secrets (docs/operations.md).
+    let tls = format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={}", cert("ca.pem"));
+    sqlx::any::install_default_drivers();
+    let over_tls = format!("mysql://shop:shop%20pw@127.0.0.1:{}/shop?{tls}", mysql.port);
+    wait_for_pool(&over_tls).await;
+    let plain = format!(
+        "mysql://shop:shop%20pw@127.0.0.1:{}/shop?ssl-mode=DISABLED",
+        mysql.port
+    );
+    assert!(
+        sqlx::AnyPool::connect(&plain).await.is_err(),
+        "MariaDB must refuse a connection without TLS"
+    );
+    let plain_redis =
+        deadpool_redis::redis::Client::open(format!("redis://127.0.0.1:{}", redis.port)).unwrap();
+    assert!(
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            plain_redis.get_multiplexed_async_connection()
+        )
+        .await
+        .map_or(true, |c| c.is_err()),
+        "Redis must refuse a connection without TLS"
+    );
+
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let _replica = Replica(
+        Command::new(env!("CARGO_BIN_EXE_storefront"))
+            .env_clear()
+            .env("DATABASE_URL", &over_tls)
+            .env("REDIS_URL", format!("rediss://127.0.0.1:{}", redis.port))
+            // rediss:// trusts the system's roots; this variable replaces them
+            // with the CA bundle (a Docker secret in the stack).
+            .env("SSL_CERT_FILE", cert("ca.pem"))
+            .env("LISTEN_ADDR", listen.to_string())
+            .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(mysql_dir.path().join("replica.log")).unwrap())
+            .spawn()
+            .expect("the storefront binary starts"),
+    );
+    let base = format!("http://{listen}");
+    wait_until(Duration::from_secs(60), "readiness over TLS", async || {
+        answers_ok(&client(), format!("{base}/readyz")).await
+    })
+    .await;
+    let shopper = logged_in(listen).await;
+    assert_eq!(
+        status_of(&shopper, format!("{base}/orders")).await,
+        StatusCode::OK,
+        "an account in MySQL and a session in Redis, both over TLS"
+    );
+}
+
+async fn wait_for_pool(url: &str) -> sqlx::AnyPool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match sqlx::AnyPool::connect(url).await {
+            Ok(pool) => return pool,
+            Err(err) if Instant::now() < deadline => {
+                eprintln!("waiting for MariaDB over TLS: {err}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => panic!("MariaDB never answered over TLS: {err}"),
+        }
+    }
 }

@@ -1,0 +1,27 @@
+# The stack's backup job (stack.yml `backup`): consistent MySQL dumps,
+# compressed, kept on a volume with a retention, shipped to S3 when
+# configured, with Prometheus metrics on :9465/metrics. Debian's packages on
+# the debootstrap base, like the stand-ins: mariadb-client (mariadb-dump
+# also dumps MySQL 8), python3-boto3 for S3.
+ARG BASE_IMAGE=bookstore/debian:bookworm
+FROM ${BASE_IMAGE}
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      mariadb-client python3 python3-boto3 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10002 --home-dir /backups --shell /usr/sbin/nologin backup-job \
+ && mkdir -p /backups && chown 10002:10002 /backups
+COPY docker/backup/backup-job docker/backup/backup-metrics-server docker/backup/s3-copy /usr/local/bin/
+USER 10002:10002
+VOLUME /backups
+EXPOSE 9465
+# Alive while the metrics answer; whether backups succeed is the metrics' job.
+HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
+  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9465/metrics', timeout=4)"]
+LABEL org.opencontainers.image.title="bookstore-backup" \
+      org.opencontainers.image.description="Scheduled MySQL dumps with retention, S3 shipping and Prometheus metrics" \
+      org.opencontainers.image.source="https://example.invalid/bookstore-fleet" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.vendor="Bookstore fleet"
+ENTRYPOINT ["backup-job"]
+CMD ["loop"]
