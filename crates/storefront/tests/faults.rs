@@ -713,11 +713,25 @@ async fn a_full_redis_refuses_writes_with_friendly_503s_evicts_nothing_and_recov
         took < Duration::from_secs(5),
         "the refused write took {took:?}"
     );
-    // A new visitor cannot get a session either, with the same page.
+    // A newcomer still gets the registration form (anonymous pages write
+    // nothing to Redis), but registering needs a session: the same page.
     let newcomer = client();
-    let page = newcomer.get(format!("{base}/login")).send().await.unwrap();
-    let status = page.status();
-    let html = page.text().await.unwrap();
+    let token = csrf_token(&newcomer, format!("{base}/register")).await;
+    let email = format!("n{}@example.com", uuid::Uuid::new_v4().simple());
+    let form = [
+        ("name", "Newcomer"),
+        ("email", email.as_str()),
+        ("password", "long enough pw"),
+        ("csrf_token", token.as_str()),
+    ];
+    let answer = newcomer
+        .post(format!("{base}/register"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let html = answer.text().await.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{html}");
     assert!(html.contains("briefly unavailable"), "{html}");
     // Readiness stays on: every replica shares this Redis, and reads still work.
