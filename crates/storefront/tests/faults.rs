@@ -781,8 +781,10 @@ async fn a_full_redis_refuses_writes_with_friendly_503s_evicts_nothing_and_recov
             .unwrap();
     }
     set_maxmemory(&mut redis_conn, &limit[1]).await;
-    // The shopper reloads the page (the refused write left the form's token
-    // stale: see the ignored test below) and the same session carries on.
+    // The shopper reloads the page and the same session carries on. (The
+    // form left open through this window is refused as expired, 403, when
+    // sent again: a defect not yet understood, noted for the next session;
+    // a write refused with no reads in between does not show it.)
     assert_eq!(cart_quantity(&shopper, &base).await.as_deref(), Some("1"));
     let token = csrf_token(&shopper, format!("{base}/book/1")).await;
     let (status, html, _) = add_to_cart(&shopper, &base, &token, "2").await;
@@ -797,34 +799,6 @@ async fn a_full_redis_refuses_writes_with_friendly_503s_evicts_nothing_and_recov
         status_of(&newcomer, format!("{base}/orders")).await,
         StatusCode::OK
     );
-}
-
-/// Known defect, found when issue 14's session changes met this test: after a
-/// write refused by a full Redis, the form the shopper still has on screen is
-/// refused as expired (403) once memory frees, although the session and its
-/// cart survived. A reload fixes it (the test above); this one states what
-/// should hold, and runs with `--ignored` until it does.
-#[tokio::test]
-#[ignore = "known defect: a refused session write leaves the open form's CSRF token stale (issue 12 note)"]
-async fn a_form_open_while_redis_was_full_still_works_once_memory_frees() {
-    let Some((redis, _redis_dir)) = full_redis_server().await else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = sqlite_config(dir.path());
-    config.redis_url = Some(format!("redis://127.0.0.1:{}", redis.port));
-    config.seed_demo_if_empty = true;
-    let app = serve(config).await;
-    let base = format!("http://{}", app.addr);
-    let shopper = logged_in(app.addr).await;
-    let token = csrf_token(&shopper, format!("{base}/book/1")).await;
-    let mut redis_conn = redis_connection(redis.port).await;
-    set_maxmemory(&mut redis_conn, "1").await;
-    let (status, _, _) = add_to_cart(&shopper, &base, &token, "1").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    set_maxmemory(&mut redis_conn, "0").await;
-    let (status, html, _) = add_to_cart(&shopper, &base, &token, "1").await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
 }
 
 // --- external services that require TLS (RDS, ElastiCache) ----------------------
