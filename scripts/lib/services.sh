@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/test and scripts/dev-fleet: installs MariaDB and Redis from
 # Debian's packages when missing, and runs private instances of them on their
 # own data directory and ports, so a developer's own services are untouched.
@@ -68,7 +69,7 @@ start_mariadb() {
 
 stop_mariadb() {
   local pid_file="$SERVICES_DIR/mariadb/mysqld.pid"
-  [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
+  if [ -f "$pid_file" ]; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
 }
 
 start_redis() {
