@@ -5,6 +5,10 @@
 # Source it; it defines functions and changes nothing by itself.
 
 SERVICES_DIR=${SERVICES_DIR:-"$(pwd)/.tmp/services"}
+# Set when this shell started the service, so that it stops only its own
+# (a developer's running dev-fleet keeps its database through a test run).
+MARIADB_STARTED_HERE=false
+REDIS_STARTED_HERE=false
 MARIADB_PORT=${MARIADB_PORT:-3307}
 REDIS_PORT=${REDIS_PORT:-6380}
 
@@ -53,6 +57,7 @@ start_mariadb() {
   fi
   if ! mariadb-admin --socket="$sock" ping >/dev/null 2>&1; then
     log "starting MariaDB on 127.0.0.1:$MARIADB_PORT"
+    MARIADB_STARTED_HERE=true
     (/usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --socket="$sock" --port="$MARIADB_PORT" \
       --bind-address=127.0.0.1 --user="$(id -un)" --pid-file="$dir/mysqld.pid" \
       --log-error="$dir/error.log" --innodb-buffer-pool-size=256M --max-connections=500 \
@@ -77,6 +82,7 @@ start_redis() {
   mkdir -p "$dir"
   if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
     log "starting Redis on 127.0.0.1:$REDIS_PORT"
+    REDIS_STARTED_HERE=true
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
       --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
     wait_for 20 Redis redis-cli -p "$REDIS_PORT" ping
@@ -86,4 +92,9 @@ start_redis() {
 
 stop_redis() {
   redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+}
+
+stop_services_started_here() {
+  if [ "$REDIS_STARTED_HERE" = true ]; then stop_redis; fi
+  if [ "$MARIADB_STARTED_HERE" = true ]; then stop_mariadb; fi
 }

@@ -17,44 +17,55 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// buy → delivery → payment, one distinct user per signed-up account
+    Checkout,
+    /// log in again and again (each attempt scrapes a fresh CSRF token)
+    Login,
+    /// GETs on a new connection each, as a load balancer spreads them
+    Steady,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Checkout => "checkout",
+            Mode::Login => "login",
+            Mode::Steady => "steady",
+        }
+    }
+}
+
+/// Load for the flows a URL-hammering tool cannot script; prints one JSON line.
+#[derive(clap::Parser)]
 struct Args {
-    mode: String,
+    mode: Mode,
+    /// The shop's base URL (a path with --targets-file)
+    #[arg(default_value = "http://127.0.0.1:8080")]
     base: String,
+    #[arg(long, default_value_t = 64)]
     users: usize,
+    #[arg(long, default_value_t = 64)]
     connections: usize,
+    #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Book ids to buy, comma-separated (checkout)
+    #[arg(long, value_delimiter = ',')]
     books: Vec<i64>,
+    /// Steady: stop when this file exists
+    #[arg(long)]
     stop_file: Option<String>,
+    /// Steady: pause between a connection's requests
+    #[arg(long = "pause-ms", default_value = "0", value_parser = parse_millis)]
     pause: Duration,
+    /// Steady: the base URLs to spread over, one a line, re-read twice a second
+    #[arg(long)]
     targets_file: Option<String>,
 }
 
-fn parse_args() -> Args {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| {
-        raw.iter()
-            .position(|a| a == name)
-            .and_then(|i| raw.get(i + 1))
-            .cloned()
-    };
-    let number =
-        |name: &str, default: usize| flag(name).and_then(|v| v.parse().ok()).unwrap_or(default);
-    Args {
-        mode: raw.first().cloned().unwrap_or_default(),
-        base: raw
-            .get(1)
-            .cloned()
-            .unwrap_or_else(|| "http://127.0.0.1:8080".into()),
-        users: number("--users", 64),
-        connections: number("--connections", 64),
-        seconds: number("--seconds", 10) as u64,
-        stop_file: flag("--stop-file"),
-        targets_file: flag("--targets-file"),
-        pause: Duration::from_millis(number("--pause-ms", 0) as u64),
-        books: flag("--books")
-            .map(|b| b.split(',').filter_map(|id| id.parse().ok()).collect())
-            .unwrap_or_default(),
-    }
+fn parse_millis(text: &str) -> Result<Duration, std::num::ParseIntError> {
+    text.parse().map(Duration::from_millis)
 }
 
 struct User {
@@ -295,7 +306,7 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
         "mode": "steady",
         "ok": ok.load(Ordering::Relaxed),
         "failed": failed.load(Ordering::Relaxed),
-        "seconds": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+        "seconds": two_places(started.elapsed().as_secs_f64()),
         "first_error": first_error.lock().unwrap().as_str(),
         "targets": *per_target.lock().unwrap(),
     });
@@ -303,18 +314,18 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn two_places(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Arc::new(parse_args());
-    if args.mode == "steady" {
+    let args = Arc::new(<Args as clap::Parser>::parse());
+    if args.mode == Mode::Steady {
         return steady(args).await;
     }
     anyhow::ensure!(
-        args.mode == "checkout" || args.mode == "login",
-        "mode is `checkout`, `login` or `steady`"
-    );
-    anyhow::ensure!(
-        args.mode == "login" || !args.books.is_empty(),
+        args.mode == Mode::Login || !args.books.is_empty(),
         "checkout needs --books"
     );
     let mut users = Vec::new();
@@ -346,8 +357,8 @@ async fn main() -> anyhow::Result<()> {
                 let n = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let user = &users[n % users.len()];
                 let began = Instant::now();
-                let ok = match args.mode.as_str() {
-                    "checkout" => checkout(user, &args.base, args.books[n % args.books.len()])
+                let ok = match args.mode {
+                    Mode::Checkout => checkout(user, &args.base, args.books[n % args.books.len()])
                         .await
                         .unwrap_or(false),
                     _ => login(&user.client, &args.base, &user.email).await.is_ok(),
@@ -367,13 +378,15 @@ async fn main() -> anyhow::Result<()> {
     let mut latencies = tally.latencies_us.lock().unwrap().clone();
     latencies.sort_unstable();
     let ok = tally.ok.load(Ordering::Relaxed);
-    println!(
-        "{{\"mode\":\"{}\",\"ok\":{ok},\"failed\":{},\"seconds\":{elapsed:.2},\"per_second\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
-        args.mode,
-        tally.failed.load(Ordering::Relaxed),
-        ok as f64 / elapsed,
-        percentile(&latencies, 50.0),
-        percentile(&latencies, 99.0)
-    );
+    let report = serde_json::json!({
+        "mode": args.mode.name(),
+        "ok": ok,
+        "failed": tally.failed.load(Ordering::Relaxed),
+        "seconds": two_places(elapsed),
+        "per_second": (ok as f64 / elapsed * 10.0).round() / 10.0,
+        "p50_ms": two_places(percentile(&latencies, 50.0)),
+        "p99_ms": two_places(percentile(&latencies, 99.0)),
+    });
+    println!("{report}");
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod password;
 pub mod ratelimit;
 pub mod read_cache;
+pub mod redis;
 pub mod seed;
 pub mod serve;
 pub mod session_store;

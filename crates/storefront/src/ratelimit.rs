@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use deadpool_redis::redis;
 
 use crate::config::Limits;
-use crate::session_store::with_redis;
+use crate::redis::with_redis;
 
 /// What the limiter decided about one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 
-use crate::session_store::with_redis;
+use crate::redis::with_redis;
 
 const VERSION_KEY: &str = "catalog:version";
 const VERSION_CHANNEL: &str = "catalog:version";
@@ -75,15 +75,7 @@ impl CatalogVersion {
             CatalogVersion::Redis(_, pushed) if pushed.live.load(Ordering::Acquire) => {
                 Some(pushed.version.load(Ordering::Acquire))
             }
-            CatalogVersion::Redis(pool, _) => {
-                let read = with_redis(pool, |mut conn| async move {
-                    redis::cmd("GET")
-                        .arg(VERSION_KEY)
-                        .query_async::<Option<u64>>(&mut conn)
-                        .await
-                });
-                read.await.ok().map(|v| v.unwrap_or(0))
-            }
+            CatalogVersion::Redis(pool, _) => read_version(pool).await.ok(),
         }
     }
 
@@ -116,6 +108,17 @@ impl CatalogVersion {
     }
 }
 
+/// The version stored in Redis (0 before the first bump).
+async fn read_version(pool: &deadpool_redis::Pool) -> anyhow::Result<u64> {
+    let stored = with_redis(pool, |mut conn| async move {
+        redis::cmd("GET")
+            .arg(VERSION_KEY)
+            .query_async::<Option<u64>>(&mut conn)
+            .await
+    });
+    Ok(stored.await?.unwrap_or(0))
+}
+
 /// Keeps `pushed` current: subscribe, read the version, then follow every
 /// announcement; on any failure mark it stale and start again.
 async fn follow_version(client: redis::Client, pool: deadpool_redis::Pool, pushed: Arc<Pushed>) {
@@ -129,26 +132,14 @@ async fn follow_version(client: redis::Client, pool: deadpool_redis::Pool, pushe
         match tokio::time::timeout(Duration::from_secs(5), subscribed).await {
             Ok(Ok(mut pubsub)) => {
                 // Read after subscribing, so no bump falls between the two.
-                let current = with_redis(&pool, |mut conn| async move {
-                    redis::cmd("GET")
-                        .arg(VERSION_KEY)
-                        .query_async::<Option<u64>>(&mut conn)
-                        .await
-                });
-                if let Ok(version) = current.await {
-                    pushed.raise_to(version.unwrap_or(0));
+                if let Ok(version) = read_version(&pool).await {
+                    pushed.raise_to(version);
                     pushed.live.store(true, Ordering::Release);
                     let mut messages = pubsub.on_message();
                     // Announcements carry no number: each one means "read it again".
                     while messages.next().await.is_some() {
-                        let current = with_redis(&pool, |mut conn| async move {
-                            redis::cmd("GET")
-                                .arg(VERSION_KEY)
-                                .query_async::<Option<u64>>(&mut conn)
-                                .await
-                        });
-                        match current.await {
-                            Ok(version) => pushed.raise_to(version.unwrap_or(0)),
+                        match read_version(&pool).await {
+                            Ok(version) => pushed.raise_to(version),
                             Err(_) => break,
                         }
                     }
@@ -199,6 +190,27 @@ impl<K: Hash + Eq + Clone, V> VersionedCache<K, V> {
             .map(|e| e.value.clone())
     }
 
+    /// The entry for `key` at `version`, or else what `load` reads (kept for
+    /// next time when the version is known); when `load` fails, a stale entry.
+    pub async fn get_or_load(
+        &self,
+        version: Option<u64>,
+        key: &K,
+        load: impl Future<Output = sqlx::Result<V>>,
+    ) -> sqlx::Result<Arc<V>> {
+        if let Some(hit) = version.and_then(|v| self.get(key, v)) {
+            return Ok(hit);
+        }
+        let value = match load.await {
+            Ok(value) => Arc::new(value),
+            Err(e) => return stale_if_error(self.get_stale(key), e),
+        };
+        if let Some(v) = version {
+            self.put(key.clone(), v, value.clone());
+        }
+        Ok(value)
+    }
+
     pub fn put(&self, key: K, version: u64, value: Arc<V>) {
         let mut entries = self.entries.lock().expect("cache lock poisoned");
         if entries.len() >= MAX_ENTRIES {
@@ -212,6 +224,19 @@ impl<K: Hash + Eq + Clone, V> VersionedCache<K, V> {
                 value,
             },
         );
+    }
+}
+
+/// While the database cannot be read, the last page this replica read
+/// (up to 10 minutes old) beats an error page: a database outage then leaves
+/// the catalog browsable. Without one, the error goes on (a 503).
+fn stale_if_error<T>(stale: Option<Arc<T>>, error: sqlx::Error) -> sqlx::Result<Arc<T>> {
+    match stale {
+        Some(page) => {
+            tracing::warn!(%error, "database unavailable: serving the catalog from the stale cache");
+            Ok(page)
+        }
+        None => Err(error),
     }
 }
 

@@ -1,10 +1,9 @@
 //! Where sessions live: in this process (the embedded default) or in Redis
 //! through deadpool-redis (the fleet), behind one `SessionStore` type.
 
-use std::time::Duration;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_redis::redis::{self, AsyncCommands};
@@ -13,33 +12,7 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, ExpiredDeletion, Result};
 
-/// Every Redis round trip is bounded, so a stalled Redis turns into a 503, not a hang.
-pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
-
-pub fn redis_pool(url: &str, max_size: usize) -> anyhow::Result<deadpool_redis::Pool> {
-    let mut config = deadpool_redis::Config::from_url(url);
-    let mut pool = deadpool_redis::PoolConfig::new(max_size);
-    pool.timeouts.wait = Some(REDIS_TIMEOUT);
-    pool.timeouts.create = Some(REDIS_TIMEOUT);
-    pool.timeouts.recycle = Some(REDIS_TIMEOUT);
-    config.pool = Some(pool);
-    Ok(config.create_pool(Some(deadpool_redis::Runtime::Tokio1))?)
-}
-
-/// Runs one Redis command on a pooled connection, within [`REDIS_TIMEOUT`].
-pub async fn with_redis<T, F, Fut>(pool: &deadpool_redis::Pool, op: F) -> anyhow::Result<T>
-where
-    F: FnOnce(deadpool_redis::Connection) -> Fut,
-    Fut: Future<Output = redis::RedisResult<T>>,
-{
-    let call = async {
-        let conn = pool.get().await?;
-        Ok::<T, anyhow::Error>(op(conn).await?)
-    };
-    tokio::time::timeout(REDIS_TIMEOUT, call)
-        .await
-        .map_err(|_| anyhow::anyhow!("redis did not answer within {REDIS_TIMEOUT:?}"))?
-}
+use crate::redis::with_redis;
 
 #[derive(Debug, Clone)]
 pub enum Store {

@@ -11,7 +11,8 @@ use tower_sessions::session_store::ExpiredDeletion;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::session_store::{MEMORY_SWEEP_INTERVAL, MemoryStore, RedisStore, Store, redis_pool};
+use crate::redis::redis_pool;
+use crate::session_store::{MEMORY_SWEEP_INTERVAL, MemoryStore, RedisStore, Store};
 use crate::state::{App, AppState};
 use crate::store::orders;
 

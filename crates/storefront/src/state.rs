@@ -12,7 +12,7 @@ use crate::db::Db;
 use crate::password::Hasher;
 use crate::ratelimit::LoginLimiter;
 use crate::read_cache::{CatalogVersion, VersionedCache};
-use crate::session_store::with_redis;
+use crate::redis::with_redis;
 use crate::store::books::{self, Book, CatalogPage, CatalogQuery};
 use crate::store::orders::HoldPolicy;
 
@@ -73,33 +73,17 @@ impl App {
     /// A catalog page, from this replica's cache when the catalog has not changed since.
     pub async fn catalog_page(&self, query: &CatalogQuery) -> sqlx::Result<Arc<CatalogPage>> {
         let version = self.catalog_version.current().await;
-        if let Some(hit) = version.and_then(|v| self.catalog_pages.get(query, v)) {
-            return Ok(hit);
-        }
-        let page = match books::catalog(&self.db.pool, query).await {
-            Ok(page) => Arc::new(page),
-            Err(e) => return stale_if_error(self.catalog_pages.get_stale(query), e),
-        };
-        if let Some(v) = version {
-            self.catalog_pages.put(query.clone(), v, page.clone());
-        }
-        Ok(page)
+        self.catalog_pages
+            .get_or_load(version, query, books::catalog(&self.db.pool, query))
+            .await
     }
 
     /// A book as its public page shows it, cached like catalog pages.
     pub async fn book(&self, id: i64) -> sqlx::Result<Arc<Option<Book>>> {
         let version = self.catalog_version.current().await;
-        if let Some(hit) = version.and_then(|v| self.book_pages.get(&id, v)) {
-            return Ok(hit);
-        }
-        let book = match books::get(&self.db.pool, id).await {
-            Ok(book) => Arc::new(book),
-            Err(e) => return stale_if_error(self.book_pages.get_stale(&id), e),
-        };
-        if let Some(v) = version {
-            self.book_pages.put(id, v, book.clone());
-        }
-        Ok(book)
+        self.book_pages
+            .get_or_load(version, &id, books::get(&self.db.pool, id))
+            .await
     }
 
     /// Every committed change to books or stock calls this, on whichever replica made it.
@@ -139,18 +123,5 @@ impl App {
         };
         let (db_ok, redis_ok) = tokio::join!(self.db.is_ready(limit), redis_ok);
         db_ok && redis_ok
-    }
-}
-
-/// While the database cannot be read, the last page this replica rendered
-/// (up to 10 minutes old) beats an error page: a database outage then leaves
-/// the catalog browsable. Without one, the error goes on (a 503).
-fn stale_if_error<T>(stale: Option<Arc<T>>, error: sqlx::Error) -> sqlx::Result<Arc<T>> {
-    match stale {
-        Some(page) => {
-            tracing::warn!(%error, "database unavailable: serving the catalog from the stale cache");
-            Ok(page)
-        }
-        None => Err(error),
     }
 }

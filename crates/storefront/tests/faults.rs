@@ -209,7 +209,10 @@ struct Running {
 }
 
 async fn serve(config: Config) -> Running {
-    let application = Application::build(config).await.expect("builds");
+    run(Application::build(config).await.expect("builds"))
+}
+
+fn run(application: Application) -> Running {
     let addr = application.addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(application.run_until(async {
@@ -511,7 +514,17 @@ async fn a_replica_started_before_mysql_waits_for_it() {
         .expect("started within a minute of MySQL")
         .unwrap()
         .expect("built once MySQL answered");
-    assert!(application.addr().port() > 0);
+    let running = run(application);
+    let base = format!("http://{}", running.addr);
+    // Built is not enough: the replica that waited serves the migrated catalog.
+    assert_eq!(
+        status_of(&client(), format!("{base}/readyz")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_of(&client(), format!("{base}/book/catalog")).await,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

@@ -399,13 +399,12 @@ pub async fn managers(given: &[String], store: Option<&TokenStore>) -> Result<Ve
 pub async fn discover_client(
     store: Option<&TokenStore>,
     secret: &crate::cli::SecretArgs,
-    agent_urls: &[String],
-    given_managers: &[String],
+    given: &crate::cli::ManagersArgs,
 ) -> Result<Option<AgentClient>, Error> {
-    let urls = if agent_urls.is_empty() {
-        urls_from_managers(&managers(given_managers, store).await?)
+    let urls = if given.agent_urls.is_empty() {
+        urls_from_managers(&managers(&given.hosts, store).await?)
     } else {
-        agent_urls.to_vec()
+        given.agent_urls.clone()
     };
     match (urls.is_empty(), resolve_secret(secret, store).await?) {
         (false, Some(secret)) => Ok(Some(AgentClient::new(urls, secret)?)),

@@ -127,6 +127,24 @@ pub enum JoinRole {
     Manager,
 }
 
+/// How a node finds the managers and their agents (join, leave, serve).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ManagersArgs {
+    /// Manager addresses (host or host:port, comma separated). A DNS name may resolve to
+    /// several managers; each is tried. Default: the list published in the token store.
+    #[arg(long = "manager", env = "SWARM_AGENT_MANAGERS", value_delimiter = ',')]
+    pub hosts: Vec<String>,
+
+    /// Agent API URLs on managers, which label, drain and remove workers
+    /// (default: http://<each manager host>:9466).
+    #[arg(
+        long = "agent-url",
+        env = "SWARM_AGENT_AGENT_URLS",
+        value_delimiter = ','
+    )]
+    pub agent_urls: Vec<String>,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct JoinArgs {
     #[command(flatten)]
@@ -135,10 +153,8 @@ pub struct JoinArgs {
     #[command(flatten)]
     pub secret: SecretArgs,
 
-    /// Manager addresses (host or host:port, comma separated). A DNS name may resolve to
-    /// several managers; each is tried. Default: the list `init` published in the store.
-    #[arg(long = "manager", env = "SWARM_AGENT_MANAGERS", value_delimiter = ',')]
-    pub managers: Vec<String>,
+    #[command(flatten)]
+    pub managers: ManagersArgs,
 
     /// Address this node advertises (default: the local address that routes to the manager).
     #[arg(long, env = "SWARM_AGENT_ADVERTISE_ADDR")]
@@ -164,15 +180,6 @@ pub struct JoinArgs {
     #[arg(long, env = "SWARM_AGENT_REQUIRE_IMDS")]
     pub require_imds: bool,
 
-    /// Agent API URLs on managers, used by workers to get their labels applied
-    /// (default: http://<each manager host>:9466).
-    #[arg(
-        long = "agent-url",
-        env = "SWARM_AGENT_AGENT_URLS",
-        value_delimiter = ','
-    )]
-    pub agent_urls: Vec<String>,
-
     /// Give up joining (and labelling) after this long.
     #[arg(long, env = "SWARM_AGENT_JOIN_DEADLINE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub deadline: Duration,
@@ -195,18 +202,8 @@ pub struct LeaveArgs {
     #[command(flatten)]
     pub secret: SecretArgs,
 
-    /// Agent API URLs on managers (comma separated) that drain and remove this worker.
-    /// Default: http://<manager>:9466 for each manager published in the token store.
-    #[arg(
-        long = "agent-url",
-        env = "SWARM_AGENT_AGENT_URLS",
-        value_delimiter = ','
-    )]
-    pub agent_urls: Vec<String>,
-
-    /// Manager hosts; used to derive agent URLs (http://host:9466) when --agent-url is not given.
-    #[arg(long = "manager", env = "SWARM_AGENT_MANAGERS", value_delimiter = ',')]
-    pub managers: Vec<String>,
+    #[command(flatten)]
+    pub managers: ManagersArgs,
 
     /// Give up waiting for tasks to move and services to converge after this long
     /// (the node then stays in the swarm, drained; fix and rerun).
@@ -335,15 +332,6 @@ pub struct LifecycleArgs {
     #[arg(long, env = "SWARM_AGENT_SPOT_LEAVE_DEADLINE", default_value = "90s", value_parser = humantime::parse_duration)]
     pub spot_leave_deadline: Duration,
 
-    /// Agent API URLs on managers (default: from the managers published in the store).
-    #[arg(
-        long = "agent-url",
-        env = "SWARM_AGENT_AGENT_URLS",
-        value_delimiter = ','
-    )]
-    pub agent_urls: Vec<String>,
-
-    /// Manager hosts (default: the list published in the store).
-    #[arg(long = "manager", env = "SWARM_AGENT_MANAGERS", value_delimiter = ',')]
-    pub managers: Vec<String>,
+    #[command(flatten)]
+    pub managers: ManagersArgs,
 }

@@ -133,7 +133,7 @@ pub async fn run(engine: &Engine, args: &JoinArgs, dry_run: bool) -> Result<()> 
     // timeout (swarm/systemd/swarm-agent.service) can be set above it.
     let deadline = Deadline::after(args.deadline);
     let store = TokenStore::open(&args.store).await?;
-    let manager_list = manager_list(&store, &args.managers).await?;
+    let manager_list = manager_list(&store, &args.managers.hosts).await?;
     let labels = wanted_labels(args).await?;
     let cluster_id = store.get(Key::ClusterId).await?;
     let (resolved, _) = resolve(&manager_list).await;
@@ -387,10 +387,10 @@ async fn apply_labels(
                 store.describe()
             ))
         })?;
-    let urls = if args.agent_urls.is_empty() {
+    let urls = if args.managers.agent_urls.is_empty() {
         api::urls_from_managers(managers)
     } else {
-        args.agent_urls.clone()
+        args.managers.agent_urls.clone()
     };
     let client = AgentClient::new(urls, secret)?;
     let body = serde_json::json!({ "labels": labels });

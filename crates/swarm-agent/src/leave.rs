@@ -82,13 +82,7 @@ async fn agent_client(args: &LeaveArgs) -> Result<Option<AgentClient>> {
         Some(_) => Some(TokenStore::open(&args.store).await?),
         None => None,
     };
-    api::discover_client(
-        store.as_ref(),
-        &args.secret,
-        &args.agent_urls,
-        &args.managers,
-    )
-    .await
+    api::discover_client(store.as_ref(), &args.secret, &args.managers).await
 }
 
 async fn leave_as_worker(

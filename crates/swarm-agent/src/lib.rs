@@ -3,6 +3,8 @@
 //! `main.rs` only parses the command line and calls [`run`].
 
 pub mod api;
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod backoff;
 pub mod cli;
 pub mod decide;

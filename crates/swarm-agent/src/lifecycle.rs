@@ -177,7 +177,6 @@ impl Watcher {
         LeaveArgs {
             store: self.store.clone(),
             secret: self.secret.clone(),
-            agent_urls: self.args.agent_urls.clone(),
             managers: self.args.managers.clone(),
             deadline,
             poll: Duration::from_secs(2),
@@ -243,11 +242,7 @@ mod hook {
             endpoint: Option<&str>,
             metrics: Metrics,
         ) -> Result<Hook> {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-            if let Some(region) = region {
-                loader = loader.region(aws_config::Region::new(region.to_string()));
-            }
-            let shared = loader.load().await;
+            let shared = crate::aws::sdk_config(region).await;
             let mut conf = aws_sdk_autoscaling::config::Builder::from(&shared);
             if let Some(url) = endpoint {
                 conf = conf.endpoint_url(url);

@@ -205,11 +205,7 @@ mod ssm {
                     "ssm prefix `{prefix}` must be an absolute parameter path such as /swarm/prod"
                 )));
             }
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-            if let Some(region) = region {
-                loader = loader.region(aws_config::Region::new(region.to_string()));
-            }
-            let shared = loader.load().await;
+            let shared = crate::aws::sdk_config(region).await;
             let mut conf = aws_sdk_ssm::config::Builder::from(&shared);
             if let Some(url) = endpoint {
                 conf = conf.endpoint_url(url);
