@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Proves that scripts/check-fleet-template can fail: breaks swarm/aws/fleet.yaml
+one way at a time (each a thing issue 11 forbids) into a temporary copy and
+expects the check to refuse every copy. Run by scripts/check-swarm-files."""
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+src = (ROOT / "swarm/aws/fleet.yaml").read_text()
+muts = [
+ ("HttpTokens required -> optional", "HttpTokens: required", "HttpTokens: optional"),
+ ("hop limit 1 -> 2", "HttpPutResponseHopLimit: 1", "HttpPutResponseHopLimit: 2"),
+ ("hook TERMINATING -> LAUNCHING", "autoscaling:EC2_INSTANCE_TERMINATING", "autoscaling:EC2_INSTANCE_LAUNCHING"),
+ ("hook DefaultResult ABANDON", "DefaultResult: CONTINUE", "DefaultResult: ABANDON"),
+ ("high alarm 70 -> 80", "Threshold: 70", "Threshold: 80"),
+ ("low alarm 30 -> 20", "Threshold: 30", "Threshold: 20"),
+ ("scale-in cooldown removed", '      Cooldown: "600"\n', ""),
+ ("2377 from 0.0.0.0/0", "      SourceSecurityGroupId: !Ref NodeSecurityGroup\n      IpProtocol: tcp\n      FromPort: 2377", "      CidrIp: 0.0.0.0/0\n      IpProtocol: tcp\n      FromPort: 2377"),
+ ("4789 opened on managers' SG", "      GroupId: !Ref NodeSecurityGroup\n      SourceSecurityGroupId: !Ref NodeSecurityGroup\n      IpProtocol: udp\n      FromPort: 4789", "      GroupId: !Ref ManagerSecurityGroup\n      SourceSecurityGroupId: !Ref NodeSecurityGroup\n      IpProtocol: udp\n      FromPort: 4789"),
+ ("7946/udp rule removed", "      IpProtocol: udp\n      FromPort: 7946\n      ToPort: 7946\n", "      IpProtocol: udp\n      FromPort: 7947\n      ToPort: 7947\n"),
+ ("proxy 8080 from the nodes, not the ALB", "      SourceSecurityGroupId: !Ref LoadBalancerSecurityGroup\n      IpProtocol: tcp\n      FromPort: 8080", "      SourceSecurityGroupId: !Ref NodeSecurityGroup\n      IpProtocol: tcp\n      FromPort: 8080"),
+ ("ASG in one subnet", "        - [!Ref SubnetA, !Ref SubnetB]\n      MinSize", "        - [!Ref SubnetA]\n      MinSize"),
+ ("managers' user data drifts (drain delay)", "              SWARM_AGENT_LB_DRAIN_DELAY=30s", "              SWARM_AGENT_LB_DRAIN_DELAY=20s"),
+ ("worker user data: another hook name", "SWARM_AGENT_LIFECYCLE_HOOK=${AWS::StackName}-drain", "SWARM_AGENT_LIFECYCLE_HOOK=${AWS::StackName}-drain2"),
+ ("first manager's bootstrap.sh drifts", "log \"initialising the swarm", "log \"initialising the Swarm"),
+ ("deregistration delay 60", 'deregistration_delay.timeout_seconds, Value: "30"', 'deregistration_delay.timeout_seconds, Value: "60"'),
+ ("health check path /healthz", "HealthCheckPath: /lb-health", "HealthCheckPath: /healthz"),
+ ("health check port 8080", 'HealthCheckPort: "9465"', 'HealthCheckPort: "8080"'),
+ ("manager may DeleteParameter", "Action: [ssm:GetParameter, ssm:PutParameter]", "Action: [ssm:GetParameter, ssm:PutParameter, ssm:DeleteParameter]"),
+ ("worker may read manager-token", "parameter${TokenStorePrefix}/worker-token", "parameter${TokenStorePrefix}/manager-token"),
+ ("Manager2 not gated on the bootstrap", "  Manager2:\n    Type: AWS::EC2::Instance\n    DependsOn: FirstManagerBootstrapped\n", "  Manager2:\n    Type: AWS::EC2::Instance\n"),
+ ("SSH default 0.0.0.0/0 allowed", "AllowedPattern: '^(\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/(3[0-2]|[12]\\d|[89]))?$'", "AllowedPattern: '^.*$'"),
+ ("9465 from anywhere in the VPC", "      SourceSecurityGroupId: !Ref LoadBalancerSecurityGroup\n      IpProtocol: tcp\n      FromPort: 9465", "      CidrIp: 10.0.0.0/8\n      IpProtocol: tcp\n      FromPort: 9465"),
+ ("health check too slow for the drain delay", "HealthCheckIntervalSeconds: 10", "HealthCheckIntervalSeconds: 30"),
+ ("a manager follows the latest template version", 'Version: "1"', "Version: !GetAtt ManagerLaunchTemplate.LatestVersionNumber"),
+]
+bad = []
+with tempfile.TemporaryDirectory() as tmp:
+    broken = pathlib.Path(tmp) / "fleet.yaml"
+    for what, old, new in muts:
+        if old not in src:
+            bad.append(f"mutation no longer applies (update this list): {what}")
+            continue
+        broken.write_text(src.replace(old, new, 1))
+        r = subprocess.run([str(ROOT / "scripts/check-fleet-template"), str(broken)], capture_output=True, text=True)
+        reason = next((line.strip()[2:] for line in r.stderr.splitlines() if line.startswith("  - ")), r.stderr.strip()[-200:])
+        if r.returncode == 0:
+            bad.append(f"check-fleet-template accepted a template with: {what}")
+        else:
+            print(f"  refused ({what}): {reason[:140]}")
+if bad:
+    sys.exit("\n".join(bad))
+print(f"check-fleet-template refused all {len(muts)} broken templates")
