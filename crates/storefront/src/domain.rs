@@ -1,7 +1,11 @@
 //! Typed values parsed at the edge: once a form field becomes one of these,
-//! nothing below the handlers sees a raw string.
+//! nothing below the handlers sees a raw string. A refusal is a message id
+//! from the catalogues (`locales/`), put into words in the shopper's language
+//! by the page that shows it.
 
 use std::fmt;
+
+use crate::i18n::Message;
 
 /// Money in integer cents; never a float.
 #[derive(
@@ -17,25 +21,25 @@ impl Cents {
     pub fn parse_price(raw: &str) -> Result<Cents, &'static str> {
         let raw = raw.trim().trim_start_matches('$');
         if raw.is_empty() {
-            return Err("Enter a price.");
+            return Err("invalid-price-empty");
         }
         let (whole, fraction) = raw.split_once('.').unwrap_or((raw, ""));
         let digits_only = |s: &str| s.chars().all(|c| c.is_ascii_digit());
         if whole.is_empty() || !digits_only(whole) || !digits_only(fraction) {
-            return Err("Enter a price as a number, like 12.50.");
+            return Err("invalid-price-shape");
         }
         if fraction.len() > 2 {
-            return Err("A price has at most two decimals.");
+            return Err("invalid-price-decimals");
         }
         if whole.len() > 7 {
-            return Err("That price is too high.");
+            return Err("invalid-price-high");
         }
-        let whole: i64 = whole.parse().map_err(|_| "Enter a price as a number.")?;
+        let whole: i64 = whole.parse().map_err(|_| "invalid-price-shape")?;
         let fraction: i64 = format!("{fraction:0<2}").parse().unwrap_or(0);
         let cents = whole * 100 + fraction;
         match cents {
-            0 => Err("The price must be more than zero."),
-            c if c > MAX_PRICE_CENTS => Err("That price is too high (at most 100000.00)."),
+            0 => Err("invalid-price-zero"),
+            c if c > MAX_PRICE_CENTS => Err("invalid-price-max"),
             c => Ok(Cents(c)),
         }
     }
@@ -69,14 +73,12 @@ impl Quantity {
     pub fn parse(raw: &str) -> Result<Quantity, &'static str> {
         let raw = raw.trim();
         if raw.is_empty() {
-            return Err("Enter a quantity.");
+            return Err("invalid-quantity-empty");
         }
-        let n: i64 = raw
-            .parse()
-            .map_err(|_| "The quantity must be a whole number.")?;
+        let n: i64 = raw.parse().map_err(|_| "invalid-quantity-whole")?;
         match n {
-            n if n < 1 => Err("The quantity must be at least 1."),
-            n if n > MAX_QUANTITY => Err("At most 100 copies per order."),
+            n if n < 1 => Err("invalid-quantity-low"),
+            n if n > MAX_QUANTITY => Err("invalid-quantity-high"),
             n => Ok(Quantity(n)),
         }
     }
@@ -86,14 +88,12 @@ impl Quantity {
 pub fn parse_stock(raw: &str) -> Result<i64, &'static str> {
     let raw = raw.trim();
     if raw.is_empty() {
-        return Err("Enter how many copies you have.");
+        return Err("invalid-stock-empty");
     }
-    let n: i64 = raw
-        .parse()
-        .map_err(|_| "The stock must be a whole number.")?;
+    let n: i64 = raw.parse().map_err(|_| "invalid-stock-whole")?;
     match n {
-        n if n < 0 => Err("The stock cannot be negative."),
-        n if n > 100_000 => Err("At most 100000 copies."),
+        n if n < 0 => Err("invalid-stock-negative"),
+        n if n > 100_000 => Err("invalid-stock-high"),
         n => Ok(n),
     }
 }
@@ -106,13 +106,13 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Email, &'static str> {
         let email = raw.trim().to_lowercase();
         if email.is_empty() {
-            return Err("Enter your e-mail address.");
+            return Err("invalid-email-empty");
         }
         if email.len() > 254 {
-            return Err("That e-mail address is too long.");
+            return Err("invalid-email-too-long");
         }
         let Some((local, domain)) = email.split_once('@') else {
-            return Err("Enter an e-mail address like name@example.com.");
+            return Err("invalid-email-shape");
         };
         let well_formed = !local.is_empty()
             && !domain.contains('@')
@@ -121,7 +121,7 @@ impl Email {
             && !domain.ends_with('.')
             && !email.chars().any(|c| c.is_whitespace() || c.is_control());
         if !well_formed {
-            return Err("Enter an e-mail address like name@example.com.");
+            return Err("invalid-email-shape");
         }
         Ok(Email(email))
     }
@@ -131,23 +131,32 @@ impl Email {
     }
 }
 
-/// Trimmed text of bounded length, measured in characters.
-pub fn bounded_text(raw: &str, max_chars: usize, required: &'static str) -> Result<String, String> {
+/// Trimmed text of bounded length, measured in characters; `required` is
+/// the message for an empty field (empty: the field may be left empty).
+pub fn bounded_text(
+    raw: &str,
+    max_chars: usize,
+    required: &'static str,
+) -> Result<String, Message> {
     let text = raw.trim();
     if text.is_empty() && !required.is_empty() {
-        return Err(required.to_string());
+        return Err(required.into());
     }
     if text.chars().count() > max_chars {
-        return Err(format!("At most {max_chars} characters."));
+        return Err(Message::with_number(
+            "invalid-text-too-long",
+            "max",
+            max_chars as i64,
+        ));
     }
     Ok(text.to_string())
 }
 
 pub fn parse_password(raw: &str) -> Result<String, &'static str> {
     match raw.chars().count() {
-        0 => Err("Choose a password."),
-        n if n < 8 => Err("Use at least 8 characters."),
-        n if n > 128 => Err("Use at most 128 characters."),
+        0 => Err("invalid-password-empty"),
+        n if n < 8 => Err("invalid-password-short"),
+        n if n > 128 => Err("invalid-password-long"),
         _ => Ok(raw.to_string()),
     }
 }
@@ -168,6 +177,15 @@ impl PaymentMethod {
             Self::CreditCard => "Credit Card",
             Self::Paypal => "Paypal",
             Self::BankTransfer => "Bank Transfer",
+        }
+    }
+
+    /// What the shopper reads; the label stays the form value and the stored name.
+    pub fn message_id(&self) -> &'static str {
+        match self {
+            Self::CreditCard => "method-credit-card",
+            Self::Paypal => "method-paypal",
+            Self::BankTransfer => "method-bank-transfer",
         }
     }
 
@@ -203,12 +221,13 @@ impl OrderStatus {
         }
     }
 
-    pub fn label(&self) -> &'static str {
+    /// The catalogue's name for the status, as shoppers read it.
+    pub fn message_id(&self) -> &'static str {
         match self {
-            Self::PendingPayment => "Pending payment",
-            Self::Paid => "Paid",
-            Self::Cancelled => "Cancelled",
-            Self::Expired => "Expired",
+            Self::PendingPayment => "status-pending-payment",
+            Self::Paid => "status-paid",
+            Self::Cancelled => "status-cancelled",
+            Self::Expired => "status-expired",
         }
     }
 }
@@ -218,15 +237,6 @@ pub fn now_epoch() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// `2026-11-28 18:04 UTC`: times are stored as epoch seconds and shown in UTC.
-pub fn format_utc(epoch: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp(epoch)
-        .ok()
-        .and_then(|t| t.format(format).ok())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::i18n::{self, Lang};
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("not found")]
@@ -69,69 +71,69 @@ impl From<askama::Error> for AppError {
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
-    status: u16,
+    lang: Lang,
+    status: i64,
     title: &'a str,
     message: &'a str,
     show_login: bool,
 }
 
 impl AppError {
+    /// The status, and the catalogue ids of the page's title and text.
     fn status_and_text(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             AppError::NotFound => (
                 StatusCode::NOT_FOUND,
-                "Not found",
-                "There is nothing here. It may have been removed.",
+                "error-not-found",
+                "error-not-found-text",
             ),
             AppError::Forbidden => (
                 StatusCode::FORBIDDEN,
-                "Not allowed",
-                "You are not allowed to see or change this.",
+                "error-forbidden",
+                "error-forbidden-text",
             ),
-            AppError::LoginRequired => (
-                StatusCode::UNAUTHORIZED,
-                "Please log in",
-                "Log in to continue.",
-            ),
+            AppError::LoginRequired => {
+                (StatusCode::UNAUTHORIZED, "error-login", "error-login-text")
+            }
             AppError::CrossSite(_) => (
                 StatusCode::FORBIDDEN,
-                "Form expired",
-                "This form has expired or came from another site. Go back, reload the page and try again.",
+                "error-cross-site",
+                "error-cross-site-text",
             ),
             AppError::BadRequest(_) => (
                 StatusCode::BAD_REQUEST,
-                "Bad request",
-                "The request could not be understood.",
+                "error-bad-request",
+                "error-bad-request-text",
             ),
             AppError::Conflict(_) => (
                 StatusCode::CONFLICT,
-                "Not possible",
-                "That is not possible in the current state.",
+                "error-conflict",
+                "error-conflict-text",
             ),
             AppError::TooManyRequests(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "Too many attempts",
-                "Too many attempts. Wait a few minutes and try again.",
+                "error-too-many",
+                "error-too-many-text",
             ),
             AppError::RequestTimeout => (
                 StatusCode::REQUEST_TIMEOUT,
-                "Too slow",
-                "Your request arrived too slowly. Please try again.",
+                "error-timeout",
+                "error-timeout-text",
             ),
             AppError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "Too large",
-                "What you sent is larger than this shop accepts.",
+                "error-too-large",
+                "error-too-large-text",
             ),
             AppError::Busy(_) | AppError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "The shop is briefly unavailable. Please try again in a moment.",
+                "error-unavailable",
+                "error-unavailable-text",
             ),
             AppError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Something went wrong on our side. Please try again.",
+                "error-internal",
+                "error-internal-text",
             ),
         }
     }
@@ -139,12 +141,19 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let lang = i18n::current();
         match &self {
             AppError::LoginRequired => {
                 return axum::response::Redirect::to("/login").into_response();
             }
+            // A conflict's message was written (in the request's language) by the handler.
             AppError::Conflict(message) => {
-                return error_page(StatusCode::CONFLICT, "Not possible", message, false);
+                return error_page(
+                    StatusCode::CONFLICT,
+                    &lang.t("error-conflict"),
+                    message,
+                    false,
+                );
             }
             _ => {}
         }
@@ -155,7 +164,8 @@ impl IntoResponse for AppError {
             AppError::Busy(what) => tracing::warn!(%what, "shedding load"),
             other => tracing::debug!(error = %other, "request refused"),
         }
-        let mut response = error_page(status, title, message, matches!(self, AppError::Forbidden));
+        let show_login = matches!(self, AppError::Forbidden);
+        let mut response = error_page(status, &lang.t(title), &lang.t(message), show_login);
         match self {
             AppError::TooManyRequests(seconds) => set_retry_after(&mut response, seconds),
             AppError::Busy(_) => set_retry_after(&mut response, 1),
@@ -188,24 +198,20 @@ pub fn page_for_status(status: StatusCode) -> Response {
         .iter()
         .map(AppError::status_and_text)
         .find(|(s, _, _)| *s == status);
-    match found {
-        Some((status, title, message)) => error_page(status, title, message, false),
-        None if status == StatusCode::METHOD_NOT_ALLOWED => error_page(
-            status,
-            "Not allowed here",
-            "This address does not take that kind of request.",
-            false,
-        ),
-        None => {
-            let reason = status.canonical_reason().unwrap_or("Refused");
-            error_page(status, reason, "The request could not be answered.", false)
-        }
-    }
+    let (title, message) = match found {
+        Some((_, title, message)) => (title, message),
+        None if status == StatusCode::METHOD_NOT_ALLOWED => ("error-method", "error-method-text"),
+        None => ("error-other", "error-other-text"),
+    };
+    let lang = i18n::current();
+    error_page(status, &lang.t(title), &lang.t(message), false)
 }
 
+/// The error page in the request's language; `title` and `message` are already in it.
 pub fn error_page(status: StatusCode, title: &str, message: &str, show_login: bool) -> Response {
     let page = ErrorPage {
-        status: status.as_u16(),
+        lang: i18n::current(),
+        status: i64::from(status.as_u16()),
         title,
         message,
         show_login,

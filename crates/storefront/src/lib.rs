@@ -7,6 +7,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod healthcheck;
+pub mod i18n;
 pub mod metrics;
 pub mod password;
 pub mod ratelimit;

@@ -1,7 +1,8 @@
 //! The shop for a person in a real browser: Debian's Chromium, driven through
 //! chromedriver, against a storefront this test starts (SQLite, demo catalog).
-//! The whole flow runs at a desktop and at a phone-sized window, and leaves
-//! screenshots of each page in a folder it prints.
+//! The whole flow runs at a desktop and at a phone-sized window, and a
+//! shopper's story runs once more in Spanish at phone size; each leaves
+//! screenshots of its pages in a folder it prints.
 //!
 //! Without Chromium it prints "skipped", unless CI=true, where that fails.
 //! `scripts/test-browser` installs it and runs this. UPDATE_SCREENSHOTS=1
@@ -47,6 +48,7 @@ const TELLING: &[&str] = &[
     "desktop-order-paid",
     "phone-order-paid",
     "desktop-my-books",
+    "phone-es-catalog",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +61,7 @@ async fn a_seller_and_a_shopper_use_the_shop_in_chromium() {
     let driver = Driver::start(&installed).await;
     for viewport in [DESKTOP, PHONE] {
         let started = Instant::now();
-        in_a_browser(&shop, &driver, viewport, &shots).await;
+        in_a_browser(&shop, &driver, viewport, &shots, Story::SellAndBuy).await;
         println!(
             "browser flow at {} ({}×{}) passed in {:.1} s",
             viewport.name,
@@ -68,6 +70,8 @@ async fn a_seller_and_a_shopper_use_the_shop_in_chromium() {
             started.elapsed().as_secs_f64()
         );
     }
+    in_a_browser(&shop, &driver, PHONE, &shots, Story::InSpanish).await;
+    println!("the shopper's story in Spanish at {} passed", PHONE.name);
     println!("screenshots: {}", shots.display());
     if std::env::var("UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
         update_docs(&shots);
@@ -189,13 +193,34 @@ impl Cast {
     }
 }
 
+#[derive(Clone, Copy)]
+enum Story {
+    /// A seller lists a book, a shopper buys it, an admin looks on (English).
+    SellAndBuy,
+    /// A shopper switches the shop to Spanish, then registers and buys.
+    InSpanish,
+}
+
 /// A fresh browser for one window size; it is closed even when a step fails,
 /// so no Chromium outlives the test.
-async fn in_a_browser(shop: &Shop, driver: &Driver, viewport: Viewport, shots: &Path) {
+async fn in_a_browser(
+    shop: &Shop,
+    driver: &Driver,
+    viewport: Viewport,
+    shots: &Path,
+    story: Story,
+) {
     let profile = tempfile::tempdir().expect("profile dir");
     let client = driver.session(viewport, profile.path()).await;
     let browser = Browser::new(client.clone(), viewport, shop.base.clone(), shots);
-    let outcome = AssertUnwindSafe(flow(shop, &browser)).catch_unwind().await;
+    let outcome = match story {
+        Story::SellAndBuy => AssertUnwindSafe(flow(shop, &browser)).catch_unwind().await,
+        Story::InSpanish => {
+            AssertUnwindSafe(spanish_shopper_buys(shop, &browser))
+                .catch_unwind()
+                .await
+        }
+    };
     let _ = client.close().await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
@@ -206,8 +231,8 @@ async fn flow(shop: &Shop, b: &Browser) {
     let cast = Cast::for_viewport(b.viewport);
     b.open("/").await;
     b.shot("home").await;
-    // Brand, Catalog, Log in, Register, then the search field and button.
-    b.check_focus_rings(6).await;
+    // Brand, Catalog, Log in, Register, the language switch, then the search field and button.
+    b.check_focus_rings(7).await;
 
     seller_lists_and_edits(b, &cast).await;
     shopper_buys(shop, b, &cast).await;
@@ -372,4 +397,62 @@ async fn admin_sees_the_users(shop: &Shop, b: &Browser, cast: &Cast) {
     b.expect_text(&cast.shopper).await;
     b.shot("admin-users").await;
     logout(b).await;
+}
+
+/// The shopper's story in Spanish: the header's switch, then registering,
+/// searching, the cart, delivery and payment, all in Spanish words, with
+/// prices written the Spanish way.
+async fn spanish_shopper_buys(shop: &Shop, b: &Browser) {
+    let email = format!("lectora-{}@example.com", b.viewport.name);
+    b.open("/").await;
+    b.follow("Español").await;
+    b.expect_text("Bienvenido a la Librería").await;
+    b.follow("Registrarse").await;
+    b.fill("Nombre", "Lucía Lectora").await;
+    b.fill("Correo electrónico", &email).await;
+    b.fill("Contraseña", PASSWORD).await;
+    b.press("Registrarse").await;
+    b.expect_text("Tu cuenta está lista.").await;
+    b.fill("Correo electrónico", &email).await;
+    b.fill("Contraseña", PASSWORD).await;
+    b.press("Iniciar sesión").await;
+    b.expect_text("Hola de nuevo, Lucía Lectora.").await;
+
+    b.fill("Buscar por título o autor", CLASSIC.1).await;
+    b.press("Mostrar").await;
+    b.expect_text("que coinciden con «Austen»").await;
+    b.shot("es-catalog").await;
+    b.follow(CLASSIC.0).await;
+    b.press("Añadir al carrito").await;
+    b.expect_text("se añadió a tu carrito.").await;
+    b.shot("es-cart").await;
+
+    b.press("Tramitar pedido").await;
+    b.choose(DELIVERY).await;
+    b.press("Continuar al pago").await;
+    let total = spanish_total(shop).await;
+    assert_eq!(b.text_of("amount").await, total);
+    b.press(&format!("Pagar {total}")).await;
+    b.expect_text(&format!(
+        "¡Gracias! Hemos recibido {total} por Tarjeta de crédito."
+    ))
+    .await;
+    assert_eq!(b.text_of("status").await, "Pagado");
+    b.shot("es-order-paid").await;
+    b.press("Cerrar sesión").await;
+    assert_eq!(b.path().await, "/login");
+}
+
+/// One copy of the classic plus delivery, as a Spanish page writes it.
+async fn spanish_total(shop: &Shop) -> String {
+    let classic = shop
+        .cents("SELECT price_cents FROM books WHERE title = ?", CLASSIC.0)
+        .await;
+    let delivery = shop
+        .cents(
+            "SELECT cost_cents FROM delivery_providers WHERE name = ?",
+            DELIVERY,
+        )
+        .await;
+    storefront::i18n::Lang::Es.money(Cents(classic.0 + delivery.0))
 }

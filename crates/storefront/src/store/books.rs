@@ -82,13 +82,14 @@ impl Sort {
         }
     }
 
-    pub fn label(&self) -> &'static str {
+    /// The catalogue's name for the order, as the sort menu shows it.
+    pub fn message_id(&self) -> &'static str {
         match self {
-            Sort::Title => "Title",
-            Sort::Author => "Author",
-            Sort::PriceLow => "Price: low to high",
-            Sort::PriceHigh => "Price: high to low",
-            Sort::Newest => "Newest",
+            Sort::Title => "sort-title",
+            Sort::Author => "sort-author",
+            Sort::PriceLow => "sort-price-low",
+            Sort::PriceHigh => "sort-price-high",
+            Sort::Newest => "sort-newest",
         }
     }
 

@@ -9,7 +9,6 @@ use axum::routing::get;
 
 use super::page::{CurrentUser, Page};
 use super::render;
-use crate::domain::format_utc;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::orders::{self, OrderOverview};
@@ -50,12 +49,6 @@ async fn users_page(
 struct OrdersPage {
     page: Page,
     orders: Vec<OrderOverview>,
-}
-
-impl OrdersPage {
-    fn when(&self, epoch: &i64) -> String {
-        format_utc(*epoch)
-    }
 }
 
 async fn orders_page(

@@ -15,6 +15,7 @@ use super::render;
 use crate::client_addr::{self, ClientAddr};
 use crate::domain::{Email, bounded_text, parse_password};
 use crate::error::{AppError, AppResult, set_retry_after};
+use crate::i18n::{t, t_args};
 use crate::password::HashError;
 use crate::ratelimit::Verdict;
 use crate::state::AppState;
@@ -62,7 +63,7 @@ async fn register(
     CsrfForm(form): CsrfForm<RegisterForm>,
 ) -> AppResult<Response> {
     let mut errors = FieldErrors::default();
-    let name = errors.check("name", bounded_text(&form.name, 100, "Enter your name."));
+    let name = errors.check("name", bounded_text(&form.name, 100, "invalid-name-empty"));
     let email = errors.check("email", Email::parse(&form.email));
     let password = errors.check("password", parse_password(&form.password));
     let (Some(name), Some(email), Some(password)) = (name, email, password) else {
@@ -71,19 +72,11 @@ async fn register(
     let hash = app.hasher.hash(password).await.map_err(hash_failed)?;
     match users::insert(&app.db.pool, &name, &email, &hash).await {
         Ok(_) => {
-            flash(
-                &session,
-                "success",
-                "Your account is ready. Log in to start shopping.",
-            )
-            .await?;
+            flash(&session, "success", t("register-done")).await?;
             Ok(Redirect::to("/login").into_response())
         }
         Err(InsertUserError::DuplicateEmail) => {
-            errors.add(
-                "email",
-                "That e-mail address is already registered. Log in instead?",
-            );
+            errors.add("email", t("register-email-taken"));
             refuse_register(page, &anonymous, form, errors)
         }
         Err(InsertUserError::Db(err)) => Err(err.into()),
@@ -111,7 +104,7 @@ fn refuse_register(
 struct LoginPage {
     page: Page,
     email: String,
-    error: Option<&'static str>,
+    error: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -130,7 +123,7 @@ async fn login_page(page: Page, anonymous: AnonymousToken) -> AppResult<Response
     })
 }
 
-const LOGIN_FAILED: &str = "Login failed: check your e-mail and password.";
+const LOGIN_FAILED: &str = "login-failed";
 
 /// Every attempt is counted (per address, then per account) before its
 /// password is checked, and the password is checked only within the hashing
@@ -173,7 +166,8 @@ async fn login(
                 is_admin: user.is_admin(),
             };
             log_in(&session, who).await?;
-            flash(&session, "success", format!("Welcome back, {}.", user.name)).await?;
+            let welcome = t_args("login-welcome-back", &[("name", user.name.as_str().into())]);
+            flash(&session, "success", welcome).await?;
             Ok(Redirect::to("/book/catalog").into_response())
         }
         _ => refuse(StatusCode::UNAUTHORIZED, LOGIN_FAILED),
@@ -187,16 +181,8 @@ fn throttled(
 ) -> Option<AppResult<Response>> {
     let (limit, seconds, message) = match verdict {
         Verdict::Allowed => return None,
-        Verdict::AddressThrottled(s) => (
-            "address",
-            s,
-            "Too many login attempts from your network. Wait a few minutes and try again.",
-        ),
-        Verdict::AccountThrottled(s) => (
-            "account",
-            s,
-            "Too many failed attempts for this account. Wait a few minutes and try again.",
-        ),
+        Verdict::AddressThrottled(s) => ("address", s, "login-throttled-address"),
+        Verdict::AccountThrottled(s) => ("account", s, "login-throttled-account"),
     };
     crate::metrics::login_throttled(limit);
     Some(
@@ -216,9 +202,9 @@ fn refuse_login(
 ) -> AppResult<Response> {
     let page = page.with_csrf(anonymous);
     let body = render(&LoginPage {
+        error: Some(page.t(error).into_owned()),
         page,
         email,
-        error: Some(error),
     })?;
     Ok((status, body).into_response())
 }

@@ -17,6 +17,7 @@ use super::page::{CsrfForm, CurrentUser, Page, flash};
 use super::render;
 use crate::domain::{Cents, MAX_QUANTITY, Quantity};
 use crate::error::{AppError, AppResult};
+use crate::i18n::{t, t_args};
 use crate::state::AppState;
 use crate::store::{books, orders};
 
@@ -140,7 +141,7 @@ async fn add(
     };
     let quantity = match Quantity::parse(&form.quantity) {
         Ok(q) => q,
-        Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.into()).await,
+        Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, t(e)).await,
     };
     let mut lines = load(&session).await?;
     let in_cart = lines
@@ -149,27 +150,19 @@ async fn add(
         .map_or(0, |l| l.quantity);
     let wanted = in_cart + quantity.0;
     if wanted > book.stock {
-        let msg = format!(
-            "Only {} left; you already have {in_cart} in your cart.",
-            book.stock
+        let msg = t_args(
+            "cart-over-stock",
+            &[("stock", book.stock.into()), ("in_cart", in_cart.into())],
         );
         return refuse(StatusCode::CONFLICT, msg).await;
     }
     if wanted > MAX_QUANTITY {
-        return refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "At most 100 copies per order.".into(),
-        )
-        .await;
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, t("invalid-quantity-high")).await;
     }
     if let Some(line) = lines.iter_mut().find(|l| l.book_id == book_id) {
         line.quantity = wanted;
     } else if lines.len() >= MAX_LINES {
-        return refuse(
-            StatusCode::CONFLICT,
-            "Your cart is full: check out first.".into(),
-        )
-        .await;
+        return refuse(StatusCode::CONFLICT, t("cart-full")).await;
     } else {
         lines.push(CartLine {
             book_id,
@@ -180,7 +173,7 @@ async fn add(
     flash(
         &session,
         "success",
-        format!("Added “{}” to your cart.", book.title),
+        t_args("cart-added", &[("title", book.title.as_str().into())]),
     )
     .await?;
     Ok(Redirect::to("/cart").into_response())

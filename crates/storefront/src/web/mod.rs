@@ -18,6 +18,7 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
@@ -26,6 +27,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::error::{AppError, AppResult, page_for_status};
+use crate::i18n;
 use crate::session_store::Store;
 use crate::state::AppState;
 
@@ -61,6 +63,7 @@ pub fn app(state: AppState, sessions: Store) -> Router {
 
     let routes = Router::new()
         .merge(pages)
+        .route("/lang/{code}", get(i18n::switch))
         .merge(ops::router())
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(RequestBodyTimeoutLayer::new(state.config.http.body))
@@ -68,7 +71,9 @@ pub fn app(state: AppState, sessions: Store) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
-        .layer(axum::middleware::from_fn(friendly_errors));
+        .layer(axum::middleware::from_fn(friendly_errors))
+        // Outside the error pages, so that they too are in the shopper's language.
+        .layer(axum::middleware::from_fn(i18n::language));
     with_security_headers(routes, state.config.secure_cookies())
         .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static("x-served-by"), served_by))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

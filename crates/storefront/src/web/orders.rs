@@ -13,8 +13,9 @@ use tower_sessions::Session;
 use super::catalog::{parse_id, refuse_quantity};
 use super::page::{CsrfForm, CurrentUser, Page, flash};
 use super::render;
-use crate::domain::{PaymentMethod, Quantity, format_utc};
+use crate::domain::{PaymentMethod, Quantity};
 use crate::error::{AppError, AppResult};
+use crate::i18n::{t, t_args};
 use crate::state::AppState;
 use crate::store::orders::{self, Order, OrderError, OrderLine, StepError};
 use crate::store::providers::{self, Provider};
@@ -38,34 +39,38 @@ pub fn explain_order_error(err: &OrderError) -> (StatusCode, String) {
         OrderError::OutOfStock {
             title,
             available: 0,
-        } => (StatusCode::CONFLICT, format!("“{title}” is sold out.")),
+        } => (
+            StatusCode::CONFLICT,
+            t_args("order-sold-out", &[("title", title.as_str().into())]),
+        ),
         OrderError::OutOfStock { title, available } => (
             StatusCode::CONFLICT,
-            format!("Only {available} left of “{title}”: lower the quantity."),
+            t_args(
+                "order-only-left",
+                &[
+                    ("available", (*available).into()),
+                    ("title", title.as_str().into()),
+                ],
+            ),
         ),
-        OrderError::BookNotFound(_) => (
-            StatusCode::NOT_FOUND,
-            "That book is no longer for sale.".into(),
-        ),
-        OrderError::Empty => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Your cart is empty.".into(),
-        ),
+        OrderError::BookNotFound(_) => (StatusCode::NOT_FOUND, t("order-book-gone")),
+        OrderError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, t("cart-empty")),
         OrderError::TooManyOpen { max, .. } => (
             StatusCode::CONFLICT,
-            format!(
-                "You already have {max} unpaid orders, the most one shopper may hold. \
-                 Pay for one or cancel it (Your orders) before ordering more."
-            ),
+            t_args("order-too-many-open", &[("max", (*max).into())]),
         ),
         OrderError::HoldLimit { title, held, max } => (
             StatusCode::CONFLICT,
-            format!(
-                "You may hold at most {max} copies of “{title}” in unpaid orders, \
-                 and already hold {held}. Pay for or cancel those orders first, or order fewer."
+            t_args(
+                "order-hold-limit",
+                &[
+                    ("max", (*max).into()),
+                    ("title", title.as_str().into()),
+                    ("held", (*held).into()),
+                ],
             ),
         ),
-        OrderError::Db(_) => (StatusCode::SERVICE_UNAVAILABLE, "Please try again.".into()),
+        OrderError::Db(_) => (StatusCode::SERVICE_UNAVAILABLE, t("order-try-again")),
     }
 }
 
@@ -93,7 +98,7 @@ async fn buy(
                 book_id,
                 form.quantity,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                e.into(),
+                t(e),
             )
             .await;
         }
@@ -130,8 +135,8 @@ async fn own_order(app: &AppState, raw_id: &str, user_id: i64) -> AppResult<Orde
 fn step_refused(err: StepError) -> AppError {
     match err {
         StepError::NotFound => AppError::NotFound,
-        StepError::NotOpen => AppError::Conflict("This order is no longer waiting for payment: it is already paid, cancelled or expired.".into()),
-        StepError::NoDelivery => AppError::Conflict("Choose a delivery provider before paying.".into()),
+        StepError::NotOpen => AppError::Conflict(t("order-not-open")),
+        StepError::NoDelivery => AppError::Conflict(t("order-no-delivery")),
         StepError::UnknownProvider => AppError::BadRequest("unknown provider".into()),
         StepError::Db(err) => err.into(),
     }
@@ -143,7 +148,7 @@ struct DeliveryPage {
     page: Page,
     order: Order,
     providers: Vec<Provider>,
-    error: Option<&'static str>,
+    error: Option<String>,
 }
 
 async fn delivery_page(
@@ -192,7 +197,7 @@ async fn choose_delivery(
                 page,
                 order,
                 providers,
-                error: Some("Choose one of the providers."),
+                error: Some(t("delivery-choose-one")),
             })?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
         }
@@ -207,7 +212,7 @@ struct PaymentPage {
     order: Order,
     provider: Provider,
     methods: [PaymentMethod; 3],
-    error: Option<&'static str>,
+    error: Option<String>,
 }
 
 async fn payment_page(
@@ -222,7 +227,7 @@ async fn payment_page(
         return Err(step_refused(StepError::NotOpen));
     }
     let Some(provider) = provider_of(&app, &order).await? else {
-        flash(&session, "info", "Choose a delivery provider first.").await?;
+        flash(&session, "info", t("delivery-first")).await?;
         return Ok(Redirect::to(&format!("/delivery/{}", order.id)).into_response());
     };
     render(&PaymentPage {
@@ -259,7 +264,7 @@ async fn pay(
         let provider = provider_of(&app, &order)
             .await?
             .ok_or_else(|| step_refused(StepError::NoDelivery))?;
-        let error = Some("Choose a payment method.");
+        let error = Some(t("payment-choose"));
         let body = render(&PaymentPage {
             page,
             order,
@@ -276,7 +281,13 @@ async fn pay(
     flash(
         &session,
         "success",
-        format!("Thank you! We received {amount} by {}.", method.label()),
+        t_args(
+            "payment-received",
+            &[
+                ("amount", page.money(amount).into()),
+                ("method", page.t(method.message_id()).into_owned().into()),
+            ],
+        ),
     )
     .await?;
     Ok(Redirect::to(&format!("/orders/{}", order.id)).into_response())
@@ -305,12 +316,6 @@ struct OrderPage {
     order: Order,
     lines: Vec<OrderLine>,
     provider: Option<Provider>,
-}
-
-impl OrderPage {
-    fn when(&self, epoch: &i64) -> String {
-        format_utc(*epoch)
-    }
 }
 
 async fn detail(
@@ -348,7 +353,7 @@ async fn cancel(
     flash(
         &session,
         "success",
-        format!("Order #{} was cancelled.", order.id),
+        t_args("order-cancelled", &[("id", order.id.into())]),
     )
     .await?;
     Ok(Redirect::to(&format!("/orders/{}", order.id)).into_response())

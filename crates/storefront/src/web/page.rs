@@ -1,6 +1,7 @@
 //! What every page needs from the session: who is logged in, flash messages,
 //! the CSRF token; and the extractors that guard logged-in pages and forms.
 
+use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, Request};
@@ -12,7 +13,10 @@ use tower_sessions::{Expiry, Session};
 
 pub use super::csrf::CsrfForm;
 use super::csrf::{AnonymousToken, new_token};
+use crate::domain::Cents;
 use crate::error::{AppError, AppResult};
+use crate::i18n::{self, Lang, Message};
+use fluent_bundle::FluentValue;
 
 const USER_KEY: &str = "user";
 pub(super) const CSRF_KEY: &str = "csrf";
@@ -40,12 +44,16 @@ pub struct Flash {
     pub text: String,
 }
 
-/// The context the base layout renders: navigation, flash messages, CSRF token.
+/// The context the base layout renders: navigation, flash messages, CSRF
+/// token, and the language with what templates write in it.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
     pub user: Option<SessionUser>,
     pub flashes: Vec<Flash>,
     pub csrf: String,
+    pub lang: Lang,
+    /// This page's path and query: where the language switch comes back to.
+    pub here: String,
 }
 
 pub async fn session_of(parts: &mut Parts) -> AppResult<Session> {
@@ -75,6 +83,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
             user,
             flashes,
             csrf,
+            lang: language_of(parts),
+            here: parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string(),
         })
     }
 }
@@ -92,6 +106,61 @@ impl Page {
     pub fn user_id(&self) -> Option<i64> {
         self.user.as_ref().map(|u| u.id)
     }
+
+    // What templates write, in the page's language (see `Lang`).
+    pub fn t(&self, id: &str) -> Cow<'static, str> {
+        self.lang.t(id)
+    }
+
+    pub fn ts(&self, id: &str, name: &str, value: &str) -> String {
+        self.lang.ts(id, name, value)
+    }
+
+    pub fn tn(&self, id: &str, name: &str, value: impl Borrow<i64>) -> String {
+        self.lang.tn(id, name, value)
+    }
+
+    pub fn tn2(
+        &self,
+        id: &str,
+        name1: &str,
+        value1: impl Borrow<i64>,
+        name2: &str,
+        value2: impl Borrow<i64>,
+    ) -> String {
+        let args = [
+            (name1, FluentValue::from(*value1.borrow())),
+            (name2, FluentValue::from(*value2.borrow())),
+        ];
+        self.lang.t_args(id, &args)
+    }
+
+    pub fn money(&self, cents: impl Borrow<Cents>) -> String {
+        self.lang.money(cents)
+    }
+
+    pub fn date(&self, epoch: impl Borrow<i64>) -> String {
+        self.lang.date(epoch)
+    }
+
+    /// The language the header's switch offers (the shop speaks two).
+    pub fn other_lang(&self) -> Lang {
+        match self.lang {
+            Lang::En => Lang::Es,
+            Lang::Es => Lang::En,
+        }
+    }
+
+    /// `/lang/es?next=/this/page`: switches, then comes back here.
+    pub fn switch_link(&self, to: impl Borrow<Lang>) -> String {
+        let next = serde_urlencoded::to_string([("next", self.here.as_str())]).unwrap_or_default();
+        format!("/lang/{}?{next}", to.borrow().code())
+    }
+}
+
+/// The request's language, as the `i18n::language` middleware decided it.
+pub fn language_of(parts: &Parts) -> Lang {
+    parts.extensions.get::<Lang>().copied().unwrap_or_default()
 }
 
 pub async fn flash(session: &Session, level: &str, text: impl Into<String>) -> AppResult<()> {
@@ -171,12 +240,15 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
-    /// Keeps the value, or records the message under `field`.
-    pub fn check<T, E: ToString>(
+    /// Keeps the value, or records the refusal under `field`, in the
+    /// request's language.
+    pub fn check<T, E: Into<Message>>(
         &mut self,
         field: &'static str,
         parsed: Result<T, E>,
     ) -> Option<T> {
-        parsed.map_err(|e| self.add(field, e.to_string())).ok()
+        parsed
+            .map_err(|e| self.add(field, e.into().render(i18n::current())))
+            .ok()
     }
 }

@@ -14,6 +14,7 @@ use super::page::{CsrfForm, CurrentUser, FieldErrors, Page, flash};
 use super::render;
 use crate::domain::{Cents, bounded_text, parse_stock};
 use crate::error::{AppError, AppResult};
+use crate::i18n::t_args;
 use crate::state::AppState;
 use crate::store::books::{self, Book, BookFields};
 
@@ -65,10 +66,13 @@ impl BookForm {
 
     fn parse(&self) -> Result<BookFields, FieldErrors> {
         let mut errors = FieldErrors::default();
-        let title = errors.check("title", bounded_text(&self.title, 150, "Enter the title."));
+        let title = errors.check(
+            "title",
+            bounded_text(&self.title, 150, "invalid-title-empty"),
+        );
         let author = errors.check(
             "author",
-            bounded_text(&self.author, 100, "Enter the author."),
+            bounded_text(&self.author, 100, "invalid-author-empty"),
         );
         let description = errors.check("description", bounded_text(&self.description, 5000, ""));
         let price = errors.check("price", Cents::parse_price(&self.price));
@@ -92,6 +96,7 @@ impl BookForm {
 #[template(path = "sell/book_form.html")]
 struct BookFormPage {
     page: Page,
+    /// The catalogue id of the page's heading.
     heading: &'static str,
     action: String,
     form: BookForm,
@@ -101,7 +106,7 @@ struct BookFormPage {
 async fn add_page(CurrentUser(_): CurrentUser, page: Page) -> AppResult<Response> {
     render(&BookFormPage {
         page,
-        heading: "Add a book",
+        heading: "sell-add-heading",
         action: "/book/add_book".into(),
         form: BookForm {
             stock: "1".into(),
@@ -120,14 +125,22 @@ async fn add(
 ) -> AppResult<Response> {
     let fields = match form.parse() {
         Ok(fields) => fields,
-        Err(errors) => return refuse(page, "Add a book", "/book/add_book".into(), form, errors),
+        Err(errors) => {
+            return refuse(
+                page,
+                "sell-add-heading",
+                "/book/add_book".into(),
+                form,
+                errors,
+            );
+        }
     };
     let id = books::insert(&app.db.pool, user.id, &fields).await?;
     app.catalog_changed().await;
     flash(
         &session,
         "success",
-        format!("“{}” is now for sale.", fields.title),
+        t_args("sell-added", &[("title", fields.title.as_str().into())]),
     )
     .await?;
     tracing::info!(book_id = id, seller_id = user.id, "book listed");
@@ -172,7 +185,7 @@ async fn edit_page(
     let book = owned_book(&app, id, user.id).await?;
     render(&BookFormPage {
         page,
-        heading: "Edit your book",
+        heading: "sell-edit-heading",
         action: format!("/book/edit_book/{id}"),
         form: BookForm::of(&book),
         errors: FieldErrors::default(),
@@ -194,7 +207,7 @@ async fn edit(
         Err(errors) => {
             return refuse(
                 page,
-                "Edit your book",
+                "sell-edit-heading",
                 format!("/book/edit_book/{id}"),
                 form,
                 errors,
@@ -209,7 +222,7 @@ async fn edit(
     flash(
         &session,
         "success",
-        format!("“{}” was updated.", fields.title),
+        t_args("sell-updated", &[("title", fields.title.as_str().into())]),
     )
     .await?;
     Ok(Redirect::to("/book/my_books").into_response())
@@ -231,7 +244,7 @@ async fn delete(
     flash(
         &session,
         "success",
-        format!("“{}” was removed from the shop.", book.title),
+        t_args("sell-removed", &[("title", book.title.as_str().into())]),
     )
     .await?;
     Ok(Redirect::to("/book/my_books").into_response())

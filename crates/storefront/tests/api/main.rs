@@ -9,6 +9,7 @@ mod concurrency;
 mod fleet;
 mod floods;
 mod helpers;
+mod language;
 mod orders;
 mod security;
 mod seller;

@@ -1,0 +1,257 @@
+# The shop's English text. Every id here is also in ../es/main.ftl, and is
+# used somewhere in src/ or templates/ (tests/catalogues.rs checks both).
+
+## The layout
+
+shop-name = Bookstore
+nav-label = Main
+nav-catalog = Catalog
+nav-cart = Cart
+nav-orders = Orders
+nav-my-books = My books
+nav-admin = Admin
+nav-signed-in-as = Signed in as
+nav-log-out = Log out
+nav-log-in = Log in
+nav-register = Register
+# The switch shows the other language, in that language.
+lang-switch = English
+footer = Bookstore · public-domain classics and books from our sellers
+
+## Home
+
+home-title = Welcome
+home-heading = Welcome to the Bookstore
+home-lead = { $count ->
+    [one] One book from our sellers, from Austen to Wilde. Find one, buy it in two clicks, or sell your own.
+   *[other] { $count } books from our sellers, from Austen to Wilde. Find one, buy it in two clicks, or sell your own.
+}
+search-label = Search by title or author
+search-placeholder = e.g. Austen
+search-button = Search
+tile-catalog = Browse the catalog
+tile-catalog-text = Every book, with search and sorting
+tile-sell = Sell your books
+tile-sell-text = List, edit and remove your own books
+tile-orders = Your orders
+tile-orders-text = Delivery, payment and status
+tile-admin-text = Administration
+
+## Catalog and book pages
+
+catalog-title = Catalog
+sort-label = Sort by
+sort-title = Title
+sort-author = Author
+sort-price-low = Price: low to high
+sort-price-high = Price: high to low
+sort-newest = Newest
+catalog-show = Show
+catalog-count = { $count ->
+    [one] 1 book
+   *[other] { $count } books
+}
+catalog-matching = matching “{ $search }”
+catalog-none = No books found.
+catalog-show-all = Show every book
+catalog-login-to-buy = to buy.
+pager-label = Pages
+pager-previous = Previous
+pager-next = Next
+pager-position = Page { $page } of { $pages }
+stock-available = { $count } available
+out-of-stock = Out of stock
+quantity = Quantity
+quantity-of = Quantity of { $title }
+buy-now = Buy now
+add-to-cart = Add to cart
+book-cover-of = Cover of { $title }
+book-by = by { $author }
+book-edit-yours = Edit your book
+book-login-to-buy = Log in to buy
+book-about = About this book
+book-sold-by = Sold by { $seller }
+
+## Accounts
+
+login-title = Log in
+login-new-here = New here?
+login-failed = Login failed: check your e-mail and password.
+login-throttled-address = Too many login attempts from your network. Wait a few minutes and try again.
+login-throttled-account = Too many failed attempts for this account. Wait a few minutes and try again.
+login-welcome-back = Welcome back, { $name }.
+register-heading = Create an account
+register-lead = One account lets you buy books and sell your own.
+register-password-hint = At least 8 characters.
+register-already = Already registered?
+register-done = Your account is ready. Log in to start shopping.
+register-email-taken = That e-mail address is already registered. Log in instead?
+field-name = Name
+field-email = E-mail
+field-password = Password
+
+## Form input
+
+invalid-name-empty = Enter your name.
+invalid-email-empty = Enter your e-mail address.
+invalid-email-too-long = That e-mail address is too long.
+invalid-email-shape = Enter an e-mail address like name@example.com.
+invalid-password-empty = Choose a password.
+invalid-password-short = Use at least 8 characters.
+invalid-password-long = Use at most 128 characters.
+invalid-text-too-long = At most { $max } characters.
+invalid-title-empty = Enter the title.
+invalid-author-empty = Enter the author.
+invalid-price-empty = Enter a price.
+invalid-price-shape = Enter a price as a number, like 12.50.
+invalid-price-decimals = A price has at most two decimals.
+invalid-price-high = That price is too high.
+invalid-price-zero = The price must be more than zero.
+invalid-price-max = That price is too high (at most 100000.00).
+invalid-quantity-empty = Enter a quantity.
+invalid-quantity-whole = The quantity must be a whole number.
+invalid-quantity-low = The quantity must be at least 1.
+invalid-quantity-high = At most 100 copies per order.
+invalid-stock-empty = Enter how many copies you have.
+invalid-stock-whole = The stock must be a whole number.
+invalid-stock-negative = The stock cannot be negative.
+invalid-stock-high = At most 100000 copies.
+
+## Cart
+
+cart-title = Your cart
+cart-empty = Your cart is empty.
+find-a-book = Find a book
+col-book = Book
+col-price = Price
+col-subtotal = Subtotal
+col-order = Order
+col-status = Status
+col-total = Total
+col-stock = Stock
+col-actions = Actions
+col-buyer = Buyer
+col-placed = Placed
+col-id = Id
+col-role = Role
+cart-only-left = Only { $count } left.
+cart-update = Update
+cart-remove = Remove
+cart-remove-title = Remove { $title }
+cart-books-total = Books total
+cart-delivery-next = Delivery is chosen at the next step.
+cart-check-out = Check out
+cart-added = Added “{ $title }” to your cart.
+cart-over-stock = Only { $stock } left; you already have { $in_cart } in your cart.
+cart-full = Your cart is full: check out first.
+
+## Orders
+
+steps-label = Checkout steps
+steps-placed = Order placed
+steps-delivery = Delivery
+steps-payment = Payment
+delivery-title = Delivery for order #{ $id }
+delivery-books = Books:
+delivery-choose = Choose who brings them:
+delivery-provider = Delivery provider
+delivery-continue = Continue to payment
+delivery-order-details = Order details
+delivery-choose-one = Choose one of the providers.
+delivery-first = Choose a delivery provider first.
+order-title = Order #{ $id }
+order-placed = Placed { $when }
+order-paid = paid { $when }
+order-reserved-until = reserved until { $when }
+summary-books = Books
+summary-delivery = Delivery
+summary-not-chosen = not chosen
+summary-total = Total
+order-pay-now = Pay now
+order-choose-delivery = Choose delivery
+order-cancel = Cancel this order
+order-cancelled = Order #{ $id } was cancelled.
+orders-title = Your orders
+orders-none = No orders yet.
+orders-pay = Pay
+payment-title = Payment for order #{ $id }
+payment-total = Total to pay
+payment-change-delivery = Change delivery
+payment-method = Payment method
+payment-pay = Pay { $amount }
+payment-choose = Choose a payment method.
+payment-received = Thank you! We received { $amount } by { $method }.
+method-credit-card = Credit Card
+method-paypal = Paypal
+method-bank-transfer = Bank Transfer
+status-pending-payment = Pending payment
+status-paid = Paid
+status-cancelled = Cancelled
+status-expired = Expired
+order-sold-out = “{ $title }” is sold out.
+order-only-left = Only { $available } left of “{ $title }”: lower the quantity.
+order-book-gone = That book is no longer for sale.
+order-too-many-open = You already have { $max } unpaid orders, the most one shopper may hold. Pay for one or cancel it (Your orders) before ordering more.
+order-hold-limit = You may hold at most { $max } copies of “{ $title }” in unpaid orders, and already hold { $held }. Pay for or cancel those orders first, or order fewer.
+order-try-again = Please try again.
+order-not-open = This order is no longer waiting for payment: it is already paid, cancelled or expired.
+order-no-delivery = Choose a delivery provider before paying.
+
+## Selling
+
+sell-add-heading = Add a book
+sell-edit-heading = Edit your book
+sell-added = “{ $title }” is now for sale.
+sell-updated = “{ $title }” was updated.
+sell-removed = “{ $title }” was removed from the shop.
+sell-none = You have no books for sale yet.
+sell-edit = Edit
+sell-delete = Delete
+sell-delete-title = Delete { $title }
+field-title = Title
+field-author = Author
+field-description = Description
+field-price = Price (USD)
+field-stock = Copies in stock
+form-save = Save
+form-cancel = Cancel
+
+## Administration
+
+admin-users-title = Registered users
+admin-orders-title = Orders overview
+admin-orders-recent = the 200 most recent orders
+role-admin = Admin
+role-shopper = Shopper
+
+## Error pages
+
+error-code = Error { $status }
+error-back = Back to the catalog
+error-login-other = Log in as someone else
+error-not-found = Not found
+error-not-found-text = There is nothing here. It may have been removed.
+error-forbidden = Not allowed
+error-forbidden-text = You are not allowed to see or change this.
+error-login = Please log in
+error-login-text = Log in to continue.
+error-cross-site = Form expired
+error-cross-site-text = This form has expired or came from another site. Go back, reload the page and try again.
+error-bad-request = Bad request
+error-bad-request-text = The request could not be understood.
+error-conflict = Not possible
+error-conflict-text = That is not possible in the current state.
+error-too-many = Too many attempts
+error-too-many-text = Too many attempts. Wait a few minutes and try again.
+error-timeout = Too slow
+error-timeout-text = Your request arrived too slowly. Please try again.
+error-too-large = Too large
+error-too-large-text = What you sent is larger than this shop accepts.
+error-unavailable = Temporarily unavailable
+error-unavailable-text = The shop is briefly unavailable. Please try again in a moment.
+error-internal = Something went wrong
+error-internal-text = Something went wrong on our side. Please try again.
+error-method = Not allowed here
+error-method-text = This address does not take that kind of request.
+error-other = Refused
+error-other-text = The request could not be answered.

@@ -1,0 +1,269 @@
+# El texto de la tienda en español. Cada id está también en ../en/main.ftl
+# y se usa en src/ o templates/ (tests/catalogues.rs comprueba ambas cosas).
+
+## La plantilla
+
+shop-name = Librería
+nav-label = Principal
+nav-catalog = Catálogo
+nav-cart = Carrito
+nav-orders = Pedidos
+nav-my-books = Mis libros
+nav-admin = Administración
+nav-signed-in-as = Sesión de
+nav-log-out = Cerrar sesión
+nav-log-in = Iniciar sesión
+nav-register = Registrarse
+# El selector muestra el otro idioma, en ese idioma.
+lang-switch = Español
+footer = Librería · clásicos de dominio público y libros de nuestros vendedores
+
+## Inicio
+
+home-title = Bienvenida
+home-heading = Bienvenido a la Librería
+home-lead = { $count ->
+    [one] Un libro de nuestros vendedores, de Austen a Wilde. Encuentra uno, cómpralo en dos clics o vende los tuyos.
+   *[other] { $count } libros de nuestros vendedores, de Austen a Wilde. Encuentra uno, cómpralo en dos clics o vende los tuyos.
+}
+search-label = Buscar por título o autor
+search-placeholder = p. ej. Austen
+search-button = Buscar
+tile-catalog = Ver el catálogo
+tile-catalog-text = Todos los libros, con búsqueda y orden
+tile-sell = Vende tus libros
+tile-sell-text = Publica, edita y retira tus propios libros
+tile-orders = Tus pedidos
+tile-orders-text = Envío, pago y estado
+tile-admin-text = Administración
+
+## Catálogo y página de un libro
+
+catalog-title = Catálogo
+sort-label = Ordenar por
+sort-title = Título
+sort-author = Autor
+sort-price-low = Precio: de menor a mayor
+sort-price-high = Precio: de mayor a menor
+sort-newest = Novedades
+catalog-show = Mostrar
+catalog-count = { $count ->
+    [one] 1 libro
+   *[other] { $count } libros
+}
+catalog-matching = que coinciden con «{ $search }»
+catalog-none = No se encontraron libros.
+catalog-show-all = Ver todos los libros
+catalog-login-to-buy = para comprar.
+pager-label = Páginas
+pager-previous = Anterior
+pager-next = Siguiente
+pager-position = Página { $page } de { $pages }
+stock-available = { $count ->
+    [one] 1 disponible
+   *[other] { $count } disponibles
+}
+out-of-stock = Agotado
+quantity = Cantidad
+quantity-of = Cantidad de { $title }
+buy-now = Comprar ya
+add-to-cart = Añadir al carrito
+book-cover-of = Portada de { $title }
+book-by = de { $author }
+book-edit-yours = Editar tu libro
+book-login-to-buy = Inicia sesión para comprar
+book-about = Sobre este libro
+book-sold-by = Vendido por { $seller }
+
+## Cuentas
+
+login-title = Iniciar sesión
+login-new-here = ¿Eres nuevo?
+login-failed = No se pudo iniciar sesión: revisa tu correo electrónico y tu contraseña.
+login-throttled-address = Demasiados intentos de inicio de sesión desde tu red. Espera unos minutos y vuelve a intentarlo.
+login-throttled-account = Demasiados intentos fallidos para esta cuenta. Espera unos minutos y vuelve a intentarlo.
+login-welcome-back = Hola de nuevo, { $name }.
+register-heading = Crear una cuenta
+register-lead = Con una cuenta puedes comprar libros y vender los tuyos.
+register-password-hint = Al menos 8 caracteres.
+register-already = ¿Ya tienes cuenta?
+register-done = Tu cuenta está lista. Inicia sesión para empezar a comprar.
+register-email-taken = Ese correo electrónico ya está registrado. ¿Quieres iniciar sesión?
+field-name = Nombre
+field-email = Correo electrónico
+field-password = Contraseña
+
+## Datos de formularios
+
+invalid-name-empty = Escribe tu nombre.
+invalid-email-empty = Escribe tu correo electrónico.
+invalid-email-too-long = Ese correo electrónico es demasiado largo.
+invalid-email-shape = Escribe un correo electrónico como nombre@ejemplo.com.
+invalid-password-empty = Elige una contraseña.
+invalid-password-short = Usa al menos 8 caracteres.
+invalid-password-long = Usa como máximo 128 caracteres.
+invalid-text-too-long = Como máximo { $max } caracteres.
+invalid-title-empty = Escribe el título.
+invalid-author-empty = Escribe el autor.
+invalid-price-empty = Escribe un precio.
+invalid-price-shape = Escribe el precio como número, por ejemplo 12.50.
+invalid-price-decimals = Un precio tiene como máximo dos decimales.
+invalid-price-high = Ese precio es demasiado alto.
+invalid-price-zero = El precio debe ser mayor que cero.
+invalid-price-max = Ese precio es demasiado alto (como máximo 100000.00).
+invalid-quantity-empty = Escribe una cantidad.
+invalid-quantity-whole = La cantidad debe ser un número entero.
+invalid-quantity-low = La cantidad debe ser al menos 1.
+invalid-quantity-high = Como máximo 100 ejemplares por pedido.
+invalid-stock-empty = Escribe cuántos ejemplares tienes.
+invalid-stock-whole = Las existencias deben ser un número entero.
+invalid-stock-negative = Las existencias no pueden ser negativas.
+invalid-stock-high = Como máximo 100000 ejemplares.
+
+## Carrito
+
+cart-title = Tu carrito
+cart-empty = Tu carrito está vacío.
+find-a-book = Busca un libro
+col-book = Libro
+col-price = Precio
+col-subtotal = Subtotal
+col-order = Pedido
+col-status = Estado
+col-total = Total
+col-stock = Existencias
+col-actions = Acciones
+col-buyer = Comprador
+col-placed = Realizado
+col-id = Id
+col-role = Rol
+cart-only-left = { $count ->
+    [one] Solo queda 1.
+   *[other] Solo quedan { $count }.
+}
+cart-update = Actualizar
+cart-remove = Quitar
+cart-remove-title = Quitar { $title }
+cart-books-total = Total de los libros
+cart-delivery-next = El envío se elige en el paso siguiente.
+cart-check-out = Tramitar pedido
+cart-added = «{ $title }» se añadió a tu carrito.
+cart-over-stock = { $stock ->
+    [one] Solo queda 1
+   *[other] Solo quedan { $stock }
+}; ya tienes { $in_cart } en tu carrito.
+cart-full = Tu carrito está lleno: tramita el pedido primero.
+
+## Pedidos
+
+steps-label = Pasos del pedido
+steps-placed = Pedido realizado
+steps-delivery = Envío
+steps-payment = Pago
+delivery-title = Envío del pedido n.º { $id }
+delivery-books = Libros:
+delivery-choose = Elige quién los lleva:
+delivery-provider = Empresa de envío
+delivery-continue = Continuar al pago
+delivery-order-details = Detalles del pedido
+delivery-choose-one = Elige una de las empresas de envío.
+delivery-first = Elige primero una empresa de envío.
+order-title = Pedido n.º { $id }
+order-placed = Realizado el { $when }
+order-paid = pagado el { $when }
+order-reserved-until = reservado hasta el { $when }
+summary-books = Libros
+summary-delivery = Envío
+summary-not-chosen = sin elegir
+summary-total = Total
+order-pay-now = Pagar ahora
+order-choose-delivery = Elegir envío
+order-cancel = Cancelar este pedido
+order-cancelled = El pedido n.º { $id } se canceló.
+orders-title = Tus pedidos
+orders-none = Aún no tienes pedidos.
+orders-pay = Pagar
+payment-title = Pago del pedido n.º { $id }
+payment-total = Total a pagar
+payment-change-delivery = Cambiar el envío
+payment-method = Forma de pago
+payment-pay = Pagar { $amount }
+payment-choose = Elige una forma de pago.
+payment-received = ¡Gracias! Hemos recibido { $amount } por { $method }.
+method-credit-card = Tarjeta de crédito
+method-paypal = PayPal
+method-bank-transfer = Transferencia bancaria
+status-pending-payment = Pendiente de pago
+status-paid = Pagado
+status-cancelled = Cancelado
+status-expired = Caducado
+order-sold-out = «{ $title }» está agotado.
+order-only-left = { $available ->
+    [one] Solo queda 1 ejemplar
+   *[other] Solo quedan { $available } ejemplares
+} de «{ $title }»: reduce la cantidad.
+order-book-gone = Ese libro ya no está a la venta.
+order-too-many-open = Ya tienes { $max } pedidos sin pagar, el máximo por cliente. Paga o cancela uno (Tus pedidos) antes de pedir más.
+order-hold-limit = Puedes reservar como máximo { $max } ejemplares de «{ $title }» en pedidos sin pagar, y ya tienes { $held }. Paga o cancela esos pedidos primero, o pide menos.
+order-try-again = Vuelve a intentarlo.
+order-not-open = Este pedido ya no está pendiente de pago: ya se pagó, se canceló o caducó.
+order-no-delivery = Elige una empresa de envío antes de pagar.
+
+## Vender
+
+sell-add-heading = Añadir un libro
+sell-edit-heading = Editar tu libro
+sell-added = «{ $title }» ya está a la venta.
+sell-updated = «{ $title }» se actualizó.
+sell-removed = «{ $title }» se retiró de la tienda.
+sell-none = Aún no tienes libros a la venta.
+sell-edit = Editar
+sell-delete = Eliminar
+sell-delete-title = Eliminar { $title }
+field-title = Título
+field-author = Autor
+field-description = Descripción
+field-price = Precio (USD)
+field-stock = Ejemplares disponibles
+form-save = Guardar
+form-cancel = Cancelar
+
+## Administración
+
+admin-users-title = Usuarios registrados
+admin-orders-title = Resumen de pedidos
+admin-orders-recent = los 200 pedidos más recientes
+role-admin = Administrador
+role-shopper = Cliente
+
+## Páginas de error
+
+error-code = Error { $status }
+error-back = Volver al catálogo
+error-login-other = Iniciar sesión con otra cuenta
+error-not-found = No encontrado
+error-not-found-text = Aquí no hay nada. Puede que se haya retirado.
+error-forbidden = No permitido
+error-forbidden-text = No tienes permiso para ver o cambiar esto.
+error-login = Inicia sesión
+error-login-text = Inicia sesión para continuar.
+error-cross-site = Formulario caducado
+error-cross-site-text = Este formulario ha caducado o viene de otro sitio. Vuelve atrás, recarga la página e inténtalo de nuevo.
+error-bad-request = Solicitud incorrecta
+error-bad-request-text = No se pudo entender la solicitud.
+error-conflict = No es posible
+error-conflict-text = Eso no es posible en el estado actual.
+error-too-many = Demasiados intentos
+error-too-many-text = Demasiados intentos. Espera unos minutos y vuelve a intentarlo.
+error-timeout = Demasiado lento
+error-timeout-text = Tu solicitud llegó demasiado despacio. Vuelve a intentarlo.
+error-too-large = Demasiado grande
+error-too-large-text = Lo que enviaste es más grande de lo que acepta esta tienda.
+error-unavailable = No disponible por el momento
+error-unavailable-text = La tienda no está disponible durante unos instantes. Vuelve a intentarlo en un momento.
+error-internal = Algo salió mal
+error-internal-text = Algo salió mal por nuestra parte. Vuelve a intentarlo.
+error-method = Aquí no se permite
+error-method-text = Esta dirección no acepta ese tipo de solicitud.
+error-other = Rechazada
+error-other-text = No se pudo responder a la solicitud.

@@ -1,0 +1,544 @@
+//! The shop in English and Spanish: which language a request gets, the
+//! message catalogues (Project Fluent, `locales/{en,es}/main.ftl`, compiled
+//! in), and prices and dates written the way each language writes them.
+//!
+//! The language is decided once per request by [`negotiate`] (the `lang`
+//! cookie, else `Accept-Language`, else English) and is then both a request
+//! extension (for the `Page` extractor) and a task-local value, so that code
+//! with no request at hand (an `AppError` turning into its page, a form's
+//! validation messages) still speaks the shopper's language.
+
+use std::borrow::{Borrow, Cow};
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use axum::extract::{Path, Query, Request};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+use serde::Deserialize;
+use unic_langid::LanguageIdentifier;
+
+use crate::domain::Cents;
+
+/// The languages the shop speaks; English is the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Lang {
+    #[default]
+    En,
+    Es,
+}
+
+/// The cookie that remembers an explicit choice. It lives in the browser, not
+/// in the session store, so the choice survives a Redis outage.
+pub const COOKIE: &str = "lang";
+/// A year: the choice is a preference, not a secret.
+const COOKIE_MAX_AGE: u32 = 365 * 24 * 3600;
+
+/// The catalogues, by language; `tests::catalogues_are_complete` keeps them
+/// complete and free of unused messages.
+pub const SOURCES: [(Lang, &str); 2] = [
+    (Lang::En, include_str!("../locales/en/main.ftl")),
+    (Lang::Es, include_str!("../locales/es/main.ftl")),
+];
+
+static BUNDLES: LazyLock<Vec<FluentBundle<FluentResource>>> = LazyLock::new(|| {
+    SOURCES
+        .iter()
+        .map(|(lang, ftl)| bundle(*lang, ftl))
+        .collect()
+});
+
+/// Every message that takes no arguments, formatted once: a catalog page asks
+/// for a hundred of them, and a lookup here costs a fraction of formatting.
+static PLAIN: LazyLock<Vec<HashMap<String, String>>> = LazyLock::new(|| {
+    BUNDLES
+        .iter()
+        .zip(SOURCES)
+        .map(|(bundle, (_, ftl))| plain_messages(bundle, ftl))
+        .collect()
+});
+
+fn plain_messages(bundle: &FluentBundle<FluentResource>, ftl: &str) -> HashMap<String, String> {
+    let ids = ftl
+        .lines()
+        // A message starts at the first column; its further lines are indented.
+        .filter(|line| !line.starts_with(char::is_whitespace))
+        .filter_map(|line| line.split_once(" = ").map(|(id, _)| id.trim()))
+        .filter(|id| !id.is_empty() && !id.starts_with('#'));
+    ids.filter_map(|id| {
+        let pattern = bundle.get_message(id)?.value()?;
+        let mut errors = Vec::new();
+        let text = bundle.format_pattern(pattern, None, &mut errors);
+        // A message with a placeable reports a missing argument: not plain.
+        errors
+            .is_empty()
+            .then(|| (id.to_string(), text.into_owned()))
+    })
+    .collect()
+}
+
+fn bundle(lang: Lang, ftl: &str) -> FluentBundle<FluentResource> {
+    let resource = FluentResource::try_new(ftl.to_string()).unwrap_or_else(|(_, errors)| {
+        panic!("{} catalogue does not parse: {errors:?}", lang.code())
+    });
+    let mut bundle = FluentBundle::new_concurrent(vec![lang.langid()]);
+    // Fluent wraps arguments in Unicode isolation marks by default; in HTML
+    // they only show up as stray characters in copied text and in tests.
+    bundle.set_use_isolating(false);
+    bundle
+        .add_resource(resource)
+        .unwrap_or_else(|errors| panic!("{} catalogue has duplicates: {errors:?}", lang.code()));
+    bundle
+}
+
+tokio::task_local! {
+    static CURRENT: Lang;
+}
+
+/// The language of the request being answered (English outside of one).
+pub fn current() -> Lang {
+    CURRENT.try_with(|lang| *lang).unwrap_or_default()
+}
+
+/// A message in the current request's language.
+pub fn t(id: &str) -> String {
+    current().t(id).into_owned()
+}
+
+/// A message with arguments, in the current request's language.
+pub fn t_args(id: &str, args: &[(&str, FluentValue<'_>)]) -> String {
+    current().t_args(id, args)
+}
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::Es];
+
+    /// The BCP 47 tag: `<html lang>`, the cookie's value, the switch's link.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Es => "es",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Lang> {
+        Lang::ALL.into_iter().find(|l| l.code() == code.trim())
+    }
+
+    fn langid(&self) -> LanguageIdentifier {
+        self.code().parse().expect("a valid language tag")
+    }
+
+    fn bundle(&self) -> &'static FluentBundle<FluentResource> {
+        &BUNDLES[*self as usize]
+    }
+
+    /// A message without arguments.
+    pub fn t(&self, id: &str) -> Cow<'static, str> {
+        match PLAIN[*self as usize].get(id) {
+            Some(text) => Cow::Borrowed(text.as_str()),
+            None => Cow::Owned(self.t_args(id, &[])),
+        }
+    }
+
+    pub fn t_args(&self, id: &str, args: &[(&str, FluentValue<'_>)]) -> String {
+        let bundle = self.bundle();
+        let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) else {
+            // The catalogue test makes this unreachable; if it happens, the id
+            // is more useful to the shopper and the log than an error page.
+            tracing::warn!(id, lang = self.code(), "message missing from the catalogue");
+            return id.to_string();
+        };
+        let mut fluent_args = FluentArgs::new();
+        for (name, value) in args {
+            fluent_args.set(*name, value.clone());
+        }
+        let mut errors = Vec::new();
+        let text = bundle.format_pattern(pattern, Some(&fluent_args), &mut errors);
+        if !errors.is_empty() {
+            tracing::warn!(
+                id,
+                lang = self.code(),
+                ?errors,
+                "message formatted with errors"
+            );
+        }
+        text.into_owned()
+    }
+
+    /// A message with one text argument (templates: a title, a name).
+    pub fn ts(&self, id: &str, name: &str, value: &str) -> String {
+        self.t_args(id, &[(name, FluentValue::from(value))])
+    }
+
+    /// A message with one number argument (templates: counts, for plurals).
+    /// `Borrow`, because templates pass fields by reference.
+    pub fn tn(&self, id: &str, name: &str, value: impl Borrow<i64>) -> String {
+        self.t_args(id, &[(name, FluentValue::from(*value.borrow()))])
+    }
+
+    /// A price in the shop's currency (dollars), written the language's way:
+    /// `$1,234.50` in English, `1234,50 US$` in Spanish (CLDR's patterns; Spanish
+    /// groups thousands only from five digits on).
+    pub fn money(&self, cents: impl Borrow<Cents>) -> String {
+        let cents = *cents.borrow();
+        let sign = if cents.0 < 0 { "-" } else { "" };
+        let abs = cents.0.unsigned_abs();
+        let (whole, fraction) = (abs / 100, abs % 100);
+        match self {
+            Lang::En => format!("{sign}${}.{fraction:02}", group(whole, ',', 4)),
+            Lang::Es => format!("{sign}{},{fraction:02} US$", group(whole, '.', 5)),
+        }
+    }
+
+    /// A moment (epoch seconds, shown in UTC): `2026-11-28 18:04 UTC` in
+    /// English as before, `28/11/2026 18:04 UTC` in Spanish.
+    pub fn date(&self, epoch: impl Borrow<i64>) -> String {
+        let epoch = *epoch.borrow();
+        let english = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+        let spanish = time::macros::format_description!("[day]/[month]/[year] [hour]:[minute] UTC");
+        let format = match self {
+            Lang::En => english,
+            Lang::Es => spanish,
+        };
+        time::OffsetDateTime::from_unix_timestamp(epoch)
+            .ok()
+            .and_then(|t| t.format(format).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// A message id and its one number, when it has one: what code below the
+/// pages (form parsing) says, before a page puts it into the shopper's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    id: &'static str,
+    number: Option<(&'static str, i64)>,
+}
+
+impl Message {
+    pub fn with_number(id: &'static str, name: &'static str, value: i64) -> Message {
+        Message {
+            id,
+            number: Some((name, value)),
+        }
+    }
+
+    pub fn render(&self, lang: Lang) -> String {
+        match self.number {
+            Some((name, value)) => lang.tn(self.id, name, value),
+            None => lang.t(self.id).into_owned(),
+        }
+    }
+}
+
+impl From<&'static str> for Message {
+    fn from(id: &'static str) -> Message {
+        Message { id, number: None }
+    }
+}
+
+/// `whole` with a separator every three digits, once it has `from` digits.
+fn group(whole: u64, separator: char, from: usize) -> String {
+    let digits = whole.to_string();
+    if digits.len() < from {
+        return digits;
+    }
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(separator);
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// The language for a request: an explicit choice (the `lang` cookie) wins;
+/// else the first of the browser's languages, by q-value, that the shop
+/// speaks; else English. Garbage in any header is ignored, never an error.
+pub fn negotiate(headers: &HeaderMap) -> Lang {
+    if let Some(chosen) = cookie_choice(headers) {
+        return chosen;
+    }
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    from_accept_language(accept)
+}
+
+fn cookie_choice(headers: &HeaderMap) -> Option<Lang> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .and_then(|(_, value)| Lang::parse(value))
+}
+
+fn from_accept_language(accept: &str) -> Lang {
+    if accept.trim().is_empty() {
+        return Lang::En;
+    }
+    let requested: Vec<LanguageIdentifier> = accept_language::parse(accept)
+        .iter()
+        .filter_map(|tag| tag.parse().ok())
+        .collect();
+    let available: Vec<LanguageIdentifier> = Lang::ALL.iter().map(Lang::langid).collect();
+    let matched = fluent_langneg::negotiate_languages(
+        &requested,
+        &available,
+        None,
+        fluent_langneg::NegotiationStrategy::Lookup,
+    );
+    matched
+        .first()
+        .and_then(|id| Lang::parse(&id.to_string()))
+        .unwrap_or_default()
+}
+
+/// Middleware: decides the request's language, makes it available to
+/// extractors and to everything the request runs, and marks pages as
+/// depending on the headers it was decided from (so no shared cache hands a
+/// Spanish page to an English browser).
+pub async fn language(mut request: Request, next: Next) -> Response {
+    let lang = negotiate(request.headers());
+    request.extensions_mut().insert(lang);
+    let mut response = CURRENT.scope(lang, next.run(request)).await;
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_page {
+        response.headers_mut().append(
+            header::VARY,
+            HeaderValue::from_static("Accept-Language, Cookie"),
+        );
+    }
+    response
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SwitchQuery {
+    next: String,
+}
+
+/// `GET /lang/{code}?next=/path`: the header's language switch. A plain link
+/// (the CSP allows no scripts, and a link needs no CSRF token: it only sets a
+/// preference), remembered in a cookie, then back to the page it came from.
+pub async fn switch(Path(code): Path<String>, Query(query): Query<SwitchQuery>) -> Response {
+    let target = safe_next(&query.next);
+    let Some(lang) = Lang::parse(&code) else {
+        return Redirect::to(target).into_response();
+    };
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; Max-Age={COOKIE_MAX_AGE}; SameSite=Lax",
+        lang.code()
+    );
+    let mut response = Redirect::to(target).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Where the switch may send the shopper back to: a path on this site only
+/// (`/book/catalog?q=x`), never another site (`//evil`, `http:`, `/\evil`).
+pub fn safe_next(next: &str) -> &str {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(|c| c.is_control());
+    if local { next } else { "/" }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn accept(value: &str) -> Lang {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        negotiate(&headers)
+    }
+
+    #[test]
+    fn accept_language_picks_the_preferred_language_the_shop_speaks() {
+        assert_eq!(accept("es-ES,es;q=0.9,en;q=0.8"), Lang::Es);
+        assert_eq!(accept("es-MX"), Lang::Es);
+        assert_eq!(accept("en-US,en;q=0.9,es;q=0.8"), Lang::En);
+        assert_eq!(
+            accept("en;q=0.2, es;q=0.9"),
+            Lang::Es,
+            "by q-value, not order"
+        );
+        assert_eq!(accept("fr-FR,fr;q=0.9,es;q=0.5"), Lang::Es);
+        assert_eq!(accept("de, fr"), Lang::En);
+        assert_eq!(accept(";;,,q=x,garbage;q=2, -"), Lang::En);
+        assert_eq!(accept(""), Lang::En);
+        assert_eq!(negotiate(&HeaderMap::new()), Lang::En);
+    }
+
+    #[test]
+    fn the_cookie_overrides_the_browser() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("es"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=b; lang=en"));
+        assert_eq!(negotiate(&headers), Lang::En);
+        headers.insert(header::COOKIE, HeaderValue::from_static("lang=xx"));
+        assert_eq!(
+            negotiate(&headers),
+            Lang::Es,
+            "an unknown choice is ignored"
+        );
+    }
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next("/book/catalog?q=a"), "/book/catalog?q=a");
+        for bad in [
+            "//evil.example",
+            "http://evil",
+            "https:evil",
+            "/\\evil",
+            "evil",
+            "",
+            "/\nx",
+        ] {
+            assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn money_follows_the_language() {
+        assert_eq!(Lang::En.money(Cents(1250)), "$12.50");
+        assert_eq!(Lang::Es.money(Cents(1250)), "12,50 US$");
+        assert_eq!(Lang::En.money(Cents(123_456)), "$1,234.56");
+        assert_eq!(Lang::Es.money(Cents(123_456)), "1234,56 US$");
+        assert_eq!(Lang::Es.money(Cents(1_234_567)), "12.345,67 US$");
+        assert_eq!(Lang::En.money(Cents(10_000_000)), "$100,000.00");
+        assert_eq!(Lang::Es.money(Cents(5)), "0,05 US$");
+    }
+
+    #[test]
+    fn dates_follow_the_language() {
+        let epoch = 1_795_889_040; // 2026-11-28 18:04 UTC
+        assert_eq!(Lang::En.date(epoch), "2026-11-28 18:04 UTC");
+        assert_eq!(Lang::Es.date(epoch), "28/11/2026 18:04 UTC");
+    }
+
+    #[test]
+    fn messages_take_arguments_and_plurals() {
+        assert_eq!(Lang::Es.tn("catalog-count", "count", 1), "1 libro");
+        assert_eq!(Lang::Es.tn("catalog-count", "count", 3), "3 libros");
+        assert_eq!(Lang::En.tn("catalog-count", "count", 3), "3 books");
+    }
+
+    /// Every catalogue has the same messages, each message is used in `src/`
+    /// or `templates/`, and every id the code asks for is in the catalogues.
+    #[test]
+    fn catalogues_are_complete() {
+        let ids: Vec<(Lang, BTreeSet<String>)> = SOURCES
+            .iter()
+            .map(|(lang, ftl)| (*lang, message_ids(*lang, ftl)))
+            .collect();
+        let (_, english) = &ids[0];
+        for (lang, other) in &ids[1..] {
+            let missing: Vec<_> = english.difference(other).collect();
+            let extra: Vec<_> = other.difference(english).collect();
+            assert!(
+                missing.is_empty(),
+                "missing from {}: {missing:?}",
+                lang.code()
+            );
+            assert!(extra.is_empty(), "only in {}: {extra:?}", lang.code());
+        }
+        let (rust, templates) = (source_text("src"), source_text("templates"));
+        let unused: Vec<_> = english
+            .iter()
+            .filter(|id| {
+                let quoted = format!("\"{id}\"");
+                !rust.contains(&quoted) && !templates.contains(&quoted)
+            })
+            .collect();
+        assert!(unused.is_empty(), "messages no code uses: {unused:?}");
+        // Ids asked for: a template's `t("…")` and friends; in Rust, any
+        // literal shaped like an id whose first word is one the catalogues use.
+        let prefixes: BTreeSet<&str> = english
+            .iter()
+            .filter_map(|id| id.split('-').next())
+            .collect();
+        let rust_ids = regex::Regex::new(r#""([a-z]+(?:-[a-z0-9_]+)+)""#).unwrap();
+        let template_ids = regex::Regex::new(r#"\.t[sn2]*\("([^"]+)""#).unwrap();
+        let asked = rust_ids
+            .captures_iter(&rust)
+            .map(|c| c.get(1).unwrap().as_str())
+            .filter(|id| prefixes.contains(id.split('-').next().unwrap_or_default()))
+            .chain(
+                template_ids
+                    .captures_iter(&templates)
+                    .map(|c| c.get(1).unwrap().as_str()),
+            );
+        let unknown: BTreeSet<&str> = asked.filter(|id| !english.contains(*id)).collect();
+        assert!(
+            unknown.is_empty(),
+            "ids asked for that no catalogue has: {unknown:?}"
+        );
+    }
+
+    /// Every catalogue parses, and every message in it has a value.
+    fn message_ids(lang: Lang, ftl: &str) -> BTreeSet<String> {
+        let resource = fluent_syntax::parser::parse(ftl)
+            .unwrap_or_else(|(_, errors)| panic!("{} does not parse: {errors:?}", lang.code()));
+        resource
+            .body
+            .iter()
+            .filter_map(|entry| match entry {
+                fluent_syntax::ast::Entry::Message(m) => {
+                    assert!(
+                        m.value.is_some(),
+                        "{}: {} has no value",
+                        lang.code(),
+                        m.id.name
+                    );
+                    Some(m.id.name.to_string())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The text of every template and every Rust file (their tests left out),
+    /// so that an id only a test mentions counts as unused.
+    fn source_text(folder: &str) -> String {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut text = String::new();
+        let mut dirs = vec![root.join(folder)];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let content = std::fs::read_to_string(&path).unwrap();
+                let code = content.split("#[cfg(test)]").next().unwrap_or_default();
+                text.push_str(code);
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
