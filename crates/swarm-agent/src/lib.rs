@@ -2,6 +2,7 @@
 //!
 //! `main.rs` only parses the command line and calls [`run`].
 
+pub mod actions;
 pub mod api;
 pub mod backoff;
 pub mod cli;
@@ -9,6 +10,7 @@ pub mod decide;
 pub mod drain;
 pub mod engine;
 pub mod error;
+pub mod fleet;
 pub mod imds;
 pub mod init;
 pub mod join;
