@@ -13,6 +13,9 @@ MYSQL_IMAGE=bookstore/mysql-standin:$IMAGE_TAG
 REDIS_IMAGE=bookstore/redis-standin:$IMAGE_TAG
 PROXY_IMAGE=bookstore/nginx-standin:$IMAGE_TAG
 BACKUP_IMAGE=bookstore/backup:$IMAGE_TAG
+PROMETHEUS_IMAGE=bookstore/prometheus:$IMAGE_TAG
+ALERTMANAGER_IMAGE=bookstore/alertmanager:$IMAGE_TAG
+NODE_EXPORTER_IMAGE=bookstore/node-exporter:$IMAGE_TAG
 # shellcheck disable=SC2034 # used by the scripts that source this file
 STACK_IMAGES=("$STOREFRONT_IMAGE" "$SWARM_AGENT_IMAGE" "$MYSQL_IMAGE" "$REDIS_IMAGE" "$PROXY_IMAGE" "$BACKUP_IMAGE")
 
@@ -44,6 +47,16 @@ build_stack_images() {
   build_one docker/standins/redis.Dockerfile "$REDIS_IMAGE" "${common[@]}"
   build_one docker/standins/nginx.Dockerfile "$PROXY_IMAGE" "${common[@]}"
   build_one docker/backup.Dockerfile "$BACKUP_IMAGE" "${common[@]}"
+}
+
+# monitoring.yml's images, from Debian's packages on the same base.
+build_monitoring_images() {
+  log "building the monitoring images"
+  local common=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+  mkdir -p "$IMAGES_WORK"
+  build_one docker/monitoring/prometheus.Dockerfile "$PROMETHEUS_IMAGE" "${common[@]}"
+  build_one docker/monitoring/alertmanager.Dockerfile "$ALERTMANAGER_IMAGE" "${common[@]}"
+  build_one docker/monitoring/node-exporter.Dockerfile "$NODE_EXPORTER_IMAGE" "${common[@]}"
 }
 
 # build_one DOCKERFILE IMAGE [ARGS…]: the classic builder, the only one without buildx.

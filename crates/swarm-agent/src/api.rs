@@ -21,6 +21,7 @@ use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::actions::ActionLog;
 use crate::drain::{self, DrainProgress};
 use crate::engine::Engine;
 use crate::error::Error;
@@ -35,6 +36,8 @@ pub struct ApiState {
     pub dry_run: bool,
     /// Label keys a worker may set on itself.
     pub worker_label_keys: Vec<String>,
+    /// What this agent did, for the fleet page.
+    pub actions: ActionLog,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -100,14 +103,21 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Compare in constant time so response timing does not reveal the secret.
 fn authorized(headers: &HeaderMap, secret: &str) -> bool {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    given.len() == secret.len()
+    secret_matches(given, secret)
+}
+
+/// Compare in constant time so response timing does not reveal the secret.
+/// An empty secret matches nothing: a node without one refuses every call
+/// (an empty header would otherwise equal an empty secret).
+pub(crate) fn secret_matches(given: &str, secret: &str) -> bool {
+    !secret.is_empty()
+        && given.len() == secret.len()
         && given
             .bytes()
             .zip(secret.bytes())
@@ -171,6 +181,8 @@ async fn drain_node(
     .await?;
     if changed {
         s.metrics.action("drain");
+        s.actions
+            .record("drain", &id, "its agent asked to leave the swarm");
     }
     Ok(Json(Message {
         message: if changed {
@@ -221,6 +233,8 @@ async fn set_labels(
     let changed = drain::apply_labels(&s.engine, &id, &req.labels, s.dry_run).await?;
     if changed {
         s.metrics.action("label");
+        let labels: Vec<String> = req.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        s.actions.record("label", &id, labels.join(", "));
     }
     Ok(Json(Message {
         message: if changed {
@@ -267,6 +281,8 @@ async fn remove_node(
             .await
             .inspect_err(|_| s.metrics.failure("remove"))?;
         s.metrics.action("remove");
+        s.actions
+            .record("remove", &id, "it left the swarm and asked to be removed");
         info!(node = %id, "removed node: it left the swarm and asked to be removed");
     }
     Ok(Json(Message {
@@ -424,6 +440,14 @@ mod tests {
         assert!(authorized(&h, "s3cret"));
         assert!(!authorized(&h, "s3cret2"));
         assert!(!authorized(&h, "s3creT"));
+    }
+
+    #[test]
+    fn no_secret_refuses_every_call() {
+        let mut h = HeaderMap::new();
+        assert!(!authorized(&h, ""));
+        h.insert("authorization", "Bearer ".parse().unwrap());
+        assert!(!authorized(&h, ""));
     }
 
     #[test]

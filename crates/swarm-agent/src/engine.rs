@@ -239,6 +239,14 @@ impl Engine {
             .map_err(Error::engine("task ls"))
     }
 
+    /// Every task the swarm keeps, for replicas per node on the fleet page.
+    pub async fn tasks(&self) -> Result<Vec<Task>> {
+        self.docker
+            .list_tasks(None::<bollard::query_parameters::ListTasksOptions>)
+            .await
+            .map_err(Error::engine("task ls"))
+    }
+
     /// A forced update restarts every task of the service, letting the
     /// scheduler place them again, now including freshly joined nodes.
     pub async fn force_update_service(&self, service: &Service) -> Result<()> {
@@ -264,6 +272,18 @@ impl Engine {
 
     pub fn docker(&self) -> &Docker {
         &self.docker
+    }
+
+    /// An engine at a socket nobody listens on: every call fails, as when
+    /// dockerd is down. For tests of what callers show then.
+    #[cfg(test)]
+    pub(crate) fn unreachable() -> Engine {
+        let path = "/nonexistent/swarm-agent-test.sock";
+        Engine {
+            docker: Docker::connect_with_socket(path, 1, bollard::API_DEFAULT_VERSION)
+                .expect("a socket client is built without connecting"),
+            endpoint: format!("unix://{path}"),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! `main.rs` only parses the command line and calls [`run`].
 
+pub mod actions;
 pub mod api;
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -11,6 +12,7 @@ pub mod decide;
 pub mod drain;
 pub mod engine;
 pub mod error;
+pub mod fleet;
 pub mod imds;
 pub mod init;
 pub mod join;

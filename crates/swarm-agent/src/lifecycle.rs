@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tracing::{error, info, warn};
 
+use crate::actions::ActionLog;
 use crate::cli::{LeaveArgs, LifecycleArgs, SecretArgs, StoreArgs};
 use crate::engine::Engine;
 use crate::imds::Imds;
@@ -83,6 +84,8 @@ pub struct Watcher {
     pub store: StoreArgs,
     pub secret: SecretArgs,
     pub metrics: Metrics,
+    /// What this agent did, for the fleet page.
+    pub actions: ActionLog,
     pub dry_run: bool,
 }
 
@@ -105,12 +108,22 @@ impl Watcher {
                     let seen = notice(v[0].as_deref(), v[1].as_deref(), v[2].as_deref());
                     if seen.ends_the_node() {
                         self.metrics.notice(seen.kind());
+                        self.actions.record(
+                            "notice",
+                            "this node",
+                            format!("{}: this instance is being terminated", seen.kind()),
+                        );
                         self.hand_over(&imds, &seen).await;
                         return;
                     }
                     if seen == Notice::Rebalance && !rebalance_seen {
                         rebalance_seen = true;
                         self.metrics.notice(seen.kind());
+                        self.actions.record(
+                            "notice",
+                            "this node",
+                            "EC2 recommends rebalancing this spot instance",
+                        );
                         warn!(
                             "EC2 recommends rebalancing this spot instance: no action until a \
                              termination notice (the group replaces it through the lifecycle hook)"
@@ -151,10 +164,14 @@ impl Watcher {
         match &left {
             Ok(()) => {
                 self.metrics.action("leave");
+                self.actions
+                    .record("leave", "this node", "left after handing its work over");
                 info!(took = ?started.elapsed(), "left the swarm after handing the work over");
             }
             Err(e) => {
                 self.metrics.failure("leave");
+                self.actions
+                    .record("leave failed", "this node", e.to_string());
                 error!(error = %e, "could not leave cleanly; the managers' reconciler removes this node once it is Down");
             }
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use bollard::models::{
     Node, NodeSpecAvailabilityEnum, NodeSpecRoleEnum, NodeState, Reachability, Service,
-    ServiceSpecUpdateConfigOrderEnum, ServiceUpdateStatusStateEnum,
+    ServiceSpecUpdateConfigOrderEnum, ServiceUpdateStatusStateEnum, Task, TaskState,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -158,6 +158,27 @@ impl From<&Service> for ServiceView {
             has_healthcheck: health.is_some_and(|t| t.first().is_some_and(|c| c != "NONE")),
             update_order: order.into(),
             labels: spec.labels.unwrap_or_default().into_iter().collect(),
+        }
+    }
+}
+
+/// Where one task is meant to run and whether it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskView {
+    pub service_id: String,
+    pub node_id: String,
+    /// The swarm wants it running (not shut down or superseded).
+    pub desired: bool,
+    pub running: bool,
+}
+
+impl From<&Task> for TaskView {
+    fn from(t: &Task) -> Self {
+        TaskView {
+            service_id: t.service_id.clone().unwrap_or_default(),
+            node_id: t.node_id.clone().unwrap_or_default(),
+            desired: t.desired_state == Some(TaskState::RUNNING),
+            running: t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING),
         }
     }
 }

@@ -22,12 +22,14 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
+use crate::actions::ActionLog;
 use crate::api::{self, ApiState};
 use crate::backoff::Backoff;
 use crate::cli::ServeArgs;
 use crate::decide::{self, RebalanceState, Removal};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::fleet;
 use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::publish;
@@ -58,6 +60,7 @@ pub struct Reconciler {
     metrics: Metrics,
     rebalance: RebalanceState,
     store: Option<Arc<TokenStore>>,
+    actions: ActionLog,
 }
 
 impl Reconciler {
@@ -68,7 +71,14 @@ impl Reconciler {
             metrics,
             rebalance: RebalanceState::default(),
             store: None,
+            actions: ActionLog::default(),
         }
+    }
+
+    /// Actions are recorded here, for the fleet page.
+    pub fn recording_to(mut self, actions: ActionLog) -> Self {
+        self.actions = actions;
+        self
     }
 
     /// The leader republishes tokens and managers to this store.
@@ -103,6 +113,11 @@ impl Reconciler {
         }
         for id in &outcome.joined {
             info!(node = %id, "node became ready: opted-in services will be rebalanced");
+            self.actions.record(
+                "join",
+                &hostname_of(&report, id),
+                "became ready: opted-in services will be rebalanced",
+            );
         }
         self.republish().await;
         outcome.removed = self.remove_down_nodes(&report).await;
@@ -118,11 +133,16 @@ impl Reconciler {
         match publish::swarm_facts(&self.engine, store, self.policy.dry_run, quiet).await {
             Ok(changed) if !changed.is_empty() => {
                 self.metrics.action("publish");
+                let keys: Vec<&str> = changed.iter().map(|k| k.name()).collect();
+                self.actions
+                    .record("republish", "token store", keys.join(", "));
                 info!(keys = ?changed.iter().map(|k| k.name()).collect::<Vec<_>>(), "republished to the token store");
             }
             Ok(_) => {}
             Err(e) => {
                 self.metrics.failure("publish");
+                self.actions
+                    .record("republish failed", "token store", e.to_string());
                 warn!(error = %e, "could not republish to the token store");
             }
         }
@@ -177,11 +197,14 @@ impl Reconciler {
         match result {
             Ok(()) => {
                 self.metrics.action("remove");
+                self.actions.record("remove", hostname, &why);
                 info!(node = %id, %hostname, reason = %why, "removed node");
                 true
             }
             Err(e) => {
                 self.metrics.failure("remove");
+                self.actions
+                    .record("remove failed", hostname, e.to_string());
                 error!(node = %id, error = %e, "could not remove Down node");
                 false
             }
@@ -220,11 +243,15 @@ impl Reconciler {
         match result {
             Ok(()) => {
                 self.metrics.action("rebalance");
+                self.actions
+                    .record("rebalance", &name, "forced update after a node joined");
                 info!(service = %name, "rebalancing: forced update after a node joined, tasks spread onto it");
                 Some(name)
             }
             Err(e) => {
                 self.metrics.failure("rebalance");
+                self.actions
+                    .record("rebalance failed", &name, e.to_string());
                 error!(service = %name, error = %e, "rebalance failed");
                 None
             }
@@ -254,6 +281,16 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
         );
     }
     let metrics = Metrics::new();
+    let actions = ActionLog::default();
+    actions.record(
+        "start",
+        &hostname(),
+        if dry_run {
+            "agent serving (dry-run: it changes nothing)"
+        } else {
+            "agent serving"
+        },
+    );
     let policy = Policy {
         down_grace: args.down_grace,
         rebalance_label: args.rebalance_label.clone(),
@@ -275,6 +312,7 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
         metrics: metrics.clone(),
         dry_run,
         worker_label_keys: args.worker_label_keys.clone(),
+        actions: actions.clone(),
     });
     let leaving = Arc::new(AtomicBool::new(false));
     let observe = Arc::new(Observe {
@@ -288,7 +326,8 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
             .map_err(|e| Error::Config(format!("http client: {e}")))?,
     });
     tokio::spawn(serve_http(metrics_listener, observe_router(observe)));
-    tokio::spawn(serve_api(api_listener, api::router(api_state)));
+    let api_app = api::router(api_state.clone()).merge(fleet::router(api_state));
+    tokio::spawn(serve_api(api_listener, api_app));
     if args.lifecycle.imds != "off" {
         tokio::spawn(
             lifecycle::Watcher {
@@ -298,6 +337,7 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
                 store: args.store.clone(),
                 secret: args.secret.clone(),
                 metrics: metrics.clone(),
+                actions: actions.clone(),
                 dry_run,
             }
             .run(),
@@ -306,14 +346,31 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
 
     let wake = Arc::new(Notify::new());
     tokio::spawn(watch_events(engine.clone(), wake.clone()));
-    let reconciler = Reconciler::new(engine, policy, metrics).publishing_to(store);
+    let reconciler = Reconciler::new(engine, policy, metrics)
+        .publishing_to(store)
+        .recording_to(actions);
     let task = tokio::spawn(reconcile_loop(reconciler, args.interval, wake));
-    info!(%metrics_addr, %api_addr, "serving: reconciler, /metrics, /status, agent API");
+    info!(%metrics_addr, %api_addr, "serving: reconciler, /metrics, /status, agent API, /fleet");
     Ok(Running {
         metrics_addr,
         api_addr,
         task,
     })
+}
+
+/// A node's name as the swarm shows it, for the action list.
+fn hostname_of(report: &Report, id: &str) -> String {
+    report
+        .nodes
+        .iter()
+        .find(|n| n.id == id && !n.hostname.is_empty())
+        .map_or_else(|| id.to_string(), |n| n.hostname.clone())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "this node".into())
 }
 
 async fn bind(addr: &str) -> Result<tokio::net::TcpListener> {

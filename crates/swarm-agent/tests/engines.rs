@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use bollard::models::{LocalNodeState, TaskState};
 use bollard::query_parameters::{LeaveSwarmOptionsBuilder, ListTasksOptionsBuilder};
 use common::{Env, LOCK, On, wait_for};
@@ -469,6 +470,33 @@ async fn worker_life_join_label_rebalance_status_leave_and_removal() {
     let live: serde_json::Value =
         serde_json::from_str(&env.http_get(On::Manager, "http://127.0.0.1:9465/status")).unwrap();
     assert_eq!(live["nodes"].as_array().unwrap().len(), 2);
+
+    // The fleet page: the secret as a Basic password opens it; it shows the
+    // nodes, the quorum margin, the service per node and what the agent did.
+    let fleet = format!("http://{api}/fleet");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("operator:{secret_value}"))
+    );
+    let (status, page) = env.http_get_as(On::Manager, &fleet, &basic);
+    assert_eq!(status, 200, "{page}");
+    for expected in [
+        "manager (leader)",
+        "eu-test-1b",
+        "margin 0",
+        "web",
+        "2/2",
+        "join",
+        "label",
+        "rebalance",
+    ] {
+        assert!(
+            page.contains(expected),
+            "fleet page lacks {expected:?}:\n{page}"
+        );
+    }
+    let (status, _) = env.http_get_as(On::Manager, &fleet, "Basic b3BlcmF0b3I6Z3Vlc3M=");
+    assert_eq!(status, 401, "a wrong password is refused");
 
     // The API refuses callers without the secret.
     let denied = env.http_get(

@@ -172,6 +172,24 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into()
     }
 
+    /// GET a URL from a node's namespace with an `Authorization` header;
+    /// the status and the body, whatever the status.
+    pub fn http_get_as(&self, on: On, url: &str, authorization: &str) -> (u16, String) {
+        let code = "import sys, urllib.request\n\
+                    req = urllib.request.Request(sys.argv[1], headers={'Authorization': sys.argv[2]})\n\
+                    try:\n    r = urllib.request.urlopen(req)\n    status, body = r.status, r.read()\n\
+                    except urllib.error.HTTPError as e:\n    status, body = e.code, e.read()\n\
+                    sys.stdout.write(str(status) + '\\n' + body.decode())";
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", self.ns(on)))
+            .args(["python3", "-c", code, url, authorization])
+            .output()
+            .expect("python3");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (status, body) = text.split_once('\n').unwrap_or(("0", ""));
+        (status.parse().unwrap_or(0), body.to_string())
+    }
+
     /// POST `body` (JSON) with a bearer secret from a node's namespace; the answer's body.
     pub fn http_post(&self, on: On, url: &str, secret: &str, body: &str) -> String {
         let code = "import sys, urllib.request\n\
