@@ -274,11 +274,13 @@ impl Engine {
         &self.docker
     }
 
-    /// An engine at a socket nobody listens on: every call fails, as when
-    /// dockerd is down. For tests of what callers show then.
+    /// An engine at a path nobody listens on: every call fails, as when
+    /// dockerd is down. For tests of what callers show then. The path must
+    /// exist (bollard checks that when it builds the client), so it is
+    /// /dev/null, which no connect can succeed on.
     #[cfg(test)]
     pub(crate) fn unreachable() -> Engine {
-        let path = "/nonexistent/swarm-agent-test.sock";
+        let path = "/dev/null";
         Engine {
             docker: Docker::connect_with_socket(path, 1, bollard::API_DEFAULT_VERSION)
                 .expect("a socket client is built without connecting"),
