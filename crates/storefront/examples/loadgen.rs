@@ -75,9 +75,23 @@ struct User {
 }
 
 const PASSWORD: &str = "bench password 1";
+const FORWARDED_FOR: &str = "x-forwarded-for";
 
-fn client() -> reqwest::Client {
+/// A distinct private address for shopper or attempt `n`.
+fn shopper_address(n: usize) -> reqwest::header::HeaderValue {
+    let address = format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+    address.parse().expect("an address is a valid header value")
+}
+
+/// A client for shopper `n`. Real shoppers reach the shop from many
+/// addresses through the load balancer, which names each in
+/// `X-Forwarded-For` (believed from loopback, a trusted proxy); without it
+/// every bench user would share one address and its login allowance.
+fn client(n: usize) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(FORWARDED_FOR, shopper_address(n));
     reqwest::Client::builder()
+        .default_headers(headers)
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -102,7 +116,7 @@ async fn token(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
 
 /// Registers and logs in one user (not timed).
 async fn sign_up(base: &str, n: usize) -> anyhow::Result<User> {
-    let client = client();
+    let client = client(n);
     let email = format!("bench-{n}-{}@example.com", std::process::id());
     let t = token(&client, base).await?;
     let form = [
@@ -118,7 +132,7 @@ async fn sign_up(base: &str, n: usize) -> anyhow::Result<User> {
         .await?
         .status();
     anyhow::ensure!(status.as_u16() == 303, "register answered {status}");
-    login(&client, base, &email).await?;
+    login(&client, base, &email, None).await?;
     let token = token(&client, base).await?;
     Ok(User {
         client,
@@ -127,19 +141,26 @@ async fn sign_up(base: &str, n: usize) -> anyhow::Result<User> {
     })
 }
 
-async fn login(client: &reqwest::Client, base: &str, email: &str) -> anyhow::Result<()> {
+/// Logs in once. The login limit allows 20 attempts per address per 15
+/// minutes, as it should for one person; the bench's logins stand for many
+/// people, so `from` gives each attempt its own address.
+async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    from: Option<usize>,
+) -> anyhow::Result<()> {
     let t = token(client, base).await?;
     let form = [
         ("email", email),
         ("password", PASSWORD),
         ("csrf_token", t.as_str()),
     ];
-    let status = client
-        .post(format!("{base}/login"))
-        .form(&form)
-        .send()
-        .await?
-        .status();
+    let mut request = client.post(format!("{base}/login")).form(&form);
+    if let Some(n) = from {
+        request = request.header(FORWARDED_FOR, shopper_address(n));
+    }
+    let status = request.send().await?.status();
     anyhow::ensure!(status.as_u16() == 303, "login answered {status}");
     Ok(())
 }
@@ -361,7 +382,9 @@ async fn main() -> anyhow::Result<()> {
                     Mode::Checkout => checkout(user, &args.base, args.books[n % args.books.len()])
                         .await
                         .unwrap_or(false),
-                    _ => login(&user.client, &args.base, &user.email).await.is_ok(),
+                    _ => login(&user.client, &args.base, &user.email, Some(args.users + n))
+                        .await
+                        .is_ok(),
                 };
                 let counter = if ok { &tally.ok } else { &tally.failed };
                 counter.fetch_add(1, Ordering::Relaxed);

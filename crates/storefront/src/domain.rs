@@ -7,11 +7,26 @@ use std::fmt;
 
 use crate::i18n::Message;
 
-/// Money in integer cents; never a float.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub struct Cents(pub i64);
+/// Money in integer cents; never a float, never negative. The only ways in
+/// are [`Cents::parse_price`] (a form) and `TryFrom<i64>` (a stored amount).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cents(i64);
+
+/// An amount below zero: no price, subtotal or payment in the shop is one.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a negative amount of money: {0} cents")]
+pub struct NegativeAmount(i64);
+
+impl TryFrom<i64> for Cents {
+    type Error = NegativeAmount;
+
+    fn try_from(cents: i64) -> Result<Self, Self::Error> {
+        if cents < 0 {
+            return Err(NegativeAmount(cents));
+        }
+        Ok(Cents(cents))
+    }
+}
 
 /// The dearest book a seller may list: $100,000.00.
 const MAX_PRICE_CENTS: i64 = 10_000_000;
@@ -44,6 +59,18 @@ impl Cents {
         }
     }
 
+    pub const ZERO: Cents = Cents(0);
+
+    /// The amount as stored and bound into SQL.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The price of `copies` copies.
+    pub fn times(self, copies: Quantity) -> Cents {
+        Cents(self.0 * copies.0)
+    }
+
     /// `12.50`: the value a form field is pre-filled with.
     pub fn plain(&self) -> String {
         format!("{}.{:02}", self.0 / 100, self.0 % 100)
@@ -63,9 +90,18 @@ impl std::ops::Add for Cents {
     }
 }
 
-/// How many copies of one book a shopper takes at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quantity(pub i64);
+impl std::iter::Sum for Cents {
+    fn sum<I: Iterator<Item = Cents>>(amounts: I) -> Cents {
+        amounts.fold(Cents::ZERO, |total, amount| total + amount)
+    }
+}
+
+/// How many copies of one book a shopper takes at once: 1 to
+/// [`MAX_QUANTITY`]. The only ways in are [`Quantity::parse`] (a form) and
+/// `TryFrom<i64>` (a stored cart or order line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Quantity(i64);
 
 pub const MAX_QUANTITY: i64 = 100;
 
@@ -76,11 +112,36 @@ impl Quantity {
             return Err("invalid-quantity-empty");
         }
         let n: i64 = raw.parse().map_err(|_| "invalid-quantity-whole")?;
+        Quantity::try_from(n)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// The refusal is a message id, as [`Quantity::parse`]'s.
+impl TryFrom<i64> for Quantity {
+    type Error = &'static str;
+
+    fn try_from(n: i64) -> Result<Self, Self::Error> {
         match n {
             n if n < 1 => Err("invalid-quantity-low"),
             n if n > MAX_QUANTITY => Err("invalid-quantity-high"),
             n => Ok(Quantity(n)),
         }
+    }
+}
+
+impl From<Quantity> for i64 {
+    fn from(quantity: Quantity) -> i64 {
+        quantity.0
+    }
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
     }
 }
 
@@ -172,7 +233,9 @@ pub enum PaymentMethod {
 impl PaymentMethod {
     pub const ALL: [PaymentMethod; 3] = [Self::CreditCard, Self::Paypal, Self::BankTransfer];
 
-    pub fn label(&self) -> &'static str {
+    /// The stored name, which is also the form's value (never shown: the
+    /// shopper reads [`PaymentMethod::message_id`] in their language).
+    pub fn as_db(&self) -> &'static str {
         match self {
             Self::CreditCard => "Credit Card",
             Self::Paypal => "Paypal",
@@ -180,7 +243,7 @@ impl PaymentMethod {
         }
     }
 
-    /// What the shopper reads; the label stays the form value and the stored name.
+    /// What the shopper reads.
     pub fn message_id(&self) -> &'static str {
         match self {
             Self::CreditCard => "method-credit-card",
@@ -190,7 +253,7 @@ impl PaymentMethod {
     }
 
     pub fn parse(raw: &str) -> Option<PaymentMethod> {
-        Self::ALL.into_iter().find(|m| m.label() == raw.trim())
+        Self::ALL.into_iter().find(|m| m.as_db() == raw.trim())
     }
 }
 
@@ -212,14 +275,12 @@ impl OrderStatus {
         }
     }
 
-    pub fn from_db(raw: &str) -> OrderStatus {
-        match raw {
-            "paid" => Self::Paid,
-            "cancelled" => Self::Cancelled,
-            "expired" => Self::Expired,
-            _ => Self::PendingPayment,
-        }
-    }
+    const ALL: [OrderStatus; 4] = [
+        Self::PendingPayment,
+        Self::Paid,
+        Self::Cancelled,
+        Self::Expired,
+    ];
 
     /// The catalogue's name for the status, as shoppers read it.
     pub fn message_id(&self) -> &'static str {
@@ -229,6 +290,31 @@ impl OrderStatus {
             Self::Cancelled => "status-cancelled",
             Self::Expired => "status-expired",
         }
+    }
+}
+
+/// A stored status the code does not know: a row written by a newer version
+/// or by hand. Reading it fails, rather than showing it as something it is not.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown order status `{0}` in the database")]
+pub struct UnknownOrderStatus(String);
+
+/// How rows decode the `status` column (`#[sqlx(try_from = "String")]`).
+impl TryFrom<String> for OrderStatus {
+    type Error = UnknownOrderStatus;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_db() == raw)
+            .ok_or(UnknownOrderStatus(raw))
+    }
+}
+
+/// The stored name, which is also the badge's CSS class in templates.
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_db())
     }
 }
 
@@ -258,6 +344,37 @@ mod tests {
             );
         }
         assert_eq!(Cents(1250).to_string(), "$12.50");
+    }
+
+    #[test]
+    fn stored_amounts_and_quantities_are_checked_on_the_way_in() {
+        assert_eq!(Cents::try_from(0), Ok(Cents::ZERO));
+        assert_eq!(Cents::try_from(-1), Err(NegativeAmount(-1)));
+        assert_eq!(
+            Quantity::try_from(MAX_QUANTITY).map(Quantity::get),
+            Ok(MAX_QUANTITY)
+        );
+        assert!(Quantity::try_from(0).is_err());
+        assert!(Quantity::try_from(MAX_QUANTITY + 1).is_err());
+        // A cart line read back from the session store is checked the same way.
+        assert!(serde_json::from_str::<Quantity>("3").is_ok());
+        assert!(serde_json::from_str::<Quantity>("-3").is_err());
+        let three = Quantity::try_from(3).unwrap();
+        assert_eq!(Cents(250).times(three), Cents(750));
+        assert_eq!([Cents(1), Cents(2)].into_iter().sum::<Cents>(), Cents(3));
+    }
+
+    #[test]
+    fn stored_statuses_round_trip_and_unknown_ones_are_refused() {
+        for status in OrderStatus::ALL {
+            assert_eq!(OrderStatus::try_from(status.to_string()).unwrap(), status);
+        }
+        for unknown in ["", "Paid", "refunded", "pending"] {
+            assert!(
+                OrderStatus::try_from(unknown.to_string()).is_err(),
+                "{unknown:?}"
+            );
+        }
     }
 
     #[test]

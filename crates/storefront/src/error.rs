@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::i18n::{self, Lang};
+use crate::metrics::SessionStoreFailed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -35,6 +36,9 @@ pub enum AppError {
     Busy(&'static str),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The session store (Redis) failed: a 503 like `Unavailable`, and counted.
+    #[error("session store unavailable: {0}")]
+    SessionStore(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -57,8 +61,7 @@ impl From<sqlx::Error> for AppError {
 
 impl From<tower_sessions::session::Error> for AppError {
     fn from(err: tower_sessions::session::Error) -> Self {
-        crate::metrics::session_store_error();
-        AppError::Unavailable(format!("session store: {err}"))
+        AppError::SessionStore(err.to_string())
     }
 }
 
@@ -125,7 +128,7 @@ impl AppError {
                 "error-too-large",
                 "error-too-large-text",
             ),
-            AppError::Busy(_) | AppError::Unavailable(_) => (
+            AppError::Busy(_) | AppError::Unavailable(_) | AppError::SessionStore(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "error-unavailable",
                 "error-unavailable-text",
@@ -161,6 +164,7 @@ impl IntoResponse for AppError {
         match &self {
             AppError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
             AppError::Unavailable(cause) => tracing::warn!(%cause, "dependency unavailable"),
+            AppError::SessionStore(cause) => tracing::warn!(%cause, "session store unavailable"),
             AppError::Busy(what) => tracing::warn!(%what, "shedding load"),
             other => tracing::debug!(error = %other, "request refused"),
         }
@@ -169,6 +173,9 @@ impl IntoResponse for AppError {
         match self {
             AppError::TooManyRequests(seconds) => set_retry_after(&mut response, seconds),
             AppError::Busy(_) => set_retry_after(&mut response, 1),
+            AppError::SessionStore(_) => {
+                response.extensions_mut().insert(SessionStoreFailed);
+            }
             _ => {}
         }
         response

@@ -21,3 +21,6 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+
+#[cfg(test)]
+mod module_graph;

@@ -1,6 +1,11 @@
 //! Prometheus metrics, served on `METRICS_ADDR` only (never on the public port).
+//!
+//! Each `App` owns one [`Metrics`] with its own registry, handed to whatever
+//! counts: the request middleware, the password hasher, the handlers. Nothing
+//! here is a process global, so two shops in one test binary never read each
+//! other's figures, and this module depends on no other part of the shop.
 
-use std::sync::LazyLock;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -8,195 +13,260 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, TextEncoder,
-    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
-    register_int_gauge_vec,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+use sqlx::AnyPool;
 
-use crate::state::AppState;
-
-static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "storefront_http_requests_total",
-        "HTTP requests answered, by method, matched route and status code.",
-        &["method", "route", "status"]
-    )
-    .expect("metric registers once")
-});
-
-static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
-    register_histogram_vec!(
-        "storefront_http_request_duration_seconds",
-        "Time from request received to response headers ready, by method and matched route.",
-        &["method", "route"],
-        vec![
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
-        ]
-    )
-    .expect("metric registers once")
-});
-
-static HTTP_IN_FLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
-    register_int_gauge!(
-        "storefront_http_requests_in_flight",
-        "HTTP requests being answered now."
-    )
-    .expect("metric registers once")
-});
-
-static DB_POOL: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec!(
-        "storefront_db_pool_connections",
-        "Database pool connections by state (idle, in_use, max).",
-        &["state"]
-    )
-    .expect("metric registers once")
-});
-
-static REDIS_POOL: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec!(
-        "storefront_redis_pool_connections",
-        "Redis pool connections by state (idle, in_use, max).",
-        &["state"]
-    )
-    .expect("metric registers once")
-});
-
-static ORDERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "storefront_orders_total",
-        "Order state changes made by this replica: created, paid, cancelled, expired.",
-        &["event"]
-    )
-    .expect("metric registers once")
-});
-
-static SESSION_STORE_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!(
-        "storefront_session_store_errors_total",
-        "Session store operations that failed (Redis unreachable or slow)."
-    )
-    .expect("metric registers once")
-});
-
-static PASSWORD_HASHES: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "storefront_password_hashes_total",
-        "Password hashes: computed, shed (queue full, refused at once), abandoned (request gone before its turn).",
-        &["outcome"]
-    )
-    .expect("metric registers once")
-});
-
-static LOGINS_THROTTLED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "storefront_logins_throttled_total",
-        "Login attempts refused before their password was checked, by the limit that refused them.",
-        &["limit"]
-    )
-    .expect("metric registers once")
-});
-
-static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec!(
-        "storefront_build_info",
-        "Always 1; labels say which version and replica this is.",
-        &["version", "replica"]
-    )
-    .expect("metric registers once")
-});
-
-pub fn order_event(event: &str) {
-    ORDERS.with_label_values(&[event]).inc();
+/// Debug shows no figures: they are on the metrics page.
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
-pub fn password_hash(outcome: &str) {
-    PASSWORD_HASHES.with_label_values(&[outcome]).inc();
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    http_in_flight: IntGauge,
+    db_pool: IntGaugeVec,
+    redis_pool: IntGaugeVec,
+    orders: IntCounterVec,
+    session_store_errors: IntCounter,
+    password_hashes: IntCounterVec,
+    logins_throttled: IntCounterVec,
 }
 
-pub fn login_throttled(limit: &str) {
-    LOGINS_THROTTLED.with_label_values(&[limit]).inc();
+/// A state change of an order, as `storefront_orders_total` counts it.
+#[derive(Debug, Clone, Copy)]
+pub enum OrderEvent {
+    Created,
+    Paid,
+    Cancelled,
+    Expired,
 }
 
-pub fn session_store_error() {
-    SESSION_STORE_ERRORS.inc();
+impl OrderEvent {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Paid => "paid",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
 }
 
-pub fn set_build_info(replica: &str) {
-    BUILD_INFO
-        .with_label_values(&[env!("CARGO_PKG_VERSION"), replica])
-        .set(1);
+/// Marks a response whose request failed because the session store did; the
+/// error layer counts it once, whichever way the failure surfaced.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionStoreFailed;
+
+fn register<T: Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once, under its own name");
+    metric
+}
+
+fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, metric)
+}
+
+fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, metric)
+}
+
+impl Metrics {
+    pub fn new(replica: &str) -> Arc<Metrics> {
+        let registry = Registry::new();
+        let r = &registry;
+        let duration = HistogramOpts::new(
+            "storefront_http_request_duration_seconds",
+            "Time from request received to response headers ready, by method and matched route.",
+        )
+        .buckets(vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ]);
+        let metrics = Metrics {
+            http_requests: counters(
+                r,
+                "storefront_http_requests_total",
+                "HTTP requests answered, by method, matched route and status code.",
+                &["method", "route", "status"],
+            ),
+            http_duration: register(
+                r,
+                HistogramVec::new(duration, &["method", "route"]).expect("valid metric"),
+            ),
+            http_in_flight: register(
+                r,
+                IntGauge::new(
+                    "storefront_http_requests_in_flight",
+                    "HTTP requests being answered now.",
+                )
+                .expect("valid metric"),
+            ),
+            db_pool: gauges(
+                r,
+                "storefront_db_pool_connections",
+                "Database pool connections by state (idle, in_use, max).",
+                &["state"],
+            ),
+            redis_pool: gauges(
+                r,
+                "storefront_redis_pool_connections",
+                "Redis pool connections by state (idle, in_use, max).",
+                &["state"],
+            ),
+            orders: counters(
+                r,
+                "storefront_orders_total",
+                "Order state changes made by this replica: created, paid, cancelled, expired.",
+                &["event"],
+            ),
+            session_store_errors: register(
+                r,
+                IntCounter::new(
+                    "storefront_session_store_errors_total",
+                    "Requests that failed because the session store did (Redis unreachable or slow).",
+                )
+                .expect("valid metric"),
+            ),
+            password_hashes: counters(
+                r,
+                "storefront_password_hashes_total",
+                "Password hashes: computed, shed (queue full, refused at once), abandoned (request gone before its turn).",
+                &["outcome"],
+            ),
+            logins_throttled: counters(
+                r,
+                "storefront_logins_throttled_total",
+                "Login attempts refused before their password was checked, by the limit that refused them.",
+                &["limit"],
+            ),
+            registry,
+        };
+        let build_info = gauges(
+            &metrics.registry,
+            "storefront_build_info",
+            "Always 1; labels say which version and replica this is.",
+            &["version", "replica"],
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), replica])
+            .set(1);
+        Arc::new(metrics)
+    }
+
+    pub fn order_event(&self, event: OrderEvent) {
+        self.orders.with_label_values(&[event.label()]).inc();
+    }
+
+    pub fn orders_expired(&self, count: u64) {
+        self.orders
+            .with_label_values(&[OrderEvent::Expired.label()])
+            .inc_by(count);
+    }
+
+    pub fn password_hash(&self, outcome: &str) {
+        self.password_hashes.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn login_throttled(&self, limit: &str) {
+        self.logins_throttled.with_label_values(&[limit]).inc();
+    }
+
+    pub fn session_store_error(&self) {
+        self.session_store_errors.inc();
+    }
+
+    fn record_pools(&self, pools: &Pools) {
+        let db = &pools.db;
+        let idle = db.num_idle() as i64;
+        let set = |gauge: &IntGaugeVec, state: &str, value: i64| {
+            gauge.with_label_values(&[state]).set(value);
+        };
+        set(&self.db_pool, "idle", idle);
+        set(&self.db_pool, "in_use", db.size() as i64 - idle);
+        set(
+            &self.db_pool,
+            "max",
+            db.options().get_max_connections() as i64,
+        );
+        if let Some(redis) = &pools.redis {
+            let status = redis.status();
+            set(&self.redis_pool, "idle", status.available as i64);
+            set(
+                &self.redis_pool,
+                "in_use",
+                status.size as i64 - status.available as i64,
+            );
+            set(&self.redis_pool, "max", status.max_size as i64);
+        }
+    }
 }
 
 /// Decrements the in-flight gauge even if the handler's future is dropped.
-struct InFlight;
+struct InFlight(IntGauge);
 
 impl InFlight {
-    fn start() -> Self {
-        HTTP_IN_FLIGHT.inc();
-        InFlight
+    fn start(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        InFlight(gauge.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        HTTP_IN_FLIGHT.dec();
+        self.0.dec();
     }
 }
 
 /// Middleware: counts and times every request under its route pattern (not its
 /// raw path, which would give every book its own series).
-pub async fn track(request: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().to_string();
-    let _guard = InFlight::start();
+    let _guard = InFlight::start(&metrics.http_in_flight);
     let started = Instant::now();
     let response = next.run(request).await;
-    HTTP_DURATION
+    metrics
+        .http_duration
         .with_label_values(&[&method, &route])
         .observe(started.elapsed().as_secs_f64());
-    HTTP_REQUESTS
+    metrics
+        .http_requests
         .with_label_values(&[&method, &route, response.status().as_str()])
         .inc();
     response
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .with_state(state)
+/// The pools whose connections `/metrics` reports.
+#[derive(Clone)]
+pub struct Pools {
+    pub db: AnyPool,
+    pub redis: Option<deadpool_redis::Pool>,
 }
 
-async fn metrics(State(app): State<AppState>) -> Response {
-    let pool = &app.db.pool;
-    let idle = pool.num_idle() as i64;
-    DB_POOL.with_label_values(&["idle"]).set(idle);
-    DB_POOL
-        .with_label_values(&["in_use"])
-        .set(pool.size() as i64 - idle);
-    DB_POOL
-        .with_label_values(&["max"])
-        .set(pool.options().get_max_connections() as i64);
-    if let Some(redis) = &app.redis {
-        let status = redis.status();
-        REDIS_POOL
-            .with_label_values(&["idle"])
-            .set(status.available as i64);
-        REDIS_POOL
-            .with_label_values(&["in_use"])
-            .set(status.size as i64 - status.available as i64);
-        REDIS_POOL
-            .with_label_values(&["max"])
-            .set(status.max_size as i64);
-    }
-    LazyLock::force(&HTTP_IN_FLIGHT);
-    LazyLock::force(&SESSION_STORE_ERRORS);
+pub fn router(metrics: Arc<Metrics>, pools: Pools) -> Router {
+    Router::new()
+        .route("/metrics", get(serve))
+        .with_state((metrics, pools))
+}
+
+async fn serve(State((metrics, pools)): State<(Arc<Metrics>, Pools)>) -> Response {
+    metrics.record_pools(&pools);
     let mut body = Vec::new();
-    match TextEncoder::new().encode(&prometheus::gather(), &mut body) {
+    match TextEncoder::new().encode(&metrics.registry.gather(), &mut body) {
         Ok(()) => ([("content-type", prometheus::TEXT_FORMAT)], body).into_response(),
         Err(err) => (
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,

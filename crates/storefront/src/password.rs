@@ -19,6 +19,8 @@ use tokio::sync::Semaphore;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng};
 use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
 
+use crate::metrics::Metrics;
+
 /// Verified against when the e-mail is unknown, so a login takes as long
 /// whether or not the account exists. Computed on the hashing thread.
 static DUMMY_HASH: LazyLock<String> =
@@ -141,6 +143,7 @@ pub enum HashError {
 pub struct Hasher {
     budget: Arc<Semaphore>,
     stats: Arc<HashStats>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, Default)]
@@ -154,10 +157,11 @@ pub struct HashStats {
 }
 
 impl Hasher {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> Self {
         Hasher {
             budget: Arc::new(Semaphore::new(capacity.max(1))),
             stats: Arc::default(),
+            metrics,
         }
     }
 
@@ -171,21 +175,22 @@ impl Hasher {
     ) -> Result<T, HashError> {
         let Ok(permit) = self.budget.clone().try_acquire_owned() else {
             self.stats.shed.fetch_add(1, Ordering::Relaxed);
-            crate::metrics::password_hash("shed");
+            self.metrics.password_hash("shed");
             return Err(HashError::Busy);
         };
         let (stats, skipped) = (self.stats.clone(), self.stats.clone());
+        let (computed, abandoned) = (self.metrics.clone(), self.metrics.clone());
         let result = on_hasher(
             move || {
                 let out = work();
                 stats.computed.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::password_hash("computed");
+                computed.password_hash("computed");
                 drop(permit);
                 out
             },
             move || {
                 skipped.abandoned.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::password_hash("abandoned");
+                abandoned.password_hash("abandoned");
             },
         )
         .await?;
@@ -226,16 +231,18 @@ mod tests {
     use super::*;
 
     async fn hash(password: String) -> Result<String, HashError> {
-        Hasher::new(4).hash(password).await
+        Hasher::new(4, Metrics::new("test")).hash(password).await
     }
 
     async fn verify(hash: Option<String>, password: String) -> Result<bool, HashError> {
-        Hasher::new(4).verify(hash, password).await
+        Hasher::new(4, Metrics::new("test"))
+            .verify(hash, password)
+            .await
     }
 
     #[tokio::test]
     async fn a_full_queue_refuses_at_once_and_abandoned_work_is_not_hashed() {
-        let hasher = Hasher::new(3);
+        let hasher = Hasher::new(3, Metrics::new("test"));
         let started = std::time::Instant::now();
         let mut waiting: Vec<_> = (0..3)
             .map(|_| Box::pin(hasher.verify(None, "x".into())))

@@ -116,8 +116,9 @@ impl RedisStore {
     }
 }
 
+/// Not counted here: the request that meets it is counted once, by the
+/// error layer (`web::friendly_errors`).
 fn backend_error(err: anyhow::Error) -> Error {
-    crate::metrics::session_store_error();
     Error::Backend(err.to_string())
 }
 

@@ -57,7 +57,6 @@ impl Application {
         let metrics_listener = TcpListener::bind(config.metrics_addr)
             .await
             .with_context(|| format!("cannot listen on {} for metrics", config.metrics_addr))?;
-        crate::metrics::set_build_info(&config.replica_id);
         crate::password::warm_up().await;
         let csrf_key = csrf_key(&db).await?;
         let state = AppState(Arc::new(App::new(config, db, redis, csrf_key)));
@@ -99,7 +98,11 @@ impl Application {
             metrics_listener,
         } = self;
         let app = crate::web::app(state.clone(), sessions.clone());
-        let metrics = crate::metrics::router(state.clone());
+        let pools = crate::metrics::Pools {
+            db: state.db.pool.clone(),
+            redis: state.redis.clone(),
+        };
+        let metrics = crate::metrics::router(state.metrics.clone(), pools);
         let expiry = tokio::spawn(expire_orders_forever(state.clone()));
         let sweeper = match &sessions {
             Store::Memory(store) => Some(tokio::spawn(sweep_sessions_forever(store.clone()))),
@@ -161,6 +164,7 @@ async fn expire_orders_forever(state: AppState) {
         match orders::expire_due(&state.db.pool).await {
             Ok(0) => {}
             Ok(n) => {
+                state.metrics.orders_expired(n);
                 state.catalog_changed().await;
                 tracing::info!(orders = n, "expired unpaid orders and returned their stock");
             }

@@ -9,6 +9,7 @@ use tower_cookies::Key;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::ratelimit::LoginLimiter;
 use crate::read_cache::{CatalogVersion, VersionedCache};
@@ -19,6 +20,8 @@ use crate::store::orders::HoldPolicy;
 pub struct App {
     pub config: Config,
     pub db: Db,
+    /// This replica's figures, served on the metrics port.
+    pub metrics: Arc<Metrics>,
     pub redis: Option<deadpool_redis::Pool>,
     pub login_limiter: LoginLimiter,
     /// This replica's budget for password hashing.
@@ -56,8 +59,10 @@ impl App {
                 CatalogVersion::Local(Default::default()),
             ),
         };
+        let metrics = Metrics::new(&config.replica_id);
         App {
-            hasher: Hasher::new(config.limits.hash_queue),
+            hasher: Hasher::new(config.limits.hash_queue, metrics.clone()),
+            metrics,
             config,
             db,
             redis,

@@ -147,7 +147,7 @@ impl Shop {
             .fetch_one(&self.state.db.pool)
             .await
             .unwrap();
-        Cents(cents)
+        Cents::try_from(cents).expect("a stored amount")
     }
 
     /// What the order must cost: the shop's own prices, not the test's guess.
@@ -161,8 +161,9 @@ impl Shop {
                 DELIVERY,
             )
             .await;
-        let books = Cents(PRICE_CENTS * BOUGHT + classic.0);
-        (books, Cents(books.0 + delivery.0))
+        let bought = Cents::try_from(PRICE_CENTS * BOUGHT).unwrap();
+        let books = bought + classic;
+        (books, books + delivery)
     }
 }
 
@@ -454,5 +455,5 @@ async fn spanish_total(shop: &Shop) -> String {
             DELIVERY,
         )
         .await;
-    storefront::i18n::Lang::Es.money(Cents(classic.0 + delivery.0))
+    storefront::i18n::Lang::Es.money((classic + delivery).get())
 }

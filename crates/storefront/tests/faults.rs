@@ -205,6 +205,7 @@ async fn create_database(port: u16) {
 
 struct Running {
     addr: SocketAddr,
+    metrics: SocketAddr,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -214,11 +215,31 @@ async fn serve(config: Config) -> Running {
 
 fn run(application: Application) -> Running {
     let addr = application.addr();
+    let metrics = application.metrics_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(application.run_until(async {
         let _ = stopped.await;
     }));
-    Running { addr, _stop: stop }
+    Running {
+        addr,
+        metrics,
+        _stop: stop,
+    }
+}
+
+/// One unlabelled figure from a replica's own metrics page.
+async fn metric(app: &Running, name: &str) -> f64 {
+    let page = reqwest::get(format!("http://{}/metrics", app.metrics))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} is not on the metrics page"))
+        .parse()
+        .unwrap()
 }
 
 fn client() -> reqwest::Client {
@@ -327,11 +348,18 @@ async fn losing_redis_gives_fast_friendly_503s_and_recovers_without_restart() {
     let (status, _, took) = status_and_time(&client(), format!("{base}/readyz")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(took < Duration::from_secs(2), "/readyz took {took:?}");
+    const SESSION_ERRORS: &str = "storefront_session_store_errors_total";
+    let errors_before = metric(&app, SESSION_ERRORS).await;
     let (status, html, took) = status_and_time(&shopper, format!("{base}/orders")).await;
     assert_eq!(
         status,
         StatusCode::SERVICE_UNAVAILABLE,
         "a page that needs the session"
+    );
+    assert_eq!(
+        metric(&app, SESSION_ERRORS).await - errors_before,
+        1.0,
+        "one failed request, counted once"
     );
     assert!(html.contains("briefly unavailable") && !html.contains("panicked"));
     assert!(took < Duration::from_secs(5), "the page took {took:?}");

@@ -8,7 +8,8 @@ pub struct Book {
     pub title: String,
     pub author: String,
     pub description: String,
-    pub price_cents: i64,
+    #[sqlx(try_from = "i64")]
+    pub price_cents: Cents,
     pub stock: i64,
     pub seller_id: i64,
     pub seller_name: String,
@@ -16,7 +17,7 @@ pub struct Book {
 
 impl Book {
     pub fn price(&self) -> Cents {
-        Cents(self.price_cents)
+        self.price_cents
     }
 }
 
@@ -26,13 +27,14 @@ pub struct BookCard {
     pub id: i64,
     pub title: String,
     pub author: String,
-    pub price_cents: i64,
+    #[sqlx(try_from = "i64")]
+    pub price_cents: Cents,
     pub stock: i64,
 }
 
 impl BookCard {
     pub fn price(&self) -> Cents {
-        Cents(self.price_cents)
+        self.price_cents
     }
 }
 
@@ -200,7 +202,7 @@ pub async fn insert(pool: &AnyPool, seller_id: i64, fields: &BookFields) -> sqlx
     .bind(&fields.title)
     .bind(&fields.author)
     .bind(&fields.description)
-    .bind(fields.price.0)
+    .bind(fields.price.get())
     .bind(fields.stock)
     .bind(seller_id)
     .bind(now_epoch());
@@ -222,7 +224,7 @@ pub async fn update_owned(
     .bind(&fields.title)
     .bind(&fields.author)
     .bind(&fields.description)
-    .bind(fields.price.0)
+    .bind(fields.price.get())
     .bind(fields.stock)
     .bind(id)
     .bind(seller_id)

@@ -11,6 +11,8 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection};
 
+use crate::domain::Cents;
+
 /// Runs an INSERT and returns the new row's id. MySQL reports it with the
 /// result; sqlx's Any driver drops SQLite's, so there it is asked for on the
 /// same connection (MySQL 8 has no `INSERT … RETURNING`).
@@ -30,6 +32,15 @@ pub async fn insert_returning_id<'q>(
 }
 
 /// True when `err` is a unique-key violation (a duplicate e-mail, a second payment).
+/// An amount read from a column the rows' types do not cover (a tuple):
+/// checked like every other way into [`Cents`].
+pub fn stored_cents(column: &str, cents: i64) -> sqlx::Result<Cents> {
+    Cents::try_from(cents).map_err(|err| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: Box::new(err),
+    })
+}
+
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => {

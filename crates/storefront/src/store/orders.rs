@@ -64,9 +64,13 @@ pub async fn create(
                 .bind(book_id)
                 .fetch_one(&mut *tx)
                 .await?;
-        priced.push((*book_id, title, unit_cents, quantity.0));
+        let unit = super::stored_cents("price_cents", unit_cents)?;
+        priced.push((*book_id, title, unit, *quantity));
     }
-    let items_cents: i64 = priced.iter().map(|(_, _, unit, qty)| unit * qty).sum();
+    let items: Cents = priced
+        .iter()
+        .map(|(_, _, unit, qty)| unit.times(*qty))
+        .sum();
     let now = now_epoch();
     let insert = sqlx::query(
         "INSERT INTO orders (user_id, status, items_cents, delivery_cents, created_at, expires_at) \
@@ -74,24 +78,23 @@ pub async fn create(
     )
     .bind(user_id)
     .bind(OrderStatus::PendingPayment.as_db())
-    .bind(items_cents)
+    .bind(items.get())
     .bind(now)
     .bind(now + policy.ttl.as_secs() as i64);
     let order_id = super::insert_returning_id(&mut tx, insert).await?;
-    for (book_id, title, unit_cents, quantity) in priced {
+    for (book_id, title, unit, quantity) in priced {
         sqlx::query(
             "INSERT INTO order_lines (order_id, book_id, title, unit_cents, quantity) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(order_id)
         .bind(book_id)
         .bind(title)
-        .bind(unit_cents)
-        .bind(quantity)
+        .bind(unit.get())
+        .bind(quantity.get())
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;
-    crate::metrics::order_event("created");
     Ok(order_id)
 }
 
@@ -138,7 +141,7 @@ async fn check_holds(
         .bind(book_id)
         .fetch_one(&mut **tx)
         .await?;
-        if held + quantity.0 > policy.max_held_per_title {
+        if held + quantity.get() > policy.max_held_per_title {
             let title: Option<String> = sqlx::query_scalar("SELECT title FROM books WHERE id = ?")
                 .bind(book_id)
                 .fetch_optional(&mut **tx)
@@ -161,9 +164,9 @@ async fn take_stock(
     quantity: Quantity,
 ) -> sqlx::Result<bool> {
     let result = sqlx::query("UPDATE books SET stock = stock - ? WHERE id = ? AND stock >= ?")
-        .bind(quantity.0)
+        .bind(quantity.get())
         .bind(book_id)
-        .bind(quantity.0)
+        .bind(quantity.get())
         .execute(&mut **tx)
         .await?;
     Ok(result.rows_affected() == 1)
@@ -186,10 +189,13 @@ async fn why_not_available(pool: &AnyPool, book_id: i64) -> OrderError {
 pub struct Order {
     pub id: i64,
     pub user_id: i64,
-    pub status: String,
-    pub items_cents: i64,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
+    #[sqlx(try_from = "i64")]
+    pub items_cents: Cents,
     pub provider_id: Option<i64>,
-    pub delivery_cents: i64,
+    #[sqlx(try_from = "i64")]
+    pub delivery_cents: Cents,
     pub created_at: i64,
     pub expires_at: i64,
     pub paid_at: Option<i64>,
@@ -197,20 +203,20 @@ pub struct Order {
 
 impl Order {
     pub fn status(&self) -> OrderStatus {
-        OrderStatus::from_db(&self.status)
+        self.status
     }
 
     pub fn items(&self) -> Cents {
-        Cents(self.items_cents)
+        self.items_cents
     }
 
     pub fn delivery(&self) -> Cents {
-        Cents(self.delivery_cents)
+        self.delivery_cents
     }
 
     /// What the shopper pays: the books plus delivery, as computed here.
     pub fn total(&self) -> Cents {
-        Cents(self.items_cents + self.delivery_cents)
+        self.items_cents + self.delivery_cents
     }
 
     pub fn delivered_by(&self, provider_id: &i64) -> bool {
@@ -226,17 +232,19 @@ impl Order {
 pub struct OrderLine {
     pub book_id: Option<i64>,
     pub title: String,
-    pub unit_cents: i64,
-    pub quantity: i64,
+    #[sqlx(try_from = "i64")]
+    pub unit_cents: Cents,
+    #[sqlx(try_from = "i64")]
+    pub quantity: Quantity,
 }
 
 impl OrderLine {
     pub fn unit(&self) -> Cents {
-        Cents(self.unit_cents)
+        self.unit_cents
     }
 
     pub fn subtotal(&self) -> Cents {
-        Cents(self.unit_cents * self.quantity)
+        self.unit_cents.times(self.quantity)
     }
 }
 
@@ -272,19 +280,22 @@ pub async fn list_for_user(pool: &AnyPool, user_id: i64) -> sqlx::Result<Vec<Ord
 pub struct OrderOverview {
     pub id: i64,
     pub email: String,
-    pub status: String,
-    pub items_cents: i64,
-    pub delivery_cents: i64,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
+    #[sqlx(try_from = "i64")]
+    pub items_cents: Cents,
+    #[sqlx(try_from = "i64")]
+    pub delivery_cents: Cents,
     pub created_at: i64,
 }
 
 impl OrderOverview {
     pub fn status(&self) -> OrderStatus {
-        OrderStatus::from_db(&self.status)
+        self.status
     }
 
     pub fn total(&self) -> Cents {
-        Cents(self.items_cents + self.delivery_cents)
+        self.items_cents + self.delivery_cents
     }
 }
 
@@ -374,18 +385,18 @@ pub async fn pay(
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-    let amount = Cents(total.0 + total.1);
+    let amount = super::stored_cents("items_cents", total.0)?
+        + super::stored_cents("delivery_cents", total.1)?;
     sqlx::query(
         "INSERT INTO payments (order_id, amount_cents, method, created_at) VALUES (?, ?, ?, ?)",
     )
     .bind(id)
-    .bind(amount.0)
-    .bind(method.label())
+    .bind(amount.get())
+    .bind(method.as_db())
     .bind(now)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    crate::metrics::order_event("paid");
     Ok(amount)
 }
 
@@ -400,11 +411,7 @@ async fn classify_refusal(pool: &AnyPool, id: i64, user_id: i64) -> StepError {
 
 /// Cancels the buyer's unpaid order and returns its stock. False when it was not open.
 pub async fn cancel(pool: &AnyPool, id: i64, user_id: i64) -> Result<bool, StepError> {
-    let closed = close_and_restock(pool, id, Some(user_id), OrderStatus::Cancelled).await?;
-    if closed {
-        crate::metrics::order_event("cancelled");
-    }
-    Ok(closed)
+    Ok(close_and_restock(pool, id, Some(user_id), OrderStatus::Cancelled).await?)
 }
 
 /// Expires every unpaid order past its time. Safe to run on every replica at
@@ -421,7 +428,6 @@ pub async fn expire_due(pool: &AnyPool) -> sqlx::Result<u64> {
     let mut expired = 0;
     for id in due {
         if close_and_restock(pool, id, None, OrderStatus::Expired).await? {
-            crate::metrics::order_event("expired");
             expired += 1;
         }
     }

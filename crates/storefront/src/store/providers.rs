@@ -7,12 +7,13 @@ pub struct Provider {
     pub id: i64,
     pub name: String,
     pub coverage_area: String,
-    pub cost_cents: i64,
+    #[sqlx(try_from = "i64")]
+    pub cost_cents: Cents,
 }
 
 impl Provider {
     pub fn cost(&self) -> Cents {
-        Cents(self.cost_cents)
+        self.cost_cents
     }
 }
 

@@ -7,8 +7,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 
-use super::page::{CurrentUser, Page};
-use super::render;
+use super::page::{CurrentUser, Page, render};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::orders::{self, OrderOverview};

@@ -10,8 +10,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::csrf::AnonymousToken;
-use super::page::{CsrfForm, FieldErrors, Page, SessionUser, flash, log_in, log_out};
-use super::render;
+use super::page::{CsrfForm, FieldErrors, Page, SessionUser, flash, log_in, log_out, render};
 use crate::client_addr::{self, ClientAddr};
 use crate::domain::{Email, bounded_text, parse_password};
 use crate::error::{AppError, AppResult, set_retry_after};
@@ -148,7 +147,7 @@ async fn login(
         .attempt(&address, email.as_str())
         .await
         .map_err(unavailable)?;
-    if let Some(response) = throttled(verdict, refuse) {
+    if let Some(response) = throttled(&app, verdict, refuse) {
         return response;
     }
     let user = users::find_by_email(&app.db.pool, &email).await?;
@@ -176,6 +175,7 @@ async fn login(
 
 /// The login page again with a 429 and Retry-After, when a limit refused the attempt.
 fn throttled(
+    app: &AppState,
     verdict: Verdict,
     refuse: impl Fn(StatusCode, &'static str) -> AppResult<Response>,
 ) -> Option<AppResult<Response>> {
@@ -184,7 +184,7 @@ fn throttled(
         Verdict::AddressThrottled(s) => ("address", s, "login-throttled-address"),
         Verdict::AccountThrottled(s) => ("account", s, "login-throttled-account"),
     };
-    crate::metrics::login_throttled(limit);
+    app.metrics.login_throttled(limit);
     Some(
         refuse(StatusCode::TOO_MANY_REQUESTS, message).map(|mut response| {
             set_retry_after(&mut response, seconds);

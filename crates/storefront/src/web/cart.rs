@@ -11,13 +11,13 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::catalog::{parse_id, refuse_quantity};
+use super::catalog::refuse_quantity;
 use super::orders::explain_order_error;
-use super::page::{CsrfForm, CurrentUser, Page, flash};
-use super::render;
-use crate::domain::{Cents, MAX_QUANTITY, Quantity};
+use super::page::{CsrfForm, CurrentUser, Page, flash, parse_id, render};
+use crate::domain::{Cents, Quantity};
 use crate::error::{AppError, AppResult};
 use crate::i18n::{t, t_args};
+use crate::metrics::OrderEvent;
 use crate::state::AppState;
 use crate::store::{books, orders};
 
@@ -36,7 +36,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct CartLine {
     book_id: i64,
-    quantity: i64,
+    /// Checked again when read back from the session store.
+    quantity: Quantity,
 }
 
 async fn load(session: &Session) -> AppResult<Vec<CartLine>> {
@@ -54,16 +55,16 @@ async fn store(session: &Session, lines: &[CartLine]) -> AppResult<()> {
 
 struct Row {
     book: books::BookCard,
-    quantity: i64,
+    quantity: Quantity,
 }
 
 impl Row {
     fn subtotal(&self) -> Cents {
-        Cents(self.book.price_cents * self.quantity)
+        self.book.price().times(self.quantity)
     }
 
     fn short(&self) -> bool {
-        self.quantity > self.book.stock
+        self.quantity.get() > self.book.stock
     }
 }
 
@@ -93,7 +94,7 @@ async fn cart_page(
             Some(Row { book, quantity })
         })
         .collect();
-    let total = Cents(rows.iter().map(|r| r.subtotal().0).sum());
+    let total = rows.iter().map(Row::subtotal).sum();
     Ok(CartPage {
         page,
         rows,
@@ -147,8 +148,8 @@ async fn add(
     let in_cart = lines
         .iter()
         .find(|l| l.book_id == book_id)
-        .map_or(0, |l| l.quantity);
-    let wanted = in_cart + quantity.0;
+        .map_or(0, |l| l.quantity.get());
+    let wanted = in_cart + quantity.get();
     if wanted > book.stock {
         let msg = t_args(
             "cart-over-stock",
@@ -156,9 +157,10 @@ async fn add(
         );
         return refuse(StatusCode::CONFLICT, msg).await;
     }
-    if wanted > MAX_QUANTITY {
-        return refuse(StatusCode::UNPROCESSABLE_ENTITY, t("invalid-quantity-high")).await;
-    }
+    let wanted = match Quantity::try_from(wanted) {
+        Ok(wanted) => wanted,
+        Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, t(e)).await,
+    };
     if let Some(line) = lines.iter_mut().find(|l| l.book_id == book_id) {
         line.quantity = wanted;
     } else if lines.len() >= MAX_LINES {
@@ -203,7 +205,7 @@ async fn update(
             .iter_mut()
             .find(|l| l.book_id == book_id)
             .ok_or(AppError::NotFound)?;
-        line.quantity = quantity.0;
+        line.quantity = quantity;
     }
     store(&session, &lines).await?;
     Ok(Redirect::to("/cart").into_response())
@@ -217,12 +219,10 @@ async fn checkout(
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> AppResult<Response> {
     let lines = load(&session).await?;
-    let wanted: Vec<(i64, Quantity)> = lines
-        .iter()
-        .map(|l| (l.book_id, Quantity(l.quantity)))
-        .collect();
+    let wanted: Vec<(i64, Quantity)> = lines.iter().map(|l| (l.book_id, l.quantity)).collect();
     match orders::create(&app.db.pool, user.id, &wanted, app.hold_policy()).await {
         Ok(order_id) => {
+            app.metrics.order_event(OrderEvent::Created);
             app.catalog_changed().await;
             store(&session, &[]).await?;
             Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response())

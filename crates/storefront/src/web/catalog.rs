@@ -8,8 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::page::Page;
-use super::render;
+use super::page::{Page, parse_id, render};
 use crate::cover;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -171,12 +170,4 @@ async fn cover_svg(State(app): State<AppState>, Path(id): Path<String>) -> AppRe
         (header::CACHE_CONTROL, "public, max-age=300"),
     ];
     Ok((headers, cover::svg(&book.title, &book.author)).into_response())
-}
-
-/// Ids in paths are positive integers; anything else is a page that does not exist.
-pub fn parse_id(raw: &str) -> AppResult<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or(AppError::NotFound)
 }

@@ -17,11 +17,23 @@ use serde::de::DeserializeOwned;
 use tower_cookies::cookie::SameSite;
 use tower_cookies::{Cookie, Cookies, Key};
 
-use super::page::{CSRF_KEY, session_of};
+use tower_sessions::Session;
+
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
 const ANONYMOUS_COOKIE: &str = "bookstore_csrf";
+/// Where a logged-in shopper's token is kept in the session.
+pub const CSRF_KEY: &str = "csrf";
+
+/// The request's session, which the session layer put there.
+pub async fn session_of(parts: &mut Parts) -> AppResult<Session> {
+    parts
+        .extensions
+        .get::<Session>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("session layer missing")))
+}
 /// The name under which the shared signing key is kept in the database.
 pub const KEY_NAME: &str = "csrf-cookie-key";
 

@@ -11,13 +11,14 @@ pub mod orders;
 pub mod page;
 pub mod sell;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use askama::Template;
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -26,14 +27,11 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::error::{AppError, AppResult, page_for_status};
+use crate::error::{AppError, page_for_status};
 use crate::i18n;
+use crate::metrics::{Metrics, SessionStoreFailed};
 use crate::session_store::Store;
 use crate::state::AppState;
-
-pub fn render<T: Template>(template: &T) -> AppResult<Response> {
-    Ok(Html(template.render()?).into_response())
-}
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -65,13 +63,19 @@ pub fn app(state: AppState, sessions: Store) -> Router {
         .merge(pages)
         .route("/lang/{code}", get(i18n::switch))
         .merge(ops::router())
-        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
         .layer(RequestBodyTimeoutLayer::new(state.config.http.body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
-        .layer(axum::middleware::from_fn(friendly_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            friendly_errors,
+        ))
         // Outside the error pages, so that they too are in the shopper's language.
         .layer(axum::middleware::from_fn(i18n::language));
     with_security_headers(routes, state.config.secure_cookies())
@@ -93,16 +97,24 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// rejections (plain text: `?q=a&q=b`, `/book/%FF`), method not allowed and
 /// timeouts (empty), and the bare 500 tower-sessions answers when it cannot
 /// save a session, which is a store outage and so a 503. Probes keep their
-/// plain answers.
-async fn friendly_errors(request: axum::extract::Request, next: Next) -> Response {
+/// plain answers. A request that failed on the session store, either way, is
+/// counted here once.
+async fn friendly_errors(
+    State(metrics): State<Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
     let probe = ops::is_probe(request.uri().path());
     let response = next.run(request).await;
+    if response.extensions().get::<SessionStoreFailed>().is_some() {
+        metrics.session_store_error();
+    }
     if probe || !is_bare_error(&response) {
         return response;
     }
     let (parts, _) = response.into_parts();
     let status = if parts.status == StatusCode::INTERNAL_SERVER_ERROR {
-        crate::metrics::session_store_error();
+        metrics.session_store_error();
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         parts.status

@@ -10,12 +10,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::catalog::{parse_id, refuse_quantity};
-use super::page::{CsrfForm, CurrentUser, Page, flash};
-use super::render;
+use super::catalog::refuse_quantity;
+use super::page::{CsrfForm, CurrentUser, Page, flash, parse_id, render};
 use crate::domain::{PaymentMethod, Quantity};
 use crate::error::{AppError, AppResult};
 use crate::i18n::{t, t_args};
+use crate::metrics::OrderEvent;
 use crate::state::AppState;
 use crate::store::orders::{self, Order, OrderError, OrderLine, StepError};
 use crate::store::providers::{self, Provider};
@@ -112,6 +112,7 @@ async fn buy(
     .await
     {
         Ok(order_id) => {
+            app.metrics.order_event(OrderEvent::Created);
             app.catalog_changed().await;
             Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response())
         }
@@ -277,7 +278,12 @@ async fn pay(
     let amount = orders::pay(&app.db.pool, order.id, user.id, method)
         .await
         .map_err(step_refused)?;
-    tracing::info!(order_id = order.id, amount_cents = amount.0, "order paid");
+    app.metrics.order_event(OrderEvent::Paid);
+    tracing::info!(
+        order_id = order.id,
+        amount_cents = amount.get(),
+        "order paid"
+    );
     flash(
         &session,
         "success",
@@ -349,6 +355,7 @@ async fn cancel(
     {
         return Err(step_refused(StepError::NotOpen));
     }
+    app.metrics.order_event(OrderEvent::Cancelled);
     app.catalog_changed().await;
     flash(
         &session,

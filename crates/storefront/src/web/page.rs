@@ -1,5 +1,6 @@
 //! What every page needs from the session: who is logged in, flash messages,
-//! the CSRF token; and the extractors that guard logged-in pages and forms.
+//! the CSRF token; the extractors that guard logged-in pages and forms; and
+//! the ids every area reads from its paths.
 
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
@@ -7,19 +8,18 @@ use std::collections::HashMap;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tower_sessions::{Expiry, Session};
 
 pub use super::csrf::CsrfForm;
-use super::csrf::{AnonymousToken, new_token};
+use super::csrf::{AnonymousToken, CSRF_KEY, new_token, session_of};
 use crate::domain::Cents;
 use crate::error::{AppError, AppResult};
 use crate::i18n::{self, Lang, Message};
 use fluent_bundle::FluentValue;
 
 const USER_KEY: &str = "user";
-pub(super) const CSRF_KEY: &str = "csrf";
 const FLASH_KEY: &str = "flash";
 
 /// How long a logged-in session lives without being used.
@@ -54,14 +54,6 @@ pub struct Page {
     pub lang: Lang,
     /// This page's path and query: where the language switch comes back to.
     pub here: String,
-}
-
-pub async fn session_of(parts: &mut Parts) -> AppResult<Session> {
-    parts
-        .extensions
-        .get::<Session>()
-        .cloned()
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("session layer missing")))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Page {
@@ -136,7 +128,7 @@ impl Page {
     }
 
     pub fn money(&self, cents: impl Borrow<Cents>) -> String {
-        self.lang.money(cents)
+        self.lang.money(cents.borrow().get())
     }
 
     pub fn date(&self, epoch: impl Borrow<i64>) -> String {
@@ -251,4 +243,17 @@ impl FieldErrors {
             .map_err(|e| self.add(field, e.into().render(i18n::current())))
             .ok()
     }
+}
+
+/// Ids in paths are positive integers; anything else is a page that does not exist.
+pub fn parse_id(raw: &str) -> AppResult<i64> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(AppError::NotFound)
+}
+
+/// A page's HTML response, from its template.
+pub fn render<T: askama::Template>(template: &T) -> AppResult<Response> {
+    Ok(axum::response::Html(template.render()?).into_response())
 }

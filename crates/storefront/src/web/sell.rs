@@ -9,9 +9,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::catalog::parse_id;
-use super::page::{CsrfForm, CurrentUser, FieldErrors, Page, flash};
-use super::render;
+use super::page::{CsrfForm, CurrentUser, FieldErrors, Page, flash, parse_id, render};
 use crate::domain::{Cents, bounded_text, parse_stock};
 use crate::error::{AppError, AppResult};
 use crate::i18n::t_args;
