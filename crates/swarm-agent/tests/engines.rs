@@ -908,3 +908,125 @@ async fn a_wrong_api_secret_is_reported_and_a_rerun_finishes_the_job() {
     let node = NodeView::from(&env.engine(On::Manager).await.node(&id).await.unwrap());
     assert_eq!(node.labels.get("pool").map(String::as_str), Some("batch"));
 }
+
+/// A replica spinning at its CPU limit: the leader measures it through the
+/// engine's stats, decides to scale out, and the count and the last decision
+/// land on the service; `status` shows it; a dry-run changes nothing.
+#[tokio::test]
+async fn the_leader_scales_out_a_busy_service_and_status_shows_it() {
+    let Some(env) = common::env() else { return };
+    let _lock = LOCK.lock().await;
+    env.reset().await;
+    let manager = env.engine(On::Manager).await;
+    let labels = [
+        ("swarm-agent.autoscale.min", "1"),
+        ("swarm-agent.autoscale.max", "2"),
+        ("swarm-agent.autoscale.window", "4s"),
+        ("swarm-agent.autoscale.warmup", "0s"),
+        ("swarm-agent.autoscale.cooldown-out", "0s"),
+    ];
+    // A tenth of a CPU, spent entirely by a shell loop: 100 % of its limit.
+    let spec = bollard::models::ServiceSpec {
+        name: Some("busy".into()),
+        labels: Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        mode: Some(bollard::models::ServiceSpecMode {
+            replicated: Some(bollard::models::ServiceSpecModeReplicated { replicas: Some(1) }),
+            ..Default::default()
+        }),
+        task_template: Some(bollard::models::TaskSpec {
+            container_spec: Some(bollard::models::TaskSpecContainerSpec {
+                image: Some(env.image.clone()),
+                command: Some(vec!["sh".into(), "-c".into(), "while :; do :; done".into()]),
+                stop_signal: Some("SIGKILL".into()),
+                ..Default::default()
+            }),
+            resources: Some(bollard::models::TaskSpecResources {
+                limits: Some(bollard::models::Limit {
+                    nano_cpus: Some(100_000_000),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    manager.docker().create_service(spec, None).await.unwrap();
+    wait_for("the busy replica", Duration::from_secs(60), || async {
+        (running_nodes(&env, "busy").await.len() == 1).then_some(())
+    })
+    .await;
+
+    let measured = swarm_agent::cpu::measure_local(&manager).await.unwrap();
+    assert_eq!(measured.len(), 1, "{measured:?}");
+    assert!(
+        (0.07..0.13).contains(&measured[0].cores),
+        "a tenth of a core: {measured:?}"
+    );
+
+    let policy = |dry_run| Policy {
+        down_grace: Duration::from_secs(3600),
+        rebalance_label: "swarm-agent.rebalance".into(),
+        rebalance_interval: Duration::from_secs(60),
+        dry_run,
+    };
+    let desired = || async {
+        let services = env.engine(On::Manager).await.services().await.unwrap();
+        let s = services
+            .iter()
+            .map(swarm_agent::model::ServiceView::from)
+            .find(|s| s.name == "busy")
+            .unwrap();
+        (s.desired, s.labels)
+    };
+    // Passes a second apart until the window has enough samples to act on.
+    async fn until_scaled(r: &mut Reconciler) -> swarm_agent::autoscale::Evaluation {
+        for _ in 0..10 {
+            let outcome = r.pass().await.unwrap();
+            let (_, eval) = outcome.autoscaled.into_iter().next().expect("busy is autoscaled");
+            if matches!(eval.decision, swarm_agent::autoscale::Decision::Scale { .. }) {
+                return eval;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        panic!("no scale decision within 10 passes");
+    }
+
+    let dry_metrics = Metrics::new();
+    let mut dry = Reconciler::new(manager.clone(), policy(true), dry_metrics.clone());
+    let eval = until_scaled(&mut dry).await;
+    assert!(eval.cpu.unwrap() > 70.0, "{eval:?}");
+    assert_eq!(desired().await.0, 1, "dry-run: the count is unchanged");
+    let decided = dry_metrics.render();
+    assert!(
+        decided.lines().any(|l| l.starts_with("swarm_agent_autoscale_decisions_total{")
+            && l.contains("direction=\"out\"")
+            && l.contains("service=\"busy\"")
+            && l.ends_with(" 1")),
+        "{decided}"
+    );
+
+    let metrics = Metrics::new();
+    let mut leader = Reconciler::new(manager.clone(), policy(false), metrics.clone());
+    let eval = until_scaled(&mut leader).await;
+    let (count, labels) = desired().await;
+    assert_eq!(count, 2, "{eval:?}");
+    let last = &labels["swarm-agent.autoscale.last-decision"];
+    assert!(last.starts_with("out 1 → 2: CPU"), "{last}");
+    assert!(labels.contains_key("swarm-agent.autoscale.last-at"));
+    let text = metrics.render();
+    assert!(text.contains("swarm_agent_actions_total{action=\"autoscale\"} 1"), "{text}");
+    assert!(text.contains("swarm_agent_autoscale_replicas{service=\"busy\"} 2"), "{text}");
+
+    let status = env.agent(On::Manager, &["status"]);
+    assert!(status.stdout.contains("AUTOSCALED"), "{}", status.stdout);
+    assert!(status.stdout.contains("out 1 → 2"), "{}", status.stdout);
+    let json = env.agent(On::Manager, &["status", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["autoscale"][0]["policy"]["max"], 2, "{}", json.stdout);
+}
