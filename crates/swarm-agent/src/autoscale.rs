@@ -46,7 +46,10 @@ pub struct Policy {
 
 /// Durations as whole seconds in `status --json`.
 mod humantime_serde_secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_secs())
     }
 }
@@ -183,16 +186,24 @@ pub enum Hold {
     NoSamples,
     /// Samples span less than half the window (the agent just started).
     WindowFilling,
-    Cooldown { remaining_secs: u64 },
+    Cooldown {
+        remaining_secs: u64,
+    },
     AtMax,
     AtMin,
     /// Replicas asked for are not running yet: more would add no capacity.
-    Pending { running: u64 },
+    Pending {
+        running: u64,
+    },
     /// Not every replica was measured: removing capacity on partial
     /// information is not done.
-    PartialSamples { measured: usize },
+    PartialSamples {
+        measured: usize,
+    },
     /// One step in would push the rest above the scale-out threshold.
-    WouldFlap { projected: f64 },
+    WouldFlap {
+        projected: f64,
+    },
 }
 
 impl fmt::Display for Hold {
@@ -208,7 +219,10 @@ impl fmt::Display for Hold {
             Hold::AtMax => write!(f, "at the maximum"),
             Hold::AtMin => write!(f, "at the minimum"),
             Hold::Pending { running } => {
-                write!(f, "only {running} replicas run: waiting for the rest to start")
+                write!(
+                    f,
+                    "only {running} replicas run: waiting for the rest to start"
+                )
             }
             Hold::PartialSamples { measured } => write!(
                 f,
@@ -796,7 +810,10 @@ mod tests {
                 .map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string()))
                 .collect()
         };
-        assert!(Policy::from_labels(&BTreeMap::new()).is_none(), "not opted in");
+        assert!(
+            Policy::from_labels(&BTreeMap::new()).is_none(),
+            "not opted in"
+        );
         let p = Policy::from_labels(&labels(&[("min", "3"), ("max", "8")]))
             .unwrap()
             .unwrap();
@@ -816,9 +833,18 @@ mod tests {
         .unwrap();
         assert_eq!(
             (p.cpu_out, p.cpu_in, p.cooldown_out, p.cooldown_in, p.step),
-            (60.0, 20.0, Duration::from_secs(10), Duration::from_secs(60), 2)
+            (
+                60.0,
+                20.0,
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+                2
+            )
         );
-        assert_eq!((p.window, p.warmup), (Duration::from_secs(30), Duration::from_secs(5)));
+        assert_eq!(
+            (p.window, p.warmup),
+            (Duration::from_secs(30), Duration::from_secs(5))
+        );
 
         for (bad, says) in [
             (labels(&[("min", "3")]), "max is missing"),

@@ -27,9 +27,9 @@ pub fn policy_of(s: &ServiceView) -> Option<std::result::Result<(Policy, f64), S
     Some(policy.and_then(|p| match s.cpu_limit {
         Some(limit) if s.mode == "replicated" => Ok((p, limit)),
         Some(_) => Err(format!("{} mode services have no replica count", s.mode)),
-        None => Err(
-            "no CPU limit (deploy.resources.limits.cpus): CPU is measured against it".into(),
-        ),
+        None => {
+            Err("no CPU limit (deploy.resources.limits.cpus): CPU is measured against it".into())
+        }
     }))
 }
 
@@ -112,7 +112,8 @@ impl Autoscaler {
         let mut out = Vec::new();
         for (service, policy, limit) in services {
             let eval = self.evaluate(service, &policy, limit, &gathered, now);
-            self.metrics.autoscale_observe(&service.name, &policy, &eval);
+            self.metrics
+                .autoscale_observe(&service.name, &policy, &eval);
             self.carry_out(service, &eval, now).await;
             out.push((service.name.clone(), eval));
         }
@@ -123,15 +124,14 @@ impl Autoscaler {
         let mut out = Vec::new();
         for s in &report.services {
             match policy_of(s) {
-                None => {}
                 Some(Ok((p, limit))) => out.push((s, p, limit)),
-                Some(Err(problem)) => {
-                    if self.said.get(&s.id) != Some(&problem) {
-                        warn!(service = %s.name, %problem, "not autoscaled: fix its labels");
-                        self.actions.record("autoscale refused", &s.name, &problem);
-                        self.said.insert(s.id.clone(), problem);
-                    }
+                // Said once per change, not every pass.
+                Some(Err(problem)) if self.said.get(&s.id) != Some(&problem) => {
+                    warn!(service = %s.name, %problem, "not autoscaled: fix its labels");
+                    self.actions.record("autoscale refused", &s.name, &problem);
+                    self.said.insert(s.id.clone(), problem);
                 }
+                Some(Err(_)) | None => {}
             }
         }
         out
@@ -247,7 +247,10 @@ impl Autoscaler {
             .scale_service(
                 service,
                 to,
-                &[(autoscale::LAST_AT, at), (autoscale::LAST_DECISION, decision)],
+                &[
+                    (autoscale::LAST_AT, at),
+                    (autoscale::LAST_DECISION, decision),
+                ],
             )
             .await
     }
@@ -315,7 +318,10 @@ fn cpu_now(s: &ServiceView, replicas: &[ReplicaCpu]) -> (Option<f64>, usize) {
     if mine.is_empty() {
         return (None, 0);
     }
-    (Some(mine.iter().sum::<f64>() / mine.len() as f64), mine.len())
+    (
+        Some(mine.iter().sum::<f64>() / mine.len() as f64),
+        mine.len(),
+    )
 }
 
 #[cfg(test)]

@@ -47,7 +47,8 @@ impl AutoscaleMetrics {
             &["service", "direction"],
         )
         .expect("valid metric");
-        r.register(Box::new(decisions.clone())).expect("unique metric");
+        r.register(Box::new(decisions.clone()))
+            .expect("unique metric");
         let cpu = GaugeVec::new(
             Opts::new(
                 "swarm_agent_autoscale_cpu_percent",

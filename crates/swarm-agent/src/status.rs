@@ -139,7 +139,9 @@ fn render_autoscale(out: &mut String, rows: &[Overview]) {
             let _ = writeln!(out, "{:<28} not autoscaled: {problem}", a.service);
             continue;
         };
-        let cpu = a.cpu_now.map_or_else(|| "-".into(), |c| format!("{c:.0} %"));
+        let cpu = a
+            .cpu_now
+            .map_or_else(|| "-".into(), |c| format!("{c:.0} %"));
         let _ = writeln!(
             out,
             "{:<28} {:>8} {:>9} {:>7} {:>9}  {}",

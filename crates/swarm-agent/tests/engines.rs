@@ -988,8 +988,15 @@ async fn the_leader_scales_out_a_busy_service_and_status_shows_it() {
     async fn until_scaled(r: &mut Reconciler) -> swarm_agent::autoscale::Evaluation {
         for _ in 0..10 {
             let outcome = r.pass().await.unwrap();
-            let (_, eval) = outcome.autoscaled.into_iter().next().expect("busy is autoscaled");
-            if matches!(eval.decision, swarm_agent::autoscale::Decision::Scale { .. }) {
+            let (_, eval) = outcome
+                .autoscaled
+                .into_iter()
+                .next()
+                .expect("busy is autoscaled");
+            if matches!(
+                eval.decision,
+                swarm_agent::autoscale::Decision::Scale { .. }
+            ) {
                 return eval;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1004,10 +1011,12 @@ async fn the_leader_scales_out_a_busy_service_and_status_shows_it() {
     assert_eq!(desired().await.0, 1, "dry-run: the count is unchanged");
     let decided = dry_metrics.render();
     assert!(
-        decided.lines().any(|l| l.starts_with("swarm_agent_autoscale_decisions_total{")
-            && l.contains("direction=\"out\"")
-            && l.contains("service=\"busy\"")
-            && l.ends_with(" 1")),
+        decided
+            .lines()
+            .any(|l| l.starts_with("swarm_agent_autoscale_decisions_total{")
+                && l.contains("direction=\"out\"")
+                && l.contains("service=\"busy\"")
+                && l.ends_with(" 1")),
         "{decided}"
     );
 
@@ -1020,13 +1029,23 @@ async fn the_leader_scales_out_a_busy_service_and_status_shows_it() {
     assert!(last.starts_with("out 1 → 2: CPU"), "{last}");
     assert!(labels.contains_key("swarm-agent.autoscale.last-at"));
     let text = metrics.render();
-    assert!(text.contains("swarm_agent_actions_total{action=\"autoscale\"} 1"), "{text}");
-    assert!(text.contains("swarm_agent_autoscale_replicas{service=\"busy\"} 2"), "{text}");
+    assert!(
+        text.contains("swarm_agent_actions_total{action=\"autoscale\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("swarm_agent_autoscale_replicas{service=\"busy\"} 2"),
+        "{text}"
+    );
 
     let status = env.agent(On::Manager, &["status"]);
     assert!(status.stdout.contains("AUTOSCALED"), "{}", status.stdout);
     assert!(status.stdout.contains("out 1 → 2"), "{}", status.stdout);
     let json = env.agent(On::Manager, &["status", "--json"]);
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(report["autoscale"][0]["policy"]["max"], 2, "{}", json.stdout);
+    assert_eq!(
+        report["autoscale"][0]["policy"]["max"], 2,
+        "{}",
+        json.stdout
+    );
 }
