@@ -125,7 +125,7 @@ pub(crate) fn secret_matches(given: &str, secret: &str) -> bool {
             == 0
 }
 
-fn check(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     if authorized(headers, &state.secret) {
         Ok(())
     } else {

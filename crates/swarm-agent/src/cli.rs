@@ -226,6 +226,16 @@ pub struct StatusArgs {
     /// Machine-readable JSON instead of tables.
     #[arg(long, env = "SWARM_AGENT_JSON")]
     pub json: bool,
+
+    /// With the agent API secret, autoscaled services' CPU includes the
+    /// replicas on other nodes (asked from their agents); without it, only
+    /// this node's replicas are measured.
+    #[command(flatten)]
+    pub secret: SecretArgs,
+
+    /// Port of the other nodes' agent API (their `--api-addr`).
+    #[arg(long, env = "SWARM_AGENT_AGENT_PORT", default_value_t = 9466)]
+    pub agent_port: u16,
 }
 
 #[derive(Debug, Clone, Args)]

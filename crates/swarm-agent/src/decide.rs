@@ -280,6 +280,7 @@ mod tests {
             update_state: String::new(),
             has_healthcheck: true,
             update_order: "start-first".into(),
+            cpu_limit: None,
             labels,
         }
     }

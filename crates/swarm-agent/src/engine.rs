@@ -270,6 +270,74 @@ impl Engine {
         Ok(())
     }
 
+    /// Set a replicated service's replica count, and `labels` on the service
+    /// in the same update (one spec version: the label records the scale).
+    /// Only the count changes, so Swarm starts or stops tasks and restarts
+    /// none; a stopped task gets the stack's stop grace period.
+    pub async fn scale_service(
+        &self,
+        service: &Service,
+        replicas: u64,
+        labels: &[(&str, String)],
+    ) -> Result<()> {
+        let id = service.id.as_deref().unwrap_or_default();
+        let mut spec: ServiceSpec = service.spec.clone().unwrap_or_default();
+        let mode = spec.mode.get_or_insert_with(Default::default);
+        let replicated = mode.replicated.get_or_insert_with(Default::default);
+        replicated.replicas = Some(replicas as i64);
+        let spec_labels = spec.labels.get_or_insert_with(Default::default);
+        for (k, v) in labels {
+            spec_labels.insert((*k).to_string(), v.clone());
+        }
+        let version = service
+            .version
+            .as_ref()
+            .and_then(|v| v.index)
+            .unwrap_or_default();
+        let opts = UpdateServiceOptionsBuilder::default()
+            .version(version as i32)
+            .build();
+        self.docker
+            .update_service(id, spec, opts, None)
+            .await
+            .map_err(Error::engine("service scale"))?;
+        Ok(())
+    }
+
+    /// Running containers of swarm tasks on this engine (raw read: only the
+    /// labels and creation time are needed).
+    pub async fn task_containers(&self) -> Result<Vec<TaskContainer>> {
+        // filters={"label":["com.docker.swarm.task.id"],"status":["running"]}
+        const FILTERS: &str = "%7B%22label%22%3A%5B%22com.docker.swarm.task.id%22%5D%2C%22status%22%3A%5B%22running%22%5D%7D";
+        let raw = raw::get_json(
+            &self.endpoint,
+            &self.api_path(&format!("/containers/json?filters={FILTERS}")),
+        )
+        .await
+        .map_err(|message| Error::EngineRaw {
+            call: "container ls",
+            message,
+        })?;
+        Ok(raw
+            .as_array()
+            .map(|list| list.iter().filter_map(TaskContainer::from_json).collect())
+            .unwrap_or_default())
+    }
+
+    /// One stats answer with two readings (`precpu_stats` is the earlier):
+    /// the engine waits for its next collection, about a second.
+    pub async fn container_stats(&self, id: &str) -> Result<serde_json::Value> {
+        raw::get_json(
+            &self.endpoint,
+            &self.api_path(&format!("/containers/{id}/stats?stream=false")),
+        )
+        .await
+        .map_err(|message| Error::EngineRaw {
+            call: "container stats",
+            message,
+        })
+    }
+
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
@@ -286,6 +354,33 @@ impl Engine {
                 .expect("a socket client is built without connecting"),
             endpoint: format!("unix://{path}"),
         }
+    }
+}
+
+/// A running container of a swarm task, as `container ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskContainer {
+    pub id: String,
+    pub service_id: String,
+    pub task_id: String,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+impl TaskContainer {
+    fn from_json(c: &serde_json::Value) -> Option<TaskContainer> {
+        let label = |k: &str| {
+            c.pointer("/Labels")
+                .and_then(|l| l.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        Some(TaskContainer {
+            id: c.get("Id")?.as_str()?.to_string(),
+            service_id: label("com.docker.swarm.service.id")?,
+            task_id: label("com.docker.swarm.task.id")?,
+            created: c.get("Created").and_then(|v| v.as_i64()).unwrap_or(0),
+        })
     }
 }
 

@@ -372,6 +372,7 @@ mod tests {
             update_state: String::new(),
             has_healthcheck: true,
             update_order: "start-first".into(),
+            cpu_limit: None,
             labels: BTreeMap::new(),
         }
     }
@@ -391,6 +392,7 @@ mod tests {
             health: Health::Degraded,
             managers: decide::manager_counts(&nodes),
             warnings: vec!["storefront: 2/3 running".into()],
+            autoscale: vec![],
             nodes,
             services,
         }

@@ -4,10 +4,13 @@
 
 pub mod actions;
 pub mod api;
+pub mod autoscale;
+pub mod autoscaler;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod backoff;
 pub mod cli;
+pub mod cpu;
 pub mod decide;
 pub mod drain;
 pub mod engine;
@@ -73,7 +76,7 @@ async fn dispatch(cli: Cli) -> std::result::Result<u8, (Error, u8)> {
         Command::Leave(a) => leave::run(&engine, a, g.dry_run).await.map_err(fail)?,
         Command::Serve(a) => serve::run(engine, a, g.dry_run).await.map_err(fail)?,
         Command::Status(a) => {
-            return status::run(&engine, a.json)
+            return status::run(&engine, a)
                 .await
                 .map(|h| h.exit_code())
                 .map_err(|e| (e, decide::Health::Down.exit_code()));
@@ -98,7 +101,10 @@ async fn status_json(cli: &Cli) -> u8 {
         Ok(engine) => engine,
         Err(e) => return failed(e),
     };
-    match status::snapshot(&engine).await {
+    let Command::Status(args) = &cli.command else {
+        unreachable!("status_json runs for `status --json` only")
+    };
+    match status::full_report(&engine, args).await {
         Ok(report) => {
             println!(
                 "{}",

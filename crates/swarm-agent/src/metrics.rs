@@ -1,6 +1,10 @@
 //! Prometheus metrics of the reconciler, on their own port.
 
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::autoscale::{Direction, Evaluation, Policy};
 
 use crate::status::Report;
 
@@ -20,6 +24,63 @@ pub struct Metrics {
     is_manager: IntGauge,
     is_leader: IntGauge,
     lifecycle_notices: IntCounterVec,
+    autoscale: AutoscaleMetrics,
+}
+
+/// The autoscaler's figures, per service.
+#[derive(Clone)]
+struct AutoscaleMetrics {
+    decisions: IntCounterVec,
+    cpu: GaugeVec,
+    measured: IntGaugeVec,
+    desired: IntGaugeVec,
+    bounds: IntGaugeVec,
+}
+
+impl AutoscaleMetrics {
+    fn new(r: &Registry) -> Self {
+        let decisions = IntCounterVec::new(
+            Opts::new(
+                "swarm_agent_autoscale_decisions_total",
+                "Scale decisions of the autoscaler (dry-run ones included), by service and direction (out, in)",
+            ),
+            &["service", "direction"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(decisions.clone()))
+            .expect("unique metric");
+        let cpu = GaugeVec::new(
+            Opts::new(
+                "swarm_agent_autoscale_cpu_percent",
+                "Average CPU of the service's replicas over the window, in percent of each replica's CPU limit",
+            ),
+            &["service"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(cpu.clone())).expect("unique metric");
+        AutoscaleMetrics {
+            decisions,
+            cpu,
+            measured: gauge_vec(
+                r,
+                "swarm_agent_autoscale_measured_replicas",
+                "Replicas with CPU samples in the window (fewer than desired: some are warming up or their node's agent did not answer)",
+                &["service"],
+            ),
+            desired: gauge_vec(
+                r,
+                "swarm_agent_autoscale_replicas",
+                "Replicas the autoscaler decided on (desired after its decision)",
+                &["service"],
+            ),
+            bounds: gauge_vec(
+                r,
+                "swarm_agent_autoscale_bound_replicas",
+                "The service's autoscaling bounds (bound=min or max)",
+                &["service", "bound"],
+            ),
+        }
+    }
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -122,8 +183,50 @@ impl Metrics {
                 r.register(Box::new(c.clone())).expect("unique metric");
                 c
             },
+            autoscale: AutoscaleMetrics::new(&r),
             registry: r,
         }
+    }
+
+    pub fn autoscale_decision(&self, service: &str, direction: Direction) {
+        self.autoscale
+            .decisions
+            .with_label_values(&[service, direction.as_str()])
+            .inc();
+    }
+
+    /// The inputs and outcome of one evaluation.
+    pub fn autoscale_observe(&self, service: &str, policy: &Policy, eval: &Evaluation) {
+        let a = &self.autoscale;
+        match eval.cpu {
+            Some(cpu) => a.cpu.with_label_values(&[service]).set(cpu),
+            None => {
+                let _ = a.cpu.remove_label_values(&[service]);
+            }
+        }
+        a.measured
+            .with_label_values(&[service])
+            .set(eval.measured as i64);
+        let desired = match &eval.decision {
+            crate::autoscale::Decision::Scale { to, .. } => *to,
+            crate::autoscale::Decision::Hold(_) => eval.desired,
+        };
+        a.desired.with_label_values(&[service]).set(desired as i64);
+        a.bounds
+            .with_label_values(&[service, "min"])
+            .set(policy.min as i64);
+        a.bounds
+            .with_label_values(&[service, "max"])
+            .set(policy.max as i64);
+    }
+
+    /// No service is autoscaled (any more): its gauges go.
+    pub fn autoscale_forget(&self) {
+        let a = &self.autoscale;
+        a.cpu.reset();
+        a.measured.reset();
+        a.desired.reset();
+        a.bounds.reset();
     }
 
     pub fn role(&self, manager: bool, leader: bool) {

@@ -102,6 +102,8 @@ pub struct ServiceView {
     /// `stop-first` (the engine default) or `start-first`.
     pub update_order: String,
     pub labels: BTreeMap<String, String>,
+    /// Each task's CPU limit in cores (`deploy.resources.limits.cpus`).
+    pub cpu_limit: Option<f64>,
 }
 
 impl ServiceView {
@@ -157,6 +159,14 @@ impl From<&Service> for ServiceView {
             // ["NONE"] explicitly disables an image's HEALTHCHECK.
             has_healthcheck: health.is_some_and(|t| t.first().is_some_and(|c| c != "NONE")),
             update_order: order.into(),
+            cpu_limit: spec
+                .task_template
+                .as_ref()
+                .and_then(|t| t.resources.as_ref())
+                .and_then(|r| r.limits.as_ref())
+                .and_then(|l| l.nano_cpus)
+                .filter(|n| *n > 0)
+                .map(|n| n as f64 / 1e9),
             labels: spec.labels.unwrap_or_default().into_iter().collect(),
         }
     }

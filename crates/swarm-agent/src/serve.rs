@@ -2,7 +2,8 @@
 //! the termination watcher (lifecycle.rs). On managers it also answers the
 //! agent API; and on the raft leader only (one actor, so one join triggers
 //! one rebalance) it republishes tokens and managers to the store, removes
-//! long-Down nodes and rebalances. Passes run on a timer and on engine events;
+//! long-Down nodes, rebalances and autoscales opted-in services' replicas
+//! (autoscaler.rs). Passes run on a timer and on engine events;
 //! leadership is checked on every pass, so a new leader takes over by itself.
 
 use std::net::SocketAddr;
@@ -24,8 +25,11 @@ use tracing::{debug, error, info, warn};
 
 use crate::actions::ActionLog;
 use crate::api::{self, ApiState};
+use crate::autoscale::Evaluation;
+use crate::autoscaler::Autoscaler;
 use crate::backoff::Backoff;
 use crate::cli::ServeArgs;
+use crate::cpu::{self, Peers};
 use crate::decide::{self, RebalanceState, Removal};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -52,6 +56,8 @@ pub struct PassOutcome {
     pub removed: Vec<String>,
     pub rebalanced: Option<String>,
     pub joined: Vec<String>,
+    /// Each autoscaled service's evaluation (and what was done about it).
+    pub autoscaled: Vec<(String, Evaluation)>,
 }
 
 pub struct Reconciler {
@@ -61,23 +67,40 @@ pub struct Reconciler {
     rebalance: RebalanceState,
     store: Option<Arc<TokenStore>>,
     actions: ActionLog,
+    autoscaler: Autoscaler,
 }
 
 impl Reconciler {
     pub fn new(engine: Engine, policy: Policy, metrics: Metrics) -> Self {
+        let actions = ActionLog::default();
         Reconciler {
+            autoscaler: Autoscaler::new(
+                engine.clone(),
+                None,
+                metrics.clone(),
+                actions.clone(),
+                policy.dry_run,
+            ),
             engine,
             policy,
             metrics,
             rebalance: RebalanceState::default(),
             store: None,
-            actions: ActionLog::default(),
+            actions,
         }
     }
 
     /// Actions are recorded here, for the fleet page.
     pub fn recording_to(mut self, actions: ActionLog) -> Self {
+        self.autoscaler.record_to(actions.clone());
         self.actions = actions;
+        self
+    }
+
+    /// The autoscaler asks other nodes' agents for their replicas' CPU with
+    /// these; without, only this node's replicas are measured.
+    pub fn asking_peers(mut self, peers: Option<Peers>) -> Self {
+        self.autoscaler.ask_peers(peers);
         self
     }
 
@@ -122,6 +145,7 @@ impl Reconciler {
         self.republish().await;
         outcome.removed = self.remove_down_nodes(&report).await;
         outcome.rebalanced = self.rebalance_one(&report).await;
+        outcome.autoscaled = self.autoscaler.pass(&report).await;
         Ok(outcome)
     }
 
@@ -326,7 +350,9 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
             .map_err(|e| Error::Config(format!("http client: {e}")))?,
     });
     tokio::spawn(serve_http(metrics_listener, observe_router(observe)));
-    let api_app = api::router(api_state.clone()).merge(fleet::router(api_state));
+    let api_app = api::router(api_state.clone())
+        .merge(cpu::router(api_state.clone()))
+        .merge(fleet::router(api_state.clone()));
     tokio::spawn(serve_api(api_listener, api_app));
     if args.lifecycle.imds != "off" {
         tokio::spawn(
@@ -346,9 +372,15 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
 
     let wake = Arc::new(Notify::new());
     tokio::spawn(watch_events(engine.clone(), wake.clone()));
+    // Every node's agent listens on the same API port: the leader asks the
+    // others there for their replicas' CPU.
+    let peers = (!api_state.secret.is_empty())
+        .then(|| Peers::new(api_state.secret.clone(), api_addr.port()))
+        .transpose()?;
     let reconciler = Reconciler::new(engine, policy, metrics)
         .publishing_to(store)
-        .recording_to(actions);
+        .recording_to(actions)
+        .asking_peers(peers);
     let task = tokio::spawn(reconcile_loop(reconciler, args.interval, wake));
     info!(%metrics_addr, %api_addr, "serving: reconciler, /metrics, /status, agent API, /fleet");
     Ok(Running {

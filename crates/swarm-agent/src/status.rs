@@ -6,6 +6,9 @@ use std::fmt::Write as _;
 use bollard::models::LocalNodeState;
 use serde::Serialize;
 
+use crate::autoscaler::{self, Overview};
+use crate::cli::StatusArgs;
+use crate::cpu::Peers;
 use crate::decide::{self, Health, ManagerCounts};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -19,6 +22,9 @@ pub struct Report {
     pub nodes: Vec<NodeView>,
     pub services: Vec<ServiceView>,
     pub warnings: Vec<String>,
+    /// Autoscaled services; filled by `status` only (it measures CPU).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub autoscale: Vec<Overview>,
 }
 
 pub async fn snapshot(engine: &Engine) -> Result<Report> {
@@ -49,6 +55,7 @@ pub async fn snapshot(engine: &Engine) -> Result<Report> {
         health: decide::health(&nodes, &services),
         managers: decide::manager_counts(&nodes),
         warnings: decide::warnings(&services),
+        autoscale: Vec::new(),
         nodes,
         services,
     })
@@ -108,6 +115,9 @@ pub fn render_table(r: &Report) -> String {
             }
         );
     }
+    if !r.autoscale.is_empty() {
+        render_autoscale(&mut out, &r.autoscale);
+    }
     for w in &r.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
@@ -115,10 +125,65 @@ pub fn render_table(r: &Report) -> String {
     out
 }
 
+/// Autoscaled services: CPU now against the thresholds, replicas against
+/// the bounds, the last scale an agent made.
+fn render_autoscale(out: &mut String, rows: &[Overview]) {
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:>8} {:>9} {:>7} {:>9}  LAST DECISION",
+        "AUTOSCALED", "CPU NOW", "REPLICAS", "BOUNDS", "OUT/IN"
+    );
+    for a in rows {
+        let Some(p) = &a.policy else {
+            let problem = a.problem.as_deref().unwrap_or_default();
+            let _ = writeln!(out, "{:<28} not autoscaled: {problem}", a.service);
+            continue;
+        };
+        let cpu = a
+            .cpu_now
+            .map_or_else(|| "-".into(), |c| format!("{c:.0} %"));
+        let _ = writeln!(
+            out,
+            "{:<28} {:>8} {:>9} {:>7} {:>9}  {}",
+            a.service,
+            cpu,
+            format!("{}/{}", a.running, a.desired),
+            format!("{}-{}", p.min, p.max),
+            format!("{:.0}/{:.0} %", p.cpu_out, p.cpu_in),
+            a.last_decision.as_deref().unwrap_or("none yet")
+        );
+        if a.measured < a.running as usize {
+            let _ = writeln!(
+                out,
+                "{:<28} CPU of {} of {} replicas (not measured on: {})",
+                "",
+                a.measured,
+                a.running,
+                if a.missing_nodes.is_empty() {
+                    "-".to_string()
+                } else {
+                    a.missing_nodes.join(", ")
+                }
+            );
+        }
+    }
+}
+
+/// The snapshot with the autoscaled services measured: what `status` prints.
+pub async fn full_report(engine: &Engine, args: &StatusArgs) -> Result<Report> {
+    let mut report = snapshot(engine).await?;
+    let peers = match crate::api::read_secret(&args.secret)? {
+        Some(secret) => Some(Peers::new(secret, args.agent_port)?),
+        None => None,
+    };
+    report.autoscale = autoscaler::overview(engine, &report, peers.as_ref()).await;
+    Ok(report)
+}
+
 /// `swarm-agent status`: prints the report, returns the health for the exit code.
-pub async fn run(engine: &Engine, json: bool) -> Result<Health> {
-    let report = snapshot(engine).await?;
-    if json {
+pub async fn run(engine: &Engine, args: &StatusArgs) -> Result<Health> {
+    let report = full_report(engine, args).await?;
+    if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("report serialises")
