@@ -12,7 +12,8 @@ REDIS_STARTED_HERE=false
 MARIADB_PORT=${MARIADB_PORT:-3307}
 REDIS_PORT=${REDIS_PORT:-6380}
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Each line says how long the script has run, so a slow step shows in CI's log.
+log() { printf '\033[1m==> [%dm%02ds] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 apt_updated=false
 apt_install() {

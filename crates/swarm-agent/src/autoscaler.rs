@@ -101,13 +101,7 @@ impl Autoscaler {
             self.metrics.autoscale_forget();
             return Vec::new();
         }
-        let gathered = cpu::gather(
-            &self.engine,
-            &report.nodes,
-            &report.node_id,
-            self.peers.as_ref(),
-        )
-        .await;
+        let gathered = gather_wanted(&self.engine, report, self.peers.as_ref()).await;
         let now = OffsetDateTime::now_utc();
         let mut out = Vec::new();
         for (service, policy, limit) in services {
@@ -281,7 +275,7 @@ pub async fn overview(engine: &Engine, report: &Report, peers: Option<&Peers>) -
     if opted.is_empty() {
         return Vec::new();
     }
-    let gathered = cpu::gather(engine, &report.nodes, &report.node_id, peers).await;
+    let gathered = gather_wanted(engine, report, peers).await;
     opted
         .into_iter()
         .map(|(s, p)| {
@@ -303,6 +297,17 @@ pub async fn overview(engine: &Engine, report: &Report, peers: Option<&Peers>) -
             }
         })
         .collect()
+}
+
+/// Every node's replicas' CPU, less the tasks the swarm is stopping. If the
+/// task list cannot be read, every replica counts (as before a scale-in).
+async fn gather_wanted(engine: &Engine, report: &Report, peers: Option<&Peers>) -> Gathered {
+    let mut gathered = cpu::gather(engine, &report.nodes, &report.node_id, peers).await;
+    match engine.tasks_wanted_running().await {
+        Ok(wanted) => gathered.keep_wanted(&wanted),
+        Err(e) => warn!(error = %e, "could not list tasks: replicas being stopped are counted"),
+    }
+    gathered
 }
 
 /// Mean over the service's replicas, percent of its CPU limit.
@@ -374,6 +379,24 @@ mod tests {
         assert!((cpu.unwrap() - 60.0).abs() < 1e-9);
         let percent = sample(&replicas[0], 0.5, OffsetDateTime::UNIX_EPOCH).percent;
         assert!((percent - 80.0).abs() < 1e-9, "{percent}");
+    }
+
+    #[test]
+    fn replicas_being_stopped_are_not_measured() {
+        let r = |task: &str, cores| ReplicaCpu {
+            service_id: "s1".into(),
+            task_id: task.into(),
+            started: 0,
+            cores,
+        };
+        let mut gathered = Gathered {
+            replicas: vec![r("kept", 0.9), r("stopping", 0.0)],
+            missing_nodes: vec![],
+        };
+        gathered.keep_wanted(&["kept".to_string(), "elsewhere".to_string()]);
+        let (cpu, n) = cpu_now(&service(&[], Some(1.0)), &gathered.replicas);
+        assert_eq!(n, 1);
+        assert!((cpu.unwrap() - 90.0).abs() < 1e-9);
     }
 
     #[test]

@@ -98,6 +98,16 @@ pub struct Gathered {
     pub missing_nodes: Vec<String>,
 }
 
+impl Gathered {
+    /// Keeps the replicas the swarm still wants. A task being stopped (a
+    /// scale-in's surplus, draining for its grace period) idles, and
+    /// counting it would pull the average down and invite another scale-in.
+    pub fn keep_wanted(&mut self, wanted_task_ids: &[String]) {
+        self.replicas
+            .retain(|r| wanted_task_ids.iter().any(|id| *id == r.task_id));
+    }
+}
+
 /// Asks other nodes' agents on their swarm address.
 pub struct Peers {
     http: reqwest::Client,

@@ -239,6 +239,19 @@ impl Engine {
             .map_err(Error::engine("task ls"))
     }
 
+    /// The ids of the tasks the swarm wants running: not those it is
+    /// stopping (a scale-in's surplus during its grace period) or replacing.
+    pub async fn tasks_wanted_running(&self) -> Result<Vec<String>> {
+        let filters = HashMap::from([("desired-state", vec!["running"])]);
+        let opts = ListTasksOptionsBuilder::default().filters(&filters).build();
+        let tasks = self
+            .docker
+            .list_tasks(Some(opts))
+            .await
+            .map_err(Error::engine("task ls"))?;
+        Ok(tasks.into_iter().filter_map(|t| t.id).collect())
+    }
+
     /// Every task the swarm keeps, for replicas per node on the fleet page.
     pub async fn tasks(&self) -> Result<Vec<Task>> {
         self.docker
