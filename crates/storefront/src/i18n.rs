@@ -421,14 +421,20 @@ impl fmt::Display for Money {
             Lang::En => write!(f, "{sign}$")
                 .and_then(|()| write_grouped(f, whole, ',', 4))
                 .and_then(|()| write!(f, ".{fraction:02}")),
-            Lang::Es => write_grouped(f, whole, '.', 5)
-                .and_then(|()| write!(f, ",{fraction:02} US$")),
+            Lang::Es => {
+                write_grouped(f, whole, '.', 5).and_then(|()| write!(f, ",{fraction:02} US$"))
+            }
         }
     }
 }
 
 /// `whole` with a separator every three digits, once it has `from` digits.
-fn write_grouped(f: &mut fmt::Formatter<'_>, whole: u64, separator: char, from: usize) -> fmt::Result {
+fn write_grouped(
+    f: &mut fmt::Formatter<'_>,
+    whole: u64,
+    separator: char,
+    from: usize,
+) -> fmt::Result {
     let mut buffer = [0u8; 20];
     let mut start = buffer.len();
     let mut rest = whole;
@@ -678,7 +684,11 @@ mod tests {
                     let fluent = lang.t_args(id, &[(name, FluentValue::from(value))]);
                     assert_eq!(lang.ts(id, name, value), fluent, "{lang:?} {id} {value:?}");
                     let prepared = lang.text_argument(id, name);
-                    assert_eq!(prepared.with(value).to_string(), fluent, "{lang:?} {id} {value:?}");
+                    assert_eq!(
+                        prepared.with(value).to_string(),
+                        fluent,
+                        "{lang:?} {id} {value:?}"
+                    );
                 }
             }
         }
@@ -736,7 +746,7 @@ mod tests {
             .filter_map(|id| id.split('-').next())
             .collect();
         let rust_ids = regex::Regex::new(r#""([a-z]+(?:-[a-z0-9_]+)+)""#).unwrap();
-        let template_ids = regex::Regex::new(r#"\.t[sn2]*\("([^"]+)""#).unwrap();
+        let template_ids = regex::Regex::new(r#"\.(?:t[sn2]*|text_argument)\("([^"]+)""#).unwrap();
         let asked = rust_ids
             .captures_iter(&rust)
             .map(|c| c.get(1).unwrap().as_str())

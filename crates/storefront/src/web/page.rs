@@ -3,8 +3,8 @@
 //! the ids every area reads from its paths.
 
 use std::borrow::{Borrow, Cow};
-use std::rc::Rc;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
