@@ -10,7 +10,8 @@
 
 use std::borrow::{Borrow, Cow};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::rc::Rc;
 use std::sync::LazyLock;
 
 use axum::extract::{Path, Query, Request};
@@ -19,6 +20,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use unic_langid::LanguageIdentifier;
 
@@ -52,7 +54,9 @@ static BUNDLES: LazyLock<Vec<FluentBundle<FluentResource>>> = LazyLock::new(|| {
 
 /// Every message that takes no arguments, formatted once: a catalog page asks
 /// for a hundred of them, and a lookup here costs a fraction of formatting.
-static PLAIN: LazyLock<Vec<HashMap<String, String>>> = LazyLock::new(|| {
+/// Fx, not SipHash: the ids are compiled in, not chosen by clients, and the
+/// lookup showed in the logged-in catalog's profile.
+static PLAIN: LazyLock<Vec<FxHashMap<String, String>>> = LazyLock::new(|| {
     BUNDLES
         .iter()
         .zip(SOURCES)
@@ -60,7 +64,7 @@ static PLAIN: LazyLock<Vec<HashMap<String, String>>> = LazyLock::new(|| {
         .collect()
 });
 
-fn plain_messages(bundle: &FluentBundle<FluentResource>, ftl: &str) -> HashMap<String, String> {
+fn plain_messages(bundle: &FluentBundle<FluentResource>, ftl: &str) -> FxHashMap<String, String> {
     let ids = ftl
         .lines()
         // A message starts at the first column; its further lines are indented.
@@ -109,7 +113,7 @@ thread_local! {
 /// A message id and the name of its one argument.
 type MessageAndArgument = (String, String);
 /// One message's texts, by language and number.
-type FormattedByNumber = HashMap<(Lang, i64), String>;
+type FormattedByNumber = FxHashMap<(Lang, i64), Rc<str>>;
 
 #[derive(Default)]
 struct CountedMemo {
@@ -127,10 +131,10 @@ impl CountedMemo {
         name: &str,
         value: i64,
         format: impl FnOnce() -> String,
-    ) -> String {
+    ) -> Rc<str> {
         let message = self.index_of(id, name);
         if let Some(text) = self.by_message[message].1.get(&(lang, value)) {
-            return text.clone();
+            return Rc::clone(text);
         }
         if self.len >= Self::LIMIT {
             self.by_message
@@ -138,10 +142,10 @@ impl CountedMemo {
                 .for_each(|(_, texts)| texts.clear());
             self.len = 0;
         }
-        let text = format();
+        let text: Rc<str> = format().into();
         self.by_message[message]
             .1
-            .insert((lang, value), text.clone());
+            .insert((lang, value), Rc::clone(&text));
         self.len += 1;
         text
     }
@@ -154,7 +158,7 @@ impl CountedMemo {
             .position(|((i, n), _)| i == id && n == name);
         known.unwrap_or_else(|| {
             let key = (id.to_string(), name.to_string());
-            self.by_message.push((key, HashMap::new()));
+            self.by_message.push((key, FxHashMap::default()));
             self.by_message.len() - 1
         })
     }
@@ -263,21 +267,33 @@ impl Lang {
     /// from Fluent once per thread and the value put between: a logged-in
     /// catalog page has a hundred of these.
     pub fn ts(&self, id: &str, name: &str, value: &str) -> String {
-        let around = AROUND_TEXT_ARGUMENT.with_borrow_mut(|memo| {
+        let split = AROUND_TEXT_ARGUMENT.with_borrow_mut(|memo| {
             let key = (*self, id, name);
             let known = memo
                 .iter()
-                .find(|(k, _)| (k.0, k.1.as_str(), k.2.as_str()) == key);
-            if let Some((_, around)) = known {
-                return around.clone();
-            }
-            let around = self.text_around_argument(id, name);
-            memo.push(((*self, id.to_string(), name.to_string()), around.clone()));
-            around
+                .position(|(k, _)| (k.0, k.1.as_str(), k.2.as_str()) == key);
+            let at = known.unwrap_or_else(|| {
+                let around = self.text_around_argument(id, name);
+                memo.push(((*self, id.to_string(), name.to_string()), around));
+                memo.len() - 1
+            });
+            memo[at]
+                .1
+                .as_ref()
+                .map(|(before, after)| format!("{before}{value}{after}"))
         });
-        match around {
-            Some((before, after)) => format!("{before}{value}{after}"),
-            None => self.t_args(id, &[(name, FluentValue::from(value))]),
+        split.unwrap_or_else(|| self.t_args(id, &[(name, FluentValue::from(value))]))
+    }
+
+    /// `ts` for a page that writes the same message around many values (a
+    /// catalog card's label): the text around the argument is looked up
+    /// once, and each value is written into the page without a `String`.
+    pub fn text_argument(&self, id: &'static str, name: &'static str) -> TextArgument {
+        TextArgument {
+            lang: *self,
+            id,
+            name,
+            around: self.text_around_argument(id, name),
         }
     }
 
@@ -303,7 +319,7 @@ impl Lang {
 
     /// A message with one number argument (templates: counts, for plurals).
     /// `Borrow`, because templates pass fields by reference.
-    pub fn tn(&self, id: &str, name: &str, value: impl Borrow<i64>) -> String {
+    pub fn tn(&self, id: &str, name: &str, value: impl Borrow<i64>) -> Rc<str> {
         let value = *value.borrow();
         COUNTED.with_borrow_mut(|memo| {
             memo.get_or_format(*self, id, name, value, || {
@@ -316,14 +332,8 @@ impl Lang {
     /// `$1,234.50` in English, `1234,50 US$` in Spanish (CLDR's patterns; Spanish
     /// groups thousands only from five digits on). Plain cents, so that
     /// this module needs nothing from `domain` (which needs its `Message`).
-    pub fn money(&self, cents: i64) -> String {
-        let sign = if cents < 0 { "-" } else { "" };
-        let abs = cents.unsigned_abs();
-        let (whole, fraction) = (abs / 100, abs % 100);
-        match self {
-            Lang::En => format!("{sign}${}.{fraction:02}", group(whole, ',', 4)),
-            Lang::Es => format!("{sign}{},{fraction:02} US$", group(whole, '.', 5)),
-        }
+    pub fn money(&self, cents: i64) -> Money {
+        Money { lang: *self, cents }
     }
 
     /// A moment (epoch seconds, shown in UTC): `2026-11-28 18:04 UTC` in
@@ -361,7 +371,7 @@ impl Message {
 
     pub fn render(&self, lang: Lang) -> String {
         match self.number {
-            Some((name, value)) => lang.tn(self.id, name, value),
+            Some((name, value)) => lang.tn(self.id, name, value).to_string(),
             None => lang.t(self.id).into_owned(),
         }
     }
@@ -373,20 +383,78 @@ impl From<&'static str> for Message {
     }
 }
 
-/// `whole` with a separator every three digits, once it has `from` digits.
-fn group(whole: u64, separator: char, from: usize) -> String {
-    let digits = whole.to_string();
-    if digits.len() < from {
-        return digits;
+/// A message with one text argument, prepared by `Lang::text_argument`.
+pub struct TextArgument {
+    lang: Lang,
+    id: &'static str,
+    name: &'static str,
+    around: Option<(String, String)>,
+}
+
+impl TextArgument {
+    /// The message around `value`, to write into a page (which escapes it all).
+    pub fn with<'a>(&'a self, value: &'a str) -> impl fmt::Display + 'a {
+        fmt::from_fn(move |f| match &self.around {
+            Some((before, after)) => write!(f, "{before}{value}{after}"),
+            None => {
+                let args = [(self.name, FluentValue::from(value))];
+                f.write_str(&self.lang.t_args(self.id, &args))
+            }
+        })
     }
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(separator);
+}
+
+/// A price in the shop's currency, written the language's way (`Lang::money`)
+/// straight into the page: a catalog page writes a hundred.
+#[derive(Debug, Clone, Copy)]
+pub struct Money {
+    lang: Lang,
+    cents: i64,
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.cents < 0 { "-" } else { "" };
+        let abs = self.cents.unsigned_abs();
+        let (whole, fraction) = (abs / 100, abs % 100);
+        match self.lang {
+            Lang::En => write!(f, "{sign}$")
+                .and_then(|()| write_grouped(f, whole, ',', 4))
+                .and_then(|()| write!(f, ".{fraction:02}")),
+            Lang::Es => {
+                write_grouped(f, whole, '.', 5).and_then(|()| write!(f, ",{fraction:02} US$"))
+            }
         }
-        out.push(digit);
     }
-    out
+}
+
+/// `whole` with a separator every three digits, once it has `from` digits.
+fn write_grouped(
+    f: &mut fmt::Formatter<'_>,
+    whole: u64,
+    separator: char,
+    from: usize,
+) -> fmt::Result {
+    let mut buffer = [0u8; 20];
+    let mut start = buffer.len();
+    let mut rest = whole;
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let digits = &buffer[start..];
+    for (i, digit) in digits.iter().enumerate() {
+        let left = digits.len() - i;
+        if i > 0 && digits.len() >= from && left.is_multiple_of(3) {
+            f.write_char(separator)?;
+        }
+        f.write_char(char::from(*digit))?;
+    }
+    Ok(())
 }
 
 /// The language for a request: an explicit choice (the `lang` cookie) wins;
@@ -555,13 +623,13 @@ mod tests {
 
     #[test]
     fn money_follows_the_language() {
-        assert_eq!(Lang::En.money(1250), "$12.50");
-        assert_eq!(Lang::Es.money(1250), "12,50 US$");
-        assert_eq!(Lang::En.money(123_456), "$1,234.56");
-        assert_eq!(Lang::Es.money(123_456), "1234,56 US$");
-        assert_eq!(Lang::Es.money(1_234_567), "12.345,67 US$");
-        assert_eq!(Lang::En.money(10_000_000), "$100,000.00");
-        assert_eq!(Lang::Es.money(5), "0,05 US$");
+        assert_eq!(Lang::En.money(1250).to_string(), "$12.50");
+        assert_eq!(Lang::Es.money(1250).to_string(), "12,50 US$");
+        assert_eq!(Lang::En.money(123_456).to_string(), "$1,234.56");
+        assert_eq!(Lang::Es.money(123_456).to_string(), "1234,56 US$");
+        assert_eq!(Lang::Es.money(1_234_567).to_string(), "12.345,67 US$");
+        assert_eq!(Lang::En.money(10_000_000).to_string(), "$100,000.00");
+        assert_eq!(Lang::Es.money(5).to_string(), "0,05 US$");
     }
 
     #[test]
@@ -581,9 +649,9 @@ mod tests {
                 format!("{value} {lang:?}")
             })
         };
-        assert_eq!(ask(&mut memo, Lang::Es, 3), "3 Es");
-        assert_eq!(ask(&mut memo, Lang::Es, 3), "3 Es");
-        assert_eq!(ask(&mut memo, Lang::En, 3), "3 En");
+        assert_eq!(&*ask(&mut memo, Lang::Es, 3), "3 Es");
+        assert_eq!(&*ask(&mut memo, Lang::Es, 3), "3 Es");
+        assert_eq!(&*ask(&mut memo, Lang::En, 3), "3 En");
         // Numbers not asked before: each is formatted once more.
         for value in 4..4 + 2 * CountedMemo::LIMIT as i64 {
             ask(&mut memo, Lang::En, value);
@@ -593,7 +661,7 @@ mod tests {
         // Through the public path, the memo gives what Fluent gives.
         for _ in 0..2 {
             assert_eq!(
-                Lang::Es.tn("stock-available", "count", 1),
+                &*Lang::Es.tn("stock-available", "count", 1),
                 Lang::Es.t_args("stock-available", &[("count", FluentValue::from(1))])
             );
         }
@@ -615,6 +683,12 @@ mod tests {
                 for value in ["Ana", "", "<b>&amp;", "{ $author }", "\u{E000}"] {
                     let fluent = lang.t_args(id, &[(name, FluentValue::from(value))]);
                     assert_eq!(lang.ts(id, name, value), fluent, "{lang:?} {id} {value:?}");
+                    let prepared = lang.text_argument(id, name);
+                    assert_eq!(
+                        prepared.with(value).to_string(),
+                        fluent,
+                        "{lang:?} {id} {value:?}"
+                    );
                 }
             }
         }
@@ -632,9 +706,9 @@ mod tests {
 
     #[test]
     fn messages_take_arguments_and_plurals() {
-        assert_eq!(Lang::Es.tn("catalog-count", "count", 1), "1 libro");
-        assert_eq!(Lang::Es.tn("catalog-count", "count", 3), "3 libros");
-        assert_eq!(Lang::En.tn("catalog-count", "count", 3), "3 books");
+        assert_eq!(&*Lang::Es.tn("catalog-count", "count", 1), "1 libro");
+        assert_eq!(&*Lang::Es.tn("catalog-count", "count", 3), "3 libros");
+        assert_eq!(&*Lang::En.tn("catalog-count", "count", 3), "3 books");
     }
 
     /// Every catalogue has the same messages, each message is used in `src/`
@@ -672,7 +746,7 @@ mod tests {
             .filter_map(|id| id.split('-').next())
             .collect();
         let rust_ids = regex::Regex::new(r#""([a-z]+(?:-[a-z0-9_]+)+)""#).unwrap();
-        let template_ids = regex::Regex::new(r#"\.t[sn2]*\("([^"]+)""#).unwrap();
+        let template_ids = regex::Regex::new(r#"\.(?:t[sn2]*|text_argument)\("([^"]+)""#).unwrap();
         let asked = rust_ids
             .captures_iter(&rust)
             .map(|c| c.get(1).unwrap().as_str())

@@ -290,7 +290,7 @@ async fn pay(
         t_args(
             "payment-received",
             &[
-                ("amount", page.money(amount).into()),
+                ("amount", page.money(amount).to_string().into()),
                 ("method", page.t(method.message_id()).into_owned().into()),
             ],
         ),

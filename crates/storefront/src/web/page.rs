@@ -4,6 +4,7 @@
 
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -16,7 +17,7 @@ pub use super::csrf::CsrfForm;
 use super::csrf::{AnonymousToken, CSRF_KEY, new_token, session_of};
 use crate::domain::Cents;
 use crate::error::{AppError, AppResult};
-use crate::i18n::{self, Lang, Message};
+use crate::i18n::{self, Lang, Message, Money, TextArgument};
 use fluent_bundle::FluentValue;
 
 const USER_KEY: &str = "user";
@@ -108,7 +109,7 @@ impl Page {
         self.lang.ts(id, name, value)
     }
 
-    pub fn tn(&self, id: &str, name: &str, value: impl Borrow<i64>) -> String {
+    pub fn tn(&self, id: &str, name: &str, value: impl Borrow<i64>) -> Rc<str> {
         self.lang.tn(id, name, value)
     }
 
@@ -127,7 +128,12 @@ impl Page {
         self.lang.t_args(id, &args)
     }
 
-    pub fn money(&self, cents: impl Borrow<Cents>) -> String {
+    /// For a message the page writes around many values (see `Lang::text_argument`).
+    pub fn text_argument(&self, id: &'static str, name: &'static str) -> TextArgument {
+        self.lang.text_argument(id, name)
+    }
+
+    pub fn money(&self, cents: impl Borrow<Cents>) -> Money {
         self.lang.money(cents.borrow().get())
     }
 
