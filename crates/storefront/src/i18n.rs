@@ -393,14 +393,30 @@ pub struct TextArgument {
 
 impl TextArgument {
     /// The message around `value`, to write into a page (which escapes it all).
-    pub fn with<'a>(&'a self, value: &'a str) -> impl fmt::Display + 'a {
-        fmt::from_fn(move |f| match &self.around {
+    pub fn with<'a>(&'a self, value: &'a str) -> TextWith<'a> {
+        TextWith {
+            message: self,
+            value,
+        }
+    }
+}
+
+/// A `TextArgument` with its value, written when the page is.
+pub struct TextWith<'a> {
+    message: &'a TextArgument,
+    value: &'a str,
+}
+
+impl fmt::Display for TextWith<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (message, value) = (self.message, self.value);
+        match &message.around {
             Some((before, after)) => write!(f, "{before}{value}{after}"),
             None => {
-                let args = [(self.name, FluentValue::from(value))];
-                f.write_str(&self.lang.t_args(self.id, &args))
+                let args = [(message.name, FluentValue::from(value))];
+                f.write_str(&message.lang.t_args(message.id, &args))
             }
-        })
+        }
     }
 }
 

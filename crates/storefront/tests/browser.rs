@@ -455,5 +455,7 @@ async fn spanish_total(shop: &Shop) -> String {
             DELIVERY,
         )
         .await;
-    storefront::i18n::Lang::Es.money((classic + delivery).get())
+    storefront::i18n::Lang::Es
+        .money((classic + delivery).get())
+        .to_string()
 }

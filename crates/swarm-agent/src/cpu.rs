@@ -104,7 +104,7 @@ impl Gathered {
     /// counting it would pull the average down and invite another scale-in.
     pub fn keep_wanted(&mut self, wanted_task_ids: &[String]) {
         self.replicas
-            .retain(|r| wanted_task_ids.iter().any(|id| *id == r.task_id));
+            .retain(|r| wanted_task_ids.contains(&r.task_id));
     }
 }
 
