@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# shellcheck disable=SC1071 # Python, not shell: this tells tools that run shellcheck over every script
 """Proves that scripts/check-fleet-template can fail: breaks swarm/aws/fleet.yaml
 one way at a time (each a thing issue 11 forbids) into a temporary copy and
 expects the check to refuse every copy. Run by scripts/check-swarm-files."""
