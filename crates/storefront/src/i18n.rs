@@ -169,7 +169,9 @@ thread_local! {
     static AROUND_TEXT_ARGUMENT: RefCell<Vec<TextArgumentSplit>> = RefCell::default();
 }
 
-type TextArgumentSplit = ((Lang, String, String), Option<(String, String)>);
+type TextArgumentSplit = ((Lang, String, String), Option<Around>);
+/// The text before and after a message's one argument.
+type Around = Rc<(String, String)>;
 
 /// Message `id`'s lines in a catalogue: its first line and the indented ones after.
 fn message_source(ftl: &str, id: &str) -> Option<String> {
@@ -267,22 +269,26 @@ impl Lang {
     /// from Fluent once per thread and the value put between: a logged-in
     /// catalog page has a hundred of these.
     pub fn ts(&self, id: &str, name: &str, value: &str) -> String {
-        let split = AROUND_TEXT_ARGUMENT.with_borrow_mut(|memo| {
+        match self.around(id, name) {
+            Some(around) => format!("{}{value}{}", around.0, around.1),
+            None => self.t_args(id, &[(name, FluentValue::from(value))]),
+        }
+    }
+
+    /// `text_around_argument`, asked once per thread.
+    fn around(&self, id: &str, name: &str) -> Option<Around> {
+        AROUND_TEXT_ARGUMENT.with_borrow_mut(|memo| {
             let key = (*self, id, name);
             let known = memo
                 .iter()
-                .position(|(k, _)| (k.0, k.1.as_str(), k.2.as_str()) == key);
-            let at = known.unwrap_or_else(|| {
-                let around = self.text_around_argument(id, name);
-                memo.push(((*self, id.to_string(), name.to_string()), around));
-                memo.len() - 1
-            });
-            memo[at]
-                .1
-                .as_ref()
-                .map(|(before, after)| format!("{before}{value}{after}"))
-        });
-        split.unwrap_or_else(|| self.t_args(id, &[(name, FluentValue::from(value))]))
+                .find(|(k, _)| (k.0, k.1.as_str(), k.2.as_str()) == key);
+            if let Some((_, around)) = known {
+                return around.clone();
+            }
+            let around = self.text_around_argument(id, name).map(Rc::new);
+            memo.push(((*self, id.to_string(), name.to_string()), around.clone()));
+            around
+        })
     }
 
     /// `ts` for a page that writes the same message around many values (a
@@ -293,7 +299,7 @@ impl Lang {
             lang: *self,
             id,
             name,
-            around: self.text_around_argument(id, name),
+            around: self.around(id, name),
         }
     }
 
@@ -388,7 +394,7 @@ pub struct TextArgument {
     lang: Lang,
     id: &'static str,
     name: &'static str,
-    around: Option<(String, String)>,
+    around: Option<Around>,
 }
 
 impl TextArgument {
@@ -411,7 +417,7 @@ impl fmt::Display for TextWith<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (message, value) = (self.message, self.value);
         match &message.around {
-            Some((before, after)) => write!(f, "{before}{value}{after}"),
+            Some(around) => write!(f, "{}{value}{}", around.0, around.1),
             None => {
                 let args = [(message.name, FluentValue::from(value))];
                 f.write_str(&message.lang.t_args(message.id, &args))
@@ -451,24 +457,16 @@ fn write_grouped(
     separator: char,
     from: usize,
 ) -> fmt::Result {
-    let mut buffer = [0u8; 20];
-    let mut start = buffer.len();
-    let mut rest = whole;
-    loop {
-        start -= 1;
-        buffer[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(whole);
+    if digits.len() < from {
+        return f.write_str(digits);
     }
-    let digits = &buffer[start..];
-    for (i, digit) in digits.iter().enumerate() {
-        let left = digits.len() - i;
-        if i > 0 && digits.len() >= from && left.is_multiple_of(3) {
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             f.write_char(separator)?;
         }
-        f.write_char(char::from(*digit))?;
+        f.write_char(digit)?;
     }
     Ok(())
 }
