@@ -13,15 +13,18 @@ use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::rc::Rc;
 use std::sync::LazyLock;
+use std::task::{Context, Poll};
 
 use axum::extract::{Path, Query, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+use futures::future::{FutureExt as _, Map};
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
 use unic_langid::LanguageIdentifier;
 
 /// The languages the shop speaks; English is the default.
@@ -517,14 +520,58 @@ fn from_accept_language(accept: &str) -> Lang {
         .unwrap_or_default()
 }
 
-/// Middleware: decides the request's language, makes it available to
-/// extractors and to everything the request runs, and marks pages as
-/// depending on the headers it was decided from (so no shared cache hands a
-/// Spanish page to an English browser).
-pub async fn language(mut request: Request, next: Next) -> Response {
-    let lang = negotiate(request.headers());
-    request.extensions_mut().insert(lang);
-    let mut response = CURRENT.scope(lang, next.run(request)).await;
+/// The layer that decides each request's language, makes it available to
+/// extractors (a request extension) and to everything the request runs (the
+/// task-local behind [`current`]), and marks pages as depending on the headers
+/// it was decided from (so no shared cache hands a Spanish page to an English
+/// browser).
+///
+/// A tower service, not `axum::middleware::from_fn`: it does nothing async
+/// before the services below it, so it passes their future on as it is.
+/// `from_fn` clones the whole stack below and boxes it on every request; as
+/// the outermost of the shop's layers, that cost the book page a tenth of
+/// its throughput (docs/benchmarks.md, 2026-12-02).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LanguageLayer;
+
+impl<S> Layer<S> for LanguageLayer {
+    type Service = Language<S>;
+
+    fn layer(&self, inner: S) -> Language<S> {
+        Language { inner }
+    }
+}
+
+/// See [`LanguageLayer`].
+#[derive(Debug, Clone)]
+pub struct Language<S> {
+    inner: S,
+}
+
+type WithVary<E> = fn(Result<Response, E>) -> Result<Response, E>;
+
+impl<S> Service<Request> for Language<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Map<TaskLocalFuture<Lang, S::Future>, WithVary<S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let lang = negotiate(request.headers());
+        request.extensions_mut().insert(lang);
+        let vary: WithVary<S::Error> = |result| result.map(vary_on_language);
+        CURRENT.scope(lang, self.inner.call(request)).map(vary)
+    }
+}
+
+/// A page says it was chosen by `Accept-Language` and the `lang` cookie.
+fn vary_on_language(mut response: Response) -> Response {
     let is_page = response
         .headers()
         .get(header::CONTENT_TYPE)

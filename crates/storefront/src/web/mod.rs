@@ -11,15 +11,18 @@ pub mod orders;
 pub mod page;
 pub mod sell;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
@@ -47,6 +50,7 @@ pub fn app(state: AppState, sessions: Store) -> Router {
         .with_expiry(Expiry::OnInactivity(page::ANONYMOUS_LIFETIME));
     let served_by = HeaderValue::from_str(&state.config.replica_id)
         .unwrap_or(HeaderValue::from_static("storefront"));
+    let https = state.config.secure_cookies();
 
     let pages = Router::new()
         .merge(catalog::router())
@@ -76,17 +80,48 @@ pub fn app(state: AppState, sessions: Store) -> Router {
             state.metrics.clone(),
             friendly_errors,
         ))
-        // Outside the error pages, so that they too are in the shopper's language.
-        .layer(axum::middleware::from_fn(i18n::language));
-    with_security_headers(routes, state.config.secure_cookies())
-        .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static("x-served-by"), served_by))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .with_state(state);
+    Router::new().fallback_service(edge(routes, served_by, https))
+}
+
+/// The layers that need nothing from the route a request matched: its id,
+/// its trace span, the headers every response carries, its language.
+///
+/// They wrap the routed application as one service rather than each being a
+/// `Router::layer`: a router layer wraps every route in a boxed service of its
+/// own, and a boxed service is cloned, with all the boxes inside it, each
+/// time it is called, so the cost of a request grew with the square of the
+/// number of layers (docs/benchmarks.md, 2026-12-02).
+fn edge(
+    routes: Router,
+    served_by: HeaderValue,
+    https: bool,
+) -> impl Service<
+    Request<Body>,
+    Response: IntoResponse + 'static,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
+    let [csp, nosniff, no_frames, referrer, hsts] = security_headers(https);
+    ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static("x-served-by"), served_by))
+        .layer(csp)
+        .layer(nosniff)
+        .layer(no_frames)
+        .layer(referrer)
+        .layer(hsts)
+        // Outside the error pages, so that they too are in the shopper's language.
+        .layer(i18n::LanguageLayer)
+        .service(routes)
 }
 
 /// The longest any request may take, body and handler included.
@@ -140,23 +175,25 @@ fn is_bare_error(response: &Response) -> bool {
 }
 
 /// Pages need nothing but our own stylesheet and images: no scripts at all.
-fn with_security_headers(router: Router<AppState>, https: bool) -> Router<AppState> {
+/// (Each is set only if a handler did not set it, so their order is free.)
+fn security_headers(https: bool) -> [SetResponseHeaderLayer<HeaderValue>; 5] {
     let csp = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
     let hsts = if https {
         "max-age=31536000"
     } else {
         "max-age=0"
     };
-    let set = |name: &'static str, value: &'static str| {
+    [
+        ("content-security-policy", csp),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+        ("strict-transport-security", hsts),
+    ]
+    .map(|(name, value)| {
         SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static(name),
             HeaderValue::from_static(value),
         )
-    };
-    router
-        .layer(set("content-security-policy", csp))
-        .layer(set("x-content-type-options", "nosniff"))
-        .layer(set("x-frame-options", "DENY"))
-        .layer(set("referrer-policy", "same-origin"))
-        .layer(set("strict-transport-security", hsts))
+    })
 }

@@ -156,7 +156,7 @@ impl Page {
     }
 }
 
-/// The request's language, as the `i18n::language` middleware decided it.
+/// The request's language, as `i18n::LanguageLayer` decided it.
 pub fn language_of(parts: &Parts) -> Lang {
     parts.extensions.get::<Lang>().copied().unwrap_or_default()
 }
