@@ -11,10 +11,12 @@
 use std::borrow::{Borrow, Cow};
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
+use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::LazyLock;
 use std::task::{Context, Poll};
 
+use askama::filters::{Escaper as _, Html, Safe};
 use axum::extract::{Path, Query, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -127,15 +129,14 @@ struct CountedMemo {
 impl CountedMemo {
     const LIMIT: usize = 4096;
 
+    /// `message` is an index from `index_of`: messages are only ever added.
     fn get_or_format(
         &mut self,
         lang: Lang,
-        id: &str,
-        name: &str,
+        message: usize,
         value: i64,
         format: impl FnOnce() -> String,
     ) -> Rc<str> {
-        let message = self.index_of(id, name);
         if let Some(text) = self.by_message[message].1.get(&(lang, value)) {
             return Rc::clone(text);
         }
@@ -298,11 +299,13 @@ impl Lang {
     /// catalog card's label): the text around the argument is looked up
     /// once, and each value is written into the page without a `String`.
     pub fn text_argument(&self, id: &'static str, name: &'static str) -> TextArgument {
+        let around = self.around(id, name);
         TextArgument {
             lang: *self,
             id,
             name,
-            around: self.around(id, name),
+            around_html: around
+                .map(|around| (escaped_once(&around.0).0, escaped_once(&around.1).0)),
         }
     }
 
@@ -331,10 +334,24 @@ impl Lang {
     pub fn tn(&self, id: &str, name: &str, value: impl Borrow<i64>) -> Rc<str> {
         let value = *value.borrow();
         COUNTED.with_borrow_mut(|memo| {
-            memo.get_or_format(*self, id, name, value, || {
+            let message = memo.index_of(id, name);
+            memo.get_or_format(*self, message, value, || {
                 self.t_args(id, &[(name, FluentValue::from(value))])
             })
         })
+    }
+
+    /// `tn` for a page that writes the same counted message many times (a
+    /// catalog card's stock): the message is found in the memo once.
+    pub fn counted(&self, id: &'static str, name: &'static str) -> Counted {
+        let message = COUNTED.with_borrow_mut(|memo| memo.index_of(id, name));
+        Counted {
+            lang: *self,
+            id,
+            name,
+            message,
+            same_thread: PhantomData,
+        }
     }
 
     /// A price in the shop's currency (dollars), written the language's way:
@@ -392,25 +409,50 @@ impl From<&'static str> for Message {
     }
 }
 
-/// A message with one text argument, prepared by `Lang::text_argument`.
+/// A message with one text argument, prepared by `Lang::text_argument`: the
+/// text around the argument is escaped for HTML once, here, and each value as
+/// it is written.
 pub struct TextArgument {
     lang: Lang,
     id: &'static str,
     name: &'static str,
-    around: Option<Around>,
+    around_html: Option<(String, String)>,
 }
 
 impl TextArgument {
-    /// The message around `value`, to write into a page (which escapes it all).
-    pub fn with<'a>(&'a self, value: &'a str) -> TextWith<'a> {
-        TextWith {
+    /// The message around `value`, for a page: escaped, and so marked safe
+    /// for askama not to escape it again.
+    pub fn with<'a>(&'a self, value: &'a str) -> Safe<TextWith<'a>> {
+        Safe(TextWith {
             message: self,
             value,
-        }
+        })
     }
 }
 
-/// A `TextArgument` with its value, written when the page is.
+/// A counted message, prepared by `Lang::counted`.
+pub struct Counted {
+    lang: Lang,
+    id: &'static str,
+    name: &'static str,
+    /// Its place in this thread's memo, so the value must stay on this
+    /// thread: `Rc` makes it `!Send`, which no await point can cross.
+    message: usize,
+    same_thread: PhantomData<Rc<()>>,
+}
+
+impl Counted {
+    pub fn with(&self, value: impl Borrow<i64>) -> Rc<str> {
+        let (lang, id, name, value) = (self.lang, self.id, self.name, *value.borrow());
+        COUNTED.with_borrow_mut(|memo| {
+            memo.get_or_format(lang, self.message, value, || {
+                lang.t_args(id, &[(name, FluentValue::from(value))])
+            })
+        })
+    }
+}
+
+/// A `TextArgument` with its value, written (escaped) when the page is.
 pub struct TextWith<'a> {
     message: &'a TextArgument,
     value: &'a str,
@@ -419,14 +461,28 @@ pub struct TextWith<'a> {
 impl fmt::Display for TextWith<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (message, value) = (self.message, self.value);
-        match &message.around {
-            Some(around) => write!(f, "{}{value}{}", around.0, around.1),
+        match &message.around_html {
+            Some((before, after)) => {
+                f.write_str(before)?;
+                Html.write_escaped_str(&mut *f, value)?;
+                f.write_str(after)
+            }
             None => {
                 let args = [(message.name, FluentValue::from(value))];
-                f.write_str(&message.lang.t_args(message.id, &args))
+                let text = message.lang.t_args(message.id, &args);
+                Html.write_escaped_str(f, &text)
             }
         }
     }
+}
+
+/// `text`, escaped for HTML once and marked so that askama writes it as it is:
+/// for a text a page writes many times (a catalog card's button).
+pub fn escaped_once(text: &str) -> Safe<String> {
+    let mut html = String::with_capacity(text.len());
+    // Writing into a `String` cannot fail.
+    let _ = Html.write_escaped_str(&mut html, text);
+    Safe(html)
 }
 
 /// A price in the shop's currency, written the language's way (`Lang::money`)
@@ -705,7 +761,8 @@ mod tests {
         let mut memo = CountedMemo::default();
         let mut formats = 0;
         let mut ask = |memo: &mut CountedMemo, lang, value| {
-            memo.get_or_format(lang, "stock-available", "count", value, || {
+            let message = memo.index_of("stock-available", "count");
+            memo.get_or_format(lang, message, value, || {
                 formats += 1;
                 format!("{value} {lang:?}")
             })
@@ -719,12 +776,14 @@ mod tests {
         }
         assert!(memo.len <= CountedMemo::LIMIT);
         assert_eq!(formats, 2 + 2 * CountedMemo::LIMIT);
-        // Through the public path, the memo gives what Fluent gives.
+        // Through the public paths, the memo gives what Fluent gives, for
+        // each message however many the thread has met.
         for _ in 0..2 {
-            assert_eq!(
-                &*Lang::Es.tn("stock-available", "count", 1),
-                Lang::Es.t_args("stock-available", &[("count", FluentValue::from(1))])
-            );
+            for (id, name) in [("stock-available", "count"), ("home-lead", "count")] {
+                let fluent = Lang::Es.t_args(id, &[(name, FluentValue::from(1))]);
+                assert_eq!(&*Lang::Es.tn(id, name, 1), fluent);
+                assert_eq!(&*Lang::Es.counted(id, name).with(1), fluent);
+            }
         }
     }
 
@@ -744,10 +803,11 @@ mod tests {
                 for value in ["Ana", "", "<b>&amp;", "{ $author }", "\u{E000}"] {
                     let fluent = lang.t_args(id, &[(name, FluentValue::from(value))]);
                     assert_eq!(lang.ts(id, name, value), fluent, "{lang:?} {id} {value:?}");
+                    // Prepared for a page: the same text, escaped for HTML.
                     let prepared = lang.text_argument(id, name);
                     assert_eq!(
-                        prepared.with(value).to_string(),
-                        fluent,
+                        prepared.with(value).0.to_string(),
+                        escaped_once(&fluent).0,
                         "{lang:?} {id} {value:?}"
                     );
                 }
@@ -763,6 +823,16 @@ mod tests {
             None
         );
         assert_eq!(Lang::En.text_around_argument("no-such-message", "x"), None);
+        let unsplit = Lang::En.text_argument("no-such-message", "x");
+        assert_eq!(unsplit.with("<i>").0.to_string(), "no-such-message");
+    }
+
+    #[test]
+    fn text_escaped_once_is_what_askama_writes() {
+        assert_eq!(
+            escaped_once(r#"Tom & "Jerry's" <b>"#).0,
+            "Tom &#38; &#34;Jerry&#39;s&#34; &#60;b&#62;"
+        );
     }
 
     #[test]

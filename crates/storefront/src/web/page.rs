@@ -17,7 +17,7 @@ pub use super::csrf::CsrfForm;
 use super::csrf::{AnonymousToken, CSRF_KEY, new_token, session_of};
 use crate::domain::Cents;
 use crate::error::{AppError, AppResult};
-use crate::i18n::{self, Lang, Message, Money, TextArgument};
+use crate::i18n::{self, Counted, Lang, Message, Money, TextArgument};
 use fluent_bundle::FluentValue;
 
 const USER_KEY: &str = "user";
@@ -105,12 +105,22 @@ impl Page {
         self.lang.t(id)
     }
 
+    /// `t`, escaped for HTML once: for a text the page writes many times.
+    pub fn t_html(&self, id: &str) -> askama::filters::Safe<String> {
+        i18n::escaped_once(&self.t(id))
+    }
+
     pub fn ts(&self, id: &str, name: &str, value: &str) -> String {
         self.lang.ts(id, name, value)
     }
 
     pub fn tn(&self, id: &str, name: &str, value: impl Borrow<i64>) -> Rc<str> {
         self.lang.tn(id, name, value)
+    }
+
+    /// For a counted message the page writes many times (see `Lang::counted`).
+    pub fn counted(&self, id: &'static str, name: &'static str) -> Counted {
+        self.lang.counted(id, name)
     }
 
     pub fn tn2(
