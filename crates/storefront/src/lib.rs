@@ -1,5 +1,6 @@
 //! The bookstore's shop: a library that `main` and the tests share.
 
+pub mod after_response;
 pub mod client_addr;
 pub mod config;
 pub mod cover;

@@ -3,14 +3,14 @@
 //! Each `App` owns one [`Metrics`] with its own registry, handed to whatever
 //! counts: the request middleware, the password hasher, the handlers. Nothing
 //! here is a process global, so two shops in one test binary never read each
-//! other's figures, and this module depends on no other part of the shop.
+//! other's figures, and this module depends on no other part of the shop
+//! (`after_response` is the shape of a layer, not a part).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus::core::Collector;
@@ -19,6 +19,8 @@ use prometheus::{
     Registry, TextEncoder,
 };
 use sqlx::AnyPool;
+
+use crate::after_response::{AfterResponseLayer, Finish, OnResponse};
 
 /// Debug shows no figures: they are on the metrics page.
 impl std::fmt::Debug for Metrics {
@@ -228,26 +230,63 @@ impl Drop for InFlight {
     }
 }
 
-/// Middleware: counts and times every request under its route pattern (not its
-/// raw path, which would give every book its own series).
-pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
-    let _guard = InFlight::start(&metrics.http_in_flight);
-    let started = Instant::now();
-    let response = next.run(request).await;
-    metrics
-        .http_duration
-        .with_label_values(&[&method, &route])
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .http_requests
-        .with_label_values(&[&method, &route, response.status().as_str()])
-        .inc();
-    response
+/// The layer that counts and times every request under its route pattern
+/// (not its raw path, which would give every book its own series). Inside the
+/// router, where the matched route is known.
+pub fn track(metrics: Arc<Metrics>) -> AfterResponseLayer<TrackRequests> {
+    AfterResponseLayer::new(TrackRequests(metrics))
+}
+
+#[derive(Debug, Clone)]
+pub struct TrackRequests(Arc<Metrics>);
+
+impl OnResponse for TrackRequests {
+    type Pending = Measuring;
+
+    fn on_request(&self, request: &Request) -> Measuring {
+        let metrics = &self.0;
+        Measuring {
+            route: request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string()),
+            method: request.method().to_string(),
+            in_flight: InFlight::start(&metrics.http_in_flight),
+            started: Instant::now(),
+            metrics: Arc::clone(metrics),
+        }
+    }
+}
+
+/// A request being answered; dropped unfinished if the client goes away.
+pub struct Measuring {
+    route: String,
+    method: String,
+    in_flight: InFlight,
+    started: Instant,
+    metrics: Arc<Metrics>,
+}
+
+impl Finish for Measuring {
+    fn finish(self, response: Response) -> Response {
+        let Measuring {
+            route,
+            method,
+            in_flight,
+            started,
+            metrics,
+        } = self;
+        metrics
+            .http_duration
+            .with_label_values(&[&method, &route])
+            .observe(started.elapsed().as_secs_f64());
+        metrics
+            .http_requests
+            .with_label_values(&[&method, &route, response.status().as_str()])
+            .inc();
+        drop(in_flight);
+        response
+    }
 }
 
 /// The pools whose connections `/metrics` reports.

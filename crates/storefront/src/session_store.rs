@@ -117,7 +117,7 @@ impl RedisStore {
 }
 
 /// Not counted here: the request that meets it is counted once, by the
-/// error layer (`web::friendly_errors`).
+/// error layer (`web::FriendlyErrors`).
 fn backend_error(err: anyhow::Error) -> Error {
     Error::Backend(err.to_string())
 }

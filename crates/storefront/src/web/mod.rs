@@ -17,9 +17,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower::{Service, ServiceBuilder};
@@ -30,6 +28,7 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::after_response::{AfterResponseLayer, Finish, OnResponse};
 use crate::error::{AppError, page_for_status};
 use crate::i18n;
 use crate::metrics::{Metrics, SessionStoreFailed};
@@ -67,19 +66,15 @@ pub fn app(state: AppState, sessions: Store) -> Router {
         .merge(pages)
         .route("/lang/{code}", get(i18n::switch))
         .merge(ops::router())
-        .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            crate::metrics::track,
-        ))
+        .layer(crate::metrics::track(state.metrics.clone()))
         .layer(RequestBodyTimeoutLayer::new(state.config.http.body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
-        .layer(axum::middleware::from_fn_with_state(
+        .layer(AfterResponseLayer::new(FriendlyErrors(
             state.metrics.clone(),
-            friendly_errors,
-        ))
+        )))
         .with_state(state);
     Router::new().fallback_service(edge(routes, served_by, https))
 }
@@ -134,33 +129,49 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// save a session, which is a store outage and so a 503. Probes keep their
 /// plain answers. A request that failed on the session store, either way, is
 /// counted here once.
-async fn friendly_errors(
-    State(metrics): State<Arc<Metrics>>,
-    request: axum::extract::Request,
-    next: Next,
-) -> Response {
-    let probe = ops::is_probe(request.uri().path());
-    let response = next.run(request).await;
-    if response.extensions().get::<SessionStoreFailed>().is_some() {
-        metrics.session_store_error();
-    }
-    if probe || !is_bare_error(&response) {
-        return response;
-    }
-    let (parts, _) = response.into_parts();
-    let status = if parts.status == StatusCode::INTERNAL_SERVER_ERROR {
-        metrics.session_store_error();
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        parts.status
-    };
-    let mut page = page_for_status(status);
-    for (name, value) in &parts.headers {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            page.headers_mut().insert(name.clone(), value.clone());
+#[derive(Debug, Clone)]
+struct FriendlyErrors(Arc<Metrics>);
+
+impl OnResponse for FriendlyErrors {
+    type Pending = Befriending;
+
+    fn on_request(&self, request: &Request<Body>) -> Befriending {
+        Befriending {
+            probe: ops::is_probe(request.uri().path()),
+            metrics: Arc::clone(&self.0),
         }
     }
-    page
+}
+
+struct Befriending {
+    probe: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl Finish for Befriending {
+    fn finish(self, response: Response) -> Response {
+        let Befriending { probe, metrics } = self;
+        if response.extensions().get::<SessionStoreFailed>().is_some() {
+            metrics.session_store_error();
+        }
+        if probe || !is_bare_error(&response) {
+            return response;
+        }
+        let (parts, _) = response.into_parts();
+        let status = if parts.status == StatusCode::INTERNAL_SERVER_ERROR {
+            metrics.session_store_error();
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            parts.status
+        };
+        let mut page = page_for_status(status);
+        for (name, value) in &parts.headers {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                page.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        page
+    }
 }
 
 /// An error response the shop did not render itself (ours are always HTML).
