@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::sync::LazyLock;
 use std::task::{Context, Poll};
 
-use askama::filters::{Escaper as _, Html, Safe};
+use askama::filters::{Escaper as _, Html, HtmlSafe, MaybeSafe, Safe};
 use axum::extract::{Path, Query, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -118,7 +118,15 @@ thread_local! {
 /// A message id and the name of its one argument.
 type MessageAndArgument = (String, String);
 /// One message's texts, by language and number.
-type FormattedByNumber = FxHashMap<(Lang, i64), Rc<str>>;
+type FormattedByNumber = FxHashMap<(Lang, i64), Formatted>;
+
+/// A formatted counted message, and whether a page may write it unescaped
+/// (decided once, here, rather than by escaping it on every card).
+#[derive(Clone)]
+struct Formatted {
+    text: Rc<str>,
+    html_safe: bool,
+}
 
 #[derive(Default)]
 struct CountedMemo {
@@ -136,9 +144,9 @@ impl CountedMemo {
         message: usize,
         value: i64,
         format: impl FnOnce() -> String,
-    ) -> Rc<str> {
-        if let Some(text) = self.by_message[message].1.get(&(lang, value)) {
-            return Rc::clone(text);
+    ) -> Formatted {
+        if let Some(formatted) = self.by_message[message].1.get(&(lang, value)) {
+            return formatted.clone();
         }
         if self.len >= Self::LIMIT {
             self.by_message
@@ -147,11 +155,15 @@ impl CountedMemo {
             self.len = 0;
         }
         let text: Rc<str> = format().into();
+        let formatted = Formatted {
+            html_safe: !text.contains(['<', '>', '&', '"', '\'']),
+            text,
+        };
         self.by_message[message]
             .1
-            .insert((lang, value), Rc::clone(&text));
+            .insert((lang, value), formatted.clone());
         self.len += 1;
-        text
+        formatted
     }
 
     /// A handful of counted messages exist: a scan beats hashing the ids.
@@ -338,6 +350,7 @@ impl Lang {
             memo.get_or_format(*self, message, value, || {
                 self.t_args(id, &[(name, FluentValue::from(value))])
             })
+            .text
         })
     }
 
@@ -442,13 +455,20 @@ pub struct Counted {
 }
 
 impl Counted {
-    pub fn with(&self, value: impl Borrow<i64>) -> Rc<str> {
+    /// The message for `value`, for a page: marked safe when it has nothing
+    /// to escape, so askama does not scan it again.
+    pub fn with(&self, value: impl Borrow<i64>) -> MaybeSafe<Rc<str>> {
         let (lang, id, name, value) = (self.lang, self.id, self.name, *value.borrow());
-        COUNTED.with_borrow_mut(|memo| {
+        let formatted = COUNTED.with_borrow_mut(|memo| {
             memo.get_or_format(lang, self.message, value, || {
                 lang.t_args(id, &[(name, FluentValue::from(value))])
             })
-        })
+        });
+        if formatted.html_safe {
+            MaybeSafe::Safe(formatted.text)
+        } else {
+            MaybeSafe::NeedsEscaping(formatted.text)
+        }
     }
 }
 
@@ -508,6 +528,10 @@ impl fmt::Display for Money {
         }
     }
 }
+
+/// A price is digits, separators and a currency sign: nothing to escape
+/// (`prices_need_no_escaping` checks it), so askama writes it as it is.
+impl HtmlSafe for Money {}
 
 /// `whole` with a separator every three digits, once it has `from` digits.
 fn write_grouped(
@@ -739,6 +763,15 @@ mod tests {
     }
 
     #[test]
+    fn prices_need_no_escaping() {
+        let cents = [0, 5, -5, 99, 1250, 123_456, 1_234_567, i64::MAX, i64::MIN];
+        for (lang, cents) in Lang::ALL.into_iter().flat_map(|l| cents.map(|c| (l, c))) {
+            let text = lang.money(cents).to_string();
+            assert_eq!(escaped_once(&text).0, text, "{lang:?} {cents}");
+        }
+    }
+
+    #[test]
     fn money_follows_the_language() {
         assert_eq!(Lang::En.money(1250).to_string(), "$12.50");
         assert_eq!(Lang::Es.money(1250).to_string(), "12,50 US$");
@@ -766,6 +799,7 @@ mod tests {
                 formats += 1;
                 format!("{value} {lang:?}")
             })
+            .text
         };
         assert_eq!(&*ask(&mut memo, Lang::Es, 3), "3 Es");
         assert_eq!(&*ask(&mut memo, Lang::Es, 3), "3 Es");
@@ -782,7 +816,7 @@ mod tests {
             for (id, name) in [("stock-available", "count"), ("home-lead", "count")] {
                 let fluent = Lang::Es.t_args(id, &[(name, FluentValue::from(1))]);
                 assert_eq!(&*Lang::Es.tn(id, name, 1), fluent);
-                assert_eq!(&*Lang::Es.counted(id, name).with(1), fluent);
+                assert_eq!(Lang::Es.counted(id, name).with(1).to_string(), fluent);
             }
         }
     }
