@@ -131,6 +131,18 @@ async fn hostile_titles_are_shown_as_text() {
             "{path} shows the title as text"
         );
     }
+    // Logged in, each card also names the title in its quantity label, which
+    // the page writes escaped into a message prepared once per page.
+    let buyer = app.shopper("Bob").await;
+    let (_, html) = buyer.page("/book/catalog").await;
+    assert!(
+        !html.contains("<script>alert"),
+        "the logged-in catalog escapes it"
+    );
+    assert!(
+        html.contains("Quantity of &#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62;</label>"),
+        "the quantity label shows the title as text"
+    );
     let cover = visitor.get(&format!("/book/{book}/cover.svg")).await;
     assert_eq!(cover.headers()["content-type"], "image/svg+xml");
     let svg = cover.text().await.unwrap();
