@@ -62,6 +62,12 @@ struct Args {
     /// Steady: the base URLs to spread over, one a line, re-read twice a second
     #[arg(long)]
     targets_file: Option<String>,
+    /// Steady: keep each connection open between requests. By default every
+    /// request has a connection of its own, so a node taken away is never
+    /// reused; at hundreds of requests a second through one local port that
+    /// fills the ephemeral ports with TIME-WAIT sockets within a minute.
+    #[arg(long)]
+    keep_alive: bool,
 }
 
 fn parse_millis(text: &str) -> Result<Duration, std::num::ParseIntError> {
@@ -258,8 +264,9 @@ type PerTarget = std::sync::Mutex<std::collections::BTreeMap<String, [u64; 2]>>;
 
 /// Steady GETs until the time is up or the stop file appears; every answer but 200 is a failure.
 async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
+    let idle_per_host = if args.keep_alive { args.connections } else { 0 };
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
+        .pool_max_idle_per_host(idle_per_host)
         .timeout(Duration::from_secs(10))
         .build()?;
     let targets = Targets::new(&args);
@@ -300,7 +307,11 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
                     continue;
                 };
                 let error = match client.get(&url).send().await {
-                    Ok(r) if r.status() == reqwest::StatusCode::OK => None,
+                    // The whole page, read: a response dropped unread also
+                    // closes its connection, so --keep-alive needs it.
+                    Ok(r) if r.status() == reqwest::StatusCode::OK => {
+                        r.bytes().await.err().map(|e| format!("{url}: {e:?}"))
+                    }
                     Ok(r) => Some(format!("{url}: status {}", r.status())),
                     Err(e) => Some(format!("{url}: {e:?}")),
                 };
