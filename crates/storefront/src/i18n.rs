@@ -156,7 +156,7 @@ impl CountedMemo {
         }
         let text: Rc<str> = format().into();
         let formatted = Formatted {
-            html_safe: !text.contains(['<', '>', '&', '"', '\'']),
+            html_safe: escaped_once(&text).0 == *text,
             text,
         };
         self.by_message[message]
@@ -345,12 +345,17 @@ impl Lang {
     /// `Borrow`, because templates pass fields by reference.
     pub fn tn(&self, id: &str, name: &str, value: impl Borrow<i64>) -> Rc<str> {
         let value = *value.borrow();
+        let message = COUNTED.with_borrow_mut(|memo| memo.index_of(id, name));
+        self.counted_text(message, id, name, value).text
+    }
+
+    /// Counted message `id` (at `message` in this thread's memo) for `value`,
+    /// from the memo or formatted by Fluent into it.
+    fn counted_text(&self, message: usize, id: &str, name: &str, value: i64) -> Formatted {
         COUNTED.with_borrow_mut(|memo| {
-            let message = memo.index_of(id, name);
             memo.get_or_format(*self, message, value, || {
                 self.t_args(id, &[(name, FluentValue::from(value))])
             })
-            .text
         })
     }
 
@@ -458,12 +463,9 @@ impl Counted {
     /// The message for `value`, for a page: marked safe when it has nothing
     /// to escape, so askama does not scan it again.
     pub fn with(&self, value: impl Borrow<i64>) -> MaybeSafe<Rc<str>> {
-        let (lang, id, name, value) = (self.lang, self.id, self.name, *value.borrow());
-        let formatted = COUNTED.with_borrow_mut(|memo| {
-            memo.get_or_format(lang, self.message, value, || {
-                lang.t_args(id, &[(name, FluentValue::from(value))])
-            })
-        });
+        let formatted = self
+            .lang
+            .counted_text(self.message, self.id, self.name, *value.borrow());
         if formatted.html_safe {
             MaybeSafe::Safe(formatted.text)
         } else {
