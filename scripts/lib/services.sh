@@ -61,7 +61,7 @@ start_mariadb() {
     MARIADB_STARTED_HERE=true
     (/usr/sbin/mariadbd --no-defaults --datadir="$dir/data" --socket="$sock" --port="$MARIADB_PORT" \
       --bind-address=127.0.0.1 --user="$(id -un)" --pid-file="$dir/mysqld.pid" \
-      --log-error="$dir/error.log" --innodb-buffer-pool-size=256M --max-connections=500 \
+      --log-error="$dir/error.log" --innodb-buffer-pool-size=1G --max-connections=500 \
       --innodb-flush-log-at-trx-commit=2 --skip-log-bin &) 
     wait_for 60 MariaDB mariadb-admin --socket="$sock" ping || { tail -20 "$dir/error.log" >&2; return 1; }
   fi

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use ipnet::IpNet;
 
+use crate::read_cache::DEFAULT_ENTRIES;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -35,6 +37,9 @@ pub struct Config {
     /// How long start-up keeps retrying an unreachable database before giving up.
     pub database_wait: Duration,
     pub database_max_connections: u32,
+    /// Catalog pages and book pages each replica keeps (0: none, every read
+    /// goes to the database, as the catalog-size benchmark wants).
+    pub catalog_cache_entries: usize,
     /// Peers whose `X-Forwarded-For` is believed (the shop's own proxies).
     pub trusted_proxies: Vec<IpNet>,
     pub limits: Limits,
@@ -169,6 +174,7 @@ impl Config {
             shutdown_drain: Duration::from_millis(parse_var("SHUTDOWN_DRAIN_MS", 0)?),
             database_wait: Duration::from_secs(parse_var("DATABASE_WAIT_SECS", 120)?),
             database_max_connections: parse_var("DATABASE_MAX_CONNECTIONS", 16)?,
+            catalog_cache_entries: parse_var("CATALOG_CACHE_ENTRIES", DEFAULT_ENTRIES)?,
             trusted_proxies: parse_trusted_proxies(
                 &plain("TRUSTED_PROXIES").unwrap_or_else(|| DEFAULT_TRUSTED_PROXIES.into()),
             )?,
@@ -193,6 +199,7 @@ impl Config {
             shutdown_drain: Duration::ZERO,
             database_wait: Duration::from_secs(10),
             database_max_connections: 8,
+            catalog_cache_entries: DEFAULT_ENTRIES,
             trusted_proxies: parse_trusted_proxies(DEFAULT_TRUSTED_PROXIES)
                 .expect("the default ranges parse"),
             limits: Limits::default(),

@@ -16,6 +16,7 @@ pub mod read_cache;
 pub mod redis;
 pub mod seed;
 pub mod serve;
+pub mod session_cache;
 pub mod session_store;
 pub mod startup;
 pub mod state;

@@ -32,8 +32,8 @@ const MAX_AGE: Duration = Duration::from_secs(10);
 /// read ("stale if error"): a shopper then sees the catalog as it was a few
 /// minutes ago rather than an error page; buying still needs the database.
 const MAX_STALE: Duration = Duration::from_secs(600);
-/// Distinct searches kept; past this the map starts afresh.
-const MAX_ENTRIES: usize = 2048;
+/// Distinct searches kept by default; past this the map starts afresh.
+pub const DEFAULT_ENTRIES: usize = 2048;
 
 pub enum CatalogVersion {
     Local(AtomicU64),
@@ -161,17 +161,24 @@ struct Entry<V> {
 
 pub struct VersionedCache<K, V> {
     entries: Mutex<HashMap<K, Entry<V>>>,
+    /// 0 keeps nothing: every read goes to the database (for measuring it).
+    capacity: usize,
 }
 
 impl<K: Hash + Eq + Clone, V> Default for VersionedCache<K, V> {
     fn default() -> Self {
-        VersionedCache {
-            entries: Mutex::new(HashMap::new()),
-        }
+        Self::with_capacity(DEFAULT_ENTRIES)
     }
 }
 
 impl<K: Hash + Eq + Clone, V> VersionedCache<K, V> {
+    pub fn with_capacity(capacity: usize) -> Self {
+        VersionedCache {
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
     pub fn get(&self, key: &K, version: u64) -> Option<Arc<V>> {
         let entries = self.entries.lock().expect("cache lock poisoned");
         entries
@@ -212,8 +219,11 @@ impl<K: Hash + Eq + Clone, V> VersionedCache<K, V> {
     }
 
     pub fn put(&self, key: K, version: u64, value: Arc<V>) {
+        if self.capacity == 0 {
+            return;
+        }
         let mut entries = self.entries.lock().expect("cache lock poisoned");
-        if entries.len() >= MAX_ENTRIES {
+        if entries.len() >= self.capacity {
             entries.clear();
         }
         entries.insert(

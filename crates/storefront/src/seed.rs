@@ -1,5 +1,9 @@
-//! The demo catalog: public-domain classics from a data file shipped in the binary.
+//! The demo catalog: public-domain classics from a data file shipped in the
+//! binary, and as many generated books after them as a measurement needs.
 
+pub mod generated;
+
+use futures::{StreamExt, TryStreamExt};
 use sqlx::AnyPool;
 
 use crate::domain::{Cents, Email, parse_stock};
@@ -41,7 +45,7 @@ fn parse_row(line: &str) -> Result<BookFields, String> {
 
 /// Adds the demo catalog when the shop has no books; returns how many were added.
 pub async fn seed_if_empty(pool: &AnyPool) -> anyhow::Result<usize> {
-    if books::count(pool).await? > 0 {
+    if books::any_listed(pool).await? {
         return Ok(0);
     }
     let seller = demo_seller(pool).await?;
@@ -50,6 +54,43 @@ pub async fn seed_if_empty(pool: &AnyPool) -> anyhow::Result<usize> {
         books::insert(pool, seller, book).await?;
     }
     Ok(books.len())
+}
+
+/// Books per INSERT: seven values each stays under SQLite's 32,766 parameters.
+pub const BATCH: usize = 2_000;
+/// INSERTs in flight at once: one fills the next batch while the database
+/// writes the other.
+const PARALLEL: usize = 2;
+
+/// Makes the catalog `target` books long: the classics first when the shop is
+/// empty, then generated books (`generated`). Returns how many were added;
+/// `progress` hears the count after every batch.
+pub async fn fill_to(pool: &AnyPool, target: u64, progress: impl Fn(u64)) -> anyhow::Result<u64> {
+    let classics = seed_if_empty(pool).await? as u64;
+    let listed = books::count(pool).await? as u64;
+    let missing = target.saturating_sub(listed);
+    if missing == 0 {
+        return Ok(classics);
+    }
+    let seller = demo_seller(pool).await?;
+    // Seeded by the count, so a second fill adds other books than the first.
+    let mut generator = generated::BookGenerator::new(listed);
+    let batches = (0..missing).step_by(BATCH).map(move |start| {
+        let size = (missing - start).min(BATCH as u64);
+        (0..size).map(|_| generator.book()).collect::<Vec<_>>()
+    });
+    let mut added = 0;
+    let mut inserts = futures::stream::iter(batches)
+        .map(|batch| async move {
+            books::insert_many(pool, seller, &batch).await?;
+            Ok::<_, sqlx::Error>(batch.len() as u64)
+        })
+        .buffer_unordered(PARALLEL);
+    while let Some(inserted) = inserts.try_next().await? {
+        added += inserted;
+        progress(listed + added);
+    }
+    Ok(classics + added)
 }
 
 /// The account the classics are listed under; nobody can log in to it.

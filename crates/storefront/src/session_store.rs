@@ -13,6 +13,7 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, ExpiredDeletion, Result};
 
 use crate::redis::with_redis;
+use crate::session_cache::SessionCache;
 
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -83,36 +84,90 @@ impl ExpiredDeletion for MemoryStore {
     }
 }
 
-/// Sessions in Redis expire by themselves (`SET … EXAT`).
-#[derive(Debug, Clone)]
+/// Sessions in Redis expire by themselves (`SET … EXAT`). Reads go through
+/// this replica's copies (`session_cache.rs`), and every write and delete is
+/// announced to the other replicas' copies in the same transaction.
+#[derive(Clone)]
 pub struct RedisStore {
     pool: deadpool_redis::Pool,
+    copies: Arc<SessionCache>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").finish_non_exhaustive()
+    }
 }
 
 impl RedisStore {
-    pub fn new(pool: deadpool_redis::Pool) -> Self {
-        RedisStore { pool }
+    /// `url` is the pool's Redis, for the subscription that keeps the copies right.
+    pub fn new(pool: deadpool_redis::Pool, url: &str) -> Self {
+        RedisStore {
+            pool,
+            copies: SessionCache::follow(url),
+        }
     }
 
     fn key(id: &Id) -> String {
         format!("session:{id}")
     }
 
-    async fn write(&self, record: &Record, only_if_new: bool) -> Result<bool> {
-        let value = serde_json::to_string(record).map_err(|e| Error::Encode(e.to_string()))?;
-        let expire_at = record.expiry_date.unix_timestamp().max(1) as u64;
-        let key = Self::key(&record.id);
+    /// A new session (`SET NX`, false when the id is taken): nobody can have a copy of it.
+    async fn create_new(&self, record: &Record) -> Result<bool> {
+        let (key, value, expire_at) = Self::encoded(record)?;
         let written = with_redis(&self.pool, |mut conn| async move {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(&key).arg(value).arg("EXAT").arg(expire_at);
-            if only_if_new {
-                cmd.arg("NX");
-            }
-            let reply: Option<String> = cmd.query_async(&mut conn).await?;
+            let reply: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("EXAT")
+                .arg(expire_at)
+                .arg("NX")
+                .query_async(&mut conn)
+                .await?;
             Ok(reply.is_some())
         })
         .await;
         written.map_err(backend_error)
+    }
+
+    /// Writes (or, without a record, deletes) a session and announces it in
+    /// one transaction, then waits until this replica hears the announcement
+    /// back: by then every replica has dropped its copy.
+    async fn change(&self, id: &Id, record: Option<&Record>) -> Result<()> {
+        let mut change = redis::pipe();
+        change.atomic();
+        match record {
+            Some(record) => {
+                let (key, value, expire_at) = Self::encoded(record)?;
+                change
+                    .cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("EXAT")
+                    .arg(expire_at)
+                    .ignore();
+            }
+            None => {
+                change.del(Self::key(id)).ignore();
+            }
+        }
+        let announcement = self.copies.announcement(id);
+        change
+            .publish(SessionCache::CHANNEL, &announcement.message)
+            .ignore();
+        with_redis(&self.pool, |mut conn| async move {
+            change.query_async::<()>(&mut conn).await
+        })
+        .await
+        .map_err(backend_error)?;
+        announcement.heard().await;
+        Ok(())
+    }
+
+    fn encoded(record: &Record) -> Result<(String, String, u64)> {
+        let value = serde_json::to_string(record).map_err(|e| Error::Encode(e.to_string()))?;
+        let expire_at = record.expiry_date.unix_timestamp().max(1) as u64;
+        Ok((Self::key(&record.id), value, expire_at))
     }
 }
 
@@ -126,33 +181,37 @@ fn backend_error(err: anyhow::Error) -> Error {
 impl SessionStore for RedisStore {
     async fn create(&self, record: &mut Record) -> Result<()> {
         // A fresh id that collides with a live session is drawn again, never overwritten.
-        while !self.write(record, true).await? {
+        while !self.create_new(record).await? {
             record.id = Id::default();
         }
         Ok(())
     }
 
     async fn save(&self, record: &Record) -> Result<()> {
-        self.write(record, false).await.map(|_| ())
+        self.change(&record.id, Some(record)).await
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        if let Some(copy) = self.copies.get(id) {
+            return Ok(Some(copy));
+        }
+        let ticket = self.copies.ticket();
         let key = Self::key(id);
         let raw: Option<String> =
             with_redis(&self.pool, |mut conn| async move { conn.get(key).await })
                 .await
                 .map_err(backend_error)?;
-        raw.map(|raw| serde_json::from_str(&raw).map_err(|e| Error::Decode(e.to_string())))
-            .transpose()
+        let record: Option<Record> = raw
+            .map(|raw| serde_json::from_str(&raw).map_err(|e| Error::Decode(e.to_string())))
+            .transpose()?;
+        if let Some(record) = &record {
+            self.copies.keep(ticket, record);
+        }
+        Ok(record)
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
-        let key = Self::key(id);
-        with_redis(&self.pool, |mut conn| async move {
-            conn.del::<_, ()>(key).await
-        })
-        .await
-        .map_err(backend_error)
+        self.change(id, None).await
     }
 }
 

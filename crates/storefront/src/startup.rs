@@ -47,9 +47,9 @@ impl Application {
             )?),
             None => None,
         };
-        let sessions = match &redis {
-            Some(pool) => Store::Redis(RedisStore::new(pool.clone())),
-            None => Store::Memory(MemoryStore::default()),
+        let sessions = match (&redis, &config.redis_url) {
+            (Some(pool), Some(url)) => Store::Redis(RedisStore::new(pool.clone(), url)),
+            _ => Store::Memory(MemoryStore::default()),
         };
         let listener = TcpListener::bind(config.listen_addr)
             .await

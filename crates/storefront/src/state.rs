@@ -14,7 +14,8 @@ use crate::password::Hasher;
 use crate::ratelimit::LoginLimiter;
 use crate::read_cache::{CatalogVersion, VersionedCache};
 use crate::redis::with_redis;
-use crate::store::books::{self, Book, CatalogPage, CatalogQuery};
+use crate::store::books::{self, Book};
+use crate::store::catalog::{self, CatalogPage, CatalogQuery, Total};
 use crate::store::orders::HoldPolicy;
 
 pub struct App {
@@ -31,6 +32,7 @@ pub struct App {
     catalog_version: CatalogVersion,
     catalog_pages: VersionedCache<CatalogQuery, CatalogPage>,
     book_pages: VersionedCache<i64, Option<Book>>,
+    books_listed: VersionedCache<(), Total>,
     shutting_down: AtomicBool,
 }
 
@@ -60,6 +62,7 @@ impl App {
             ),
         };
         let metrics = Metrics::new(&config.replica_id);
+        let cache_entries = config.catalog_cache_entries;
         App {
             hasher: Hasher::new(config.limits.hash_queue, metrics.clone()),
             metrics,
@@ -69,8 +72,9 @@ impl App {
             login_limiter,
             csrf_key,
             catalog_version,
-            catalog_pages: VersionedCache::default(),
-            book_pages: VersionedCache::default(),
+            catalog_pages: VersionedCache::with_capacity(cache_entries),
+            book_pages: VersionedCache::with_capacity(cache_entries),
+            books_listed: VersionedCache::with_capacity(cache_entries.min(1)),
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -79,8 +83,18 @@ impl App {
     pub async fn catalog_page(&self, query: &CatalogQuery) -> sqlx::Result<Arc<CatalogPage>> {
         let version = self.catalog_version.current().await;
         self.catalog_pages
-            .get_or_load(version, query, books::catalog(&self.db.pool, query))
+            .get_or_load(version, query, catalog::catalog(&self.db, query))
             .await
+    }
+
+    /// How many books the shop lists (up to `catalog::COUNT_CAP`), cached like catalog pages.
+    pub async fn books_listed(&self) -> sqlx::Result<Total> {
+        let version = self.catalog_version.current().await;
+        let total = self
+            .books_listed
+            .get_or_load(version, &(), catalog::count_books(&self.db.pool))
+            .await?;
+        Ok(*total)
     }
 
     /// A book as its public page shows it, cached like catalog pages.

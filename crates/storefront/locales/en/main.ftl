@@ -26,6 +26,7 @@ home-lead = { $count ->
     [one] One book from our sellers, from Austen to Wilde. Find one, buy it in two clicks, or sell your own.
    *[other] { $count } books from our sellers, from Austen to Wilde. Find one, buy it in two clicks, or sell your own.
 }
+home-lead-more = More than { $count } books from our sellers, from Austen to Wilde. Find one, buy it in two clicks, or sell your own.
 search-label = Search by title or author
 search-placeholder = e.g. Austen
 search-button = Search
@@ -46,11 +47,13 @@ sort-author = Author
 sort-price-low = Price: low to high
 sort-price-high = Price: high to low
 sort-newest = Newest
+sort-relevance = Relevance
 catalog-show = Show
 catalog-count = { $count ->
     [one] 1 book
    *[other] { $count } books
 }
+catalog-count-more = More than { $count } books
 catalog-matching = matching “{ $search }”
 catalog-none = No books found.
 catalog-show-all = Show every book
@@ -59,6 +62,7 @@ pager-label = Pages
 pager-previous = Previous
 pager-next = Next
 pager-position = Page { $page } of { $pages }
+pager-page = Page { $page }
 stock-available = { $count } available
 out-of-stock = Out of stock
 quantity = Quantity

@@ -26,6 +26,7 @@ home-lead = { $count ->
     [one] Un libro de nuestros vendedores, de Austen a Wilde. Encuentra uno, cómpralo en dos clics o vende los tuyos.
    *[other] { $count } libros de nuestros vendedores, de Austen a Wilde. Encuentra uno, cómpralo en dos clics o vende los tuyos.
 }
+home-lead-more = Más de { $count } libros de nuestros vendedores, de Austen a Wilde. Encuentra uno, cómpralo en dos clics o vende los tuyos.
 search-label = Buscar por título o autor
 search-placeholder = p. ej. Austen
 search-button = Buscar
@@ -46,11 +47,13 @@ sort-author = Autor
 sort-price-low = Precio: de menor a mayor
 sort-price-high = Precio: de mayor a menor
 sort-newest = Novedades
+sort-relevance = Relevancia
 catalog-show = Mostrar
 catalog-count = { $count ->
     [one] 1 libro
    *[other] { $count } libros
 }
+catalog-count-more = Más de { $count } libros
 catalog-matching = que coinciden con «{ $search }»
 catalog-none = No se encontraron libros.
 catalog-show-all = Ver todos los libros
@@ -59,6 +62,7 @@ pager-label = Páginas
 pager-previous = Anterior
 pager-next = Siguiente
 pager-position = Página { $page } de { $pages }
+pager-page = Página { $page }
 stock-available = { $count ->
     [one] 1 disponible
    *[other] { $count } disponibles

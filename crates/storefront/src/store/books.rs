@@ -48,117 +48,6 @@ pub struct BookFields {
     pub stock: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Sort {
-    #[default]
-    Title,
-    Author,
-    PriceLow,
-    PriceHigh,
-    Newest,
-}
-
-impl Sort {
-    pub const ALL: [Sort; 5] = [
-        Sort::Title,
-        Sort::Author,
-        Sort::PriceLow,
-        Sort::PriceHigh,
-        Sort::Newest,
-    ];
-
-    pub fn parse(raw: &str) -> Sort {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.key() == raw)
-            .unwrap_or_default()
-    }
-
-    pub fn key(&self) -> &'static str {
-        match self {
-            Sort::Title => "title",
-            Sort::Author => "author",
-            Sort::PriceLow => "price",
-            Sort::PriceHigh => "price_desc",
-            Sort::Newest => "newest",
-        }
-    }
-
-    /// The catalogue's name for the order, as the sort menu shows it.
-    pub fn message_id(&self) -> &'static str {
-        match self {
-            Sort::Title => "sort-title",
-            Sort::Author => "sort-author",
-            Sort::PriceLow => "sort-price-low",
-            Sort::PriceHigh => "sort-price-high",
-            Sort::Newest => "sort-newest",
-        }
-    }
-
-    /// A fixed fragment per variant: user input never reaches the SQL text.
-    fn order_by(&self) -> &'static str {
-        match self {
-            Sort::Title => "title, id",
-            Sort::Author => "author, title, id",
-            Sort::PriceLow => "price_cents, id",
-            Sort::PriceHigh => "price_cents DESC, id",
-            Sort::Newest => "id DESC",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CatalogQuery {
-    /// Matched against title and author; empty shows every book.
-    pub search: String,
-    pub sort: Sort,
-    /// 1-based.
-    pub page: i64,
-    pub per_page: i64,
-}
-
-/// `%`, `_` and the escape character itself match literally in a search.
-fn like_pattern(search: &str) -> String {
-    let escaped = search
-        .replace('!', "!!")
-        .replace('%', "!%")
-        .replace('_', "!_");
-    format!("%{escaped}%")
-}
-
-/// One page of the catalog and how many books match in all.
-#[derive(Debug)]
-pub struct CatalogPage {
-    pub books: Vec<BookCard>,
-    pub total: i64,
-}
-
-pub async fn catalog(pool: &AnyPool, query: &CatalogQuery) -> sqlx::Result<CatalogPage> {
-    let pattern = like_pattern(&query.search);
-    let filter = "WHERE (? = '' OR title LIKE ? ESCAPE '!' OR author LIKE ? ESCAPE '!')";
-    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM books {filter}"))
-        .bind(&query.search)
-        .bind(&pattern)
-        .bind(&pattern)
-        .fetch_one(pool)
-        .await?;
-    let cards = sqlx::query_as(&format!(
-        "SELECT id, title, author, price_cents, stock FROM books {filter} ORDER BY {} LIMIT ? OFFSET ?",
-        query.sort.order_by()
-    ))
-    .bind(&query.search)
-    .bind(&pattern)
-    .bind(&pattern)
-    .bind(query.per_page)
-    .bind((query.page - 1) * query.per_page)
-    .fetch_all(pool)
-    .await?;
-    Ok(CatalogPage {
-        books: cards,
-        total,
-    })
-}
-
 const BOOK_COLUMNS: &str = "SELECT b.id, b.title, b.author, b.description, b.price_cents, b.stock, \
      b.seller_id, u.name AS seller_name FROM books b JOIN users u ON u.id = b.seller_id";
 
@@ -242,8 +131,38 @@ pub async fn delete_owned(pool: &AnyPool, id: i64, seller_id: i64) -> sqlx::Resu
     Ok(result.rows_affected() > 0)
 }
 
+/// Exact, so a full index scan: for the seeder, not for pages (see `catalog::count_books`).
 pub async fn count(pool: &AnyPool) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM books")
         .fetch_one(pool)
         .await
+}
+
+pub async fn any_listed(pool: &AnyPool) -> sqlx::Result<bool> {
+    let first: Option<i64> = sqlx::query_scalar("SELECT id FROM books LIMIT 1")
+        .fetch_optional(pool)
+        .await?;
+    Ok(first.is_some())
+}
+
+/// Lists many books in one statement (the seeder's bulk load).
+pub async fn insert_many(pool: &AnyPool, seller_id: i64, books: &[BookFields]) -> sqlx::Result<()> {
+    if books.is_empty() {
+        return Ok(());
+    }
+    let created_at = now_epoch();
+    let mut insert = sqlx::QueryBuilder::<sqlx::Any>::new(
+        "INSERT INTO books (title, author, description, price_cents, stock, seller_id, created_at) ",
+    );
+    insert.push_values(books, |mut row, book| {
+        row.push_bind(book.title.clone())
+            .push_bind(book.author.clone())
+            .push_bind(book.description.clone())
+            .push_bind(book.price.get())
+            .push_bind(book.stock)
+            .push_bind(seller_id)
+            .push_bind(created_at);
+    });
+    insert.build().execute(pool).await?;
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! type it fills. Placeholders are `?`, which both SQLite and MySQL accept.
 
 pub mod books;
+pub mod catalog;
 pub mod orders;
 pub mod providers;
 pub mod secrets;

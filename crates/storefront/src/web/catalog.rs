@@ -12,7 +12,8 @@ use super::page::{Page, parse_id, render};
 use crate::cover;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::books::{self, Book, CatalogPage as Found, CatalogQuery, Sort};
+use crate::store::books::{self, Book};
+use crate::store::catalog::{CatalogPage as Found, CatalogQuery, Cursor, Sort, Total};
 use std::sync::Arc;
 
 pub fn router() -> Router<AppState> {
@@ -27,12 +28,12 @@ pub fn router() -> Router<AppState> {
 #[template(path = "home.html")]
 struct HomePage {
     page: Page,
-    book_count: i64,
+    listed: Total,
 }
 
 async fn home(State(app): State<AppState>, page: Page) -> AppResult<Response> {
-    let book_count = books::count(&app.db.pool).await?;
-    render(&HomePage { page, book_count })
+    let listed = app.books_listed().await?;
+    render(&HomePage { page, listed })
 }
 
 pub const DEFAULT_PER_PAGE: i64 = 24;
@@ -46,6 +47,9 @@ struct CatalogParams {
     sort: String,
     page: String,
     per_page: String,
+    /// Set by the pager's links: the page starts after (or before) this book.
+    after: String,
+    before: String,
 }
 
 impl CatalogParams {
@@ -58,14 +62,25 @@ impl CatalogParams {
                 .filter(|n| *n >= 1)
                 .unwrap_or(default)
         };
+        let search: String = self.q.trim().chars().take(100).collect();
+        let cursor = match (number(&self.after, 0), number(&self.before, 0)) {
+            (0, 0) => None,
+            (0, before) => Some(Cursor::Before(before)),
+            (after, _) => Some(Cursor::After(after)),
+        };
         CatalogQuery {
-            search: self.q.trim().chars().take(100).collect(),
-            sort: Sort::parse(&self.sort),
-            page: number(&self.page, 1).min(100_000),
+            sort: Sort::parse(&self.sort, !search.is_empty()),
+            search,
+            page: number(&self.page, 1).min(MAX_PAGE),
             per_page: number(&self.per_page, DEFAULT_PER_PAGE).min(MAX_PER_PAGE),
+            cursor,
         }
     }
 }
+
+/// A page number in a link; deeper than a typed page reaches (`MAX_OFFSET`),
+/// but bounded so that it stays a plain number.
+const MAX_PAGE: i64 = 1_000_000_000;
 
 #[derive(Template)]
 #[template(path = "catalog/catalog.html")]
@@ -73,19 +88,56 @@ struct CatalogPage {
     page: Page,
     found: Arc<Found>,
     query: CatalogQuery,
-    pages: i64,
-    sorts: [Sort; 5],
+    /// Known when every match was counted.
+    pages: Option<i64>,
+    sorts: &'static [Sort],
 }
 
 impl CatalogPage {
+    /// "Page 3 of 41", or "Page 3" when the matches were not all counted.
+    fn position(&self) -> String {
+        match self.pages {
+            Some(pages) => self
+                .page
+                .tn2("pager-position", "page", self.query.page, "pages", pages),
+            None => self
+                .page
+                .tn("pager-page", "page", self.query.page)
+                .to_string(),
+        }
+    }
+
+    /// The page after this one: it starts after this page's last book
+    /// (ranked searches have no keyset and go by page number).
+    fn next_link(&self) -> String {
+        let cursor = match (self.query.sort, self.found.books.last()) {
+            (Sort::Relevance, _) | (_, None) => None,
+            (_, Some(last)) => Some(("after", last.id)),
+        };
+        self.page_link(self.query.page + 1, cursor)
+    }
+
+    fn previous_link(&self) -> String {
+        let page = self.query.page - 1;
+        let cursor = match (self.query.sort, self.found.books.first()) {
+            (Sort::Relevance, _) | (_, None) => None,
+            _ if page <= 1 => None,
+            (_, Some(first)) => Some(("before", first.id)),
+        };
+        self.page_link(page, cursor)
+    }
+
     /// The link to another page of the same search.
-    fn page_link(&self, page: &i64) -> String {
-        let params = [
+    fn page_link(&self, page: i64, cursor: Option<(&str, i64)>) -> String {
+        let mut params = vec![
             ("q", self.query.search.clone()),
             ("sort", self.query.sort.key().to_string()),
             ("per_page", self.query.per_page.to_string()),
             ("page", page.to_string()),
         ];
+        if let Some((name, id)) = cursor {
+            params.push((name, id.to_string()));
+        }
         format!(
             "/book/catalog?{}",
             serde_urlencoded::to_string(params).unwrap_or_default()
@@ -100,13 +152,16 @@ async fn catalog(
 ) -> AppResult<Response> {
     let query = params.to_query();
     let found = app.catalog_page(&query).await?;
-    let pages = ((found.total + query.per_page - 1) / query.per_page).max(1);
+    let pages = match found.total {
+        Total::Exact(total) => Some(((total + query.per_page - 1) / query.per_page).max(1)),
+        Total::AtLeast(_) => None,
+    };
     render(&CatalogPage {
         page,
+        sorts: Sort::offered(!query.search.is_empty()),
         found,
         query,
         pages,
-        sorts: Sort::ALL,
     })
 }
 

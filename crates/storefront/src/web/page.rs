@@ -18,6 +18,7 @@ use super::csrf::{AnonymousToken, CSRF_KEY, new_token, session_of};
 use crate::domain::Cents;
 use crate::error::{AppError, AppResult};
 use crate::i18n::{self, Counted, Lang, Message, Money, TextArgument};
+use crate::store::catalog::Total;
 use fluent_bundle::FluentValue;
 
 const USER_KEY: &str = "user";
@@ -116,6 +117,15 @@ impl Page {
 
     pub fn tn(&self, id: &str, name: &str, value: impl Borrow<i64>) -> Rc<str> {
         self.lang.tn(id, name, value)
+    }
+
+    /// "120 books", or past the counting cap "More than 10000 books": the
+    /// message `exact`, or `more` for a total that stopped at the cap.
+    pub fn total(&self, exact: &str, more: &str, total: &Total) -> Rc<str> {
+        match total {
+            Total::Exact(n) => self.tn(exact, "count", n),
+            Total::AtLeast(n) => self.tn(more, "count", n),
+        }
     }
 
     /// For a counted message the page writes many times (see `Lang::counted`).

@@ -209,3 +209,194 @@ async fn the_catalog_shows_stock_changes_at_once() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// The titles of a catalog page's cards, in order.
+fn card_titles(html: &str) -> Vec<String> {
+    html.split("<h2><a href=\"/book/")
+        .skip(1)
+        .filter_map(|card| card.split('>').nth(1)?.split('<').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Where the pager's link marked `rel` leads.
+fn pager_link(html: &str, rel: &str) -> Option<String> {
+    let before = html.split(&format!("\" rel=\"{rel}\"")).next()?;
+    if before.len() == html.len() {
+        return None;
+    }
+    let href = before.rsplit("href=\"").next()?;
+    Some(href.replace("&#38;", "&").replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn pager_links_walk_the_catalog_by_keyset_both_ways() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    for n in 1..=25 {
+        app.listed_book(&seller, &format!("Volume {n:02}"), "5.00", "1")
+            .await;
+    }
+    let visitor = app.visitor();
+    let titles = |range: std::ops::RangeInclusive<i32>| -> Vec<String> {
+        range.map(|n| format!("Volume {n:02}")).collect()
+    };
+
+    let (_, first) = visitor.page("/book/catalog?per_page=10").await;
+    assert_eq!(card_titles(&first), titles(1..=10));
+    assert!(first.contains("Page 1 of 3"));
+    let next = pager_link(&first, "next").expect("a next link");
+    assert!(next.contains("after="), "links go by keyset: {next}");
+
+    let (_, second) = visitor.page(&next).await;
+    assert_eq!(card_titles(&second), titles(11..=20));
+    let (_, third) = visitor.page(&pager_link(&second, "next").unwrap()).await;
+    assert_eq!(card_titles(&third), titles(21..=25));
+    assert!(third.contains("Page 3 of 3"));
+    assert!(
+        pager_link(&third, "next").is_none(),
+        "the last page has no next"
+    );
+
+    let back = pager_link(&third, "prev").unwrap();
+    assert!(back.contains("before="), "{back}");
+    let (_, second_again) = visitor.page(&back).await;
+    assert_eq!(card_titles(&second_again), titles(11..=20));
+    let (_, first_again) = visitor
+        .page(&pager_link(&second_again, "prev").unwrap())
+        .await;
+    assert_eq!(card_titles(&first_again), titles(1..=10));
+
+    // A typed page number (no cursor) still works, and a cursor naming no
+    // book falls back to it.
+    let (_, typed) = visitor.page("/book/catalog?per_page=10&page=3").await;
+    assert_eq!(card_titles(&typed), titles(21..=25));
+    let (status, gone) = visitor
+        .page("/book/catalog?per_page=10&page=2&after=999999")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(card_titles(&gone), titles(11..=20));
+
+    // Newest first, keyset on the id going down.
+    let (_, newest) = visitor.page("/book/catalog?sort=newest&per_page=10").await;
+    let (_, older) = visitor.page(&pager_link(&newest, "next").unwrap()).await;
+    assert_eq!(
+        card_titles(&older),
+        titles(6..=15).into_iter().rev().collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn search_matches_words_ranks_by_relevance_and_ignores_operators() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let listings = [
+        ("Notes on Rivers", "Ann Smith"),
+        ("River River", "Jo River"),
+        ("The Hobbit", "J. R. R. Tolkien"),
+        ("Cien años de soledad", "Gabriel García Márquez"),
+        ("Go Set a Watchman", "Harper Lee"),
+    ];
+    for (title, author) in listings {
+        let fields = [
+            ("title", title),
+            ("author", author),
+            ("description", "A book."),
+            ("price", "9.99"),
+            ("stock", "3"),
+        ];
+        let response = seller.post("/book/add_book", &fields).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{title} listed");
+    }
+    let visitor = app.visitor();
+    let search = |q: &str| {
+        let path = format!("/book/catalog?q={}", q.replace(' ', "+"));
+        let visitor = visitor.clone();
+        async move { card_titles(&visitor.page(&path).await.1) }
+    };
+
+    assert_eq!(
+        search("river").await,
+        ["River River", "Notes on Rivers"],
+        "every word is a prefix, the better match first"
+    );
+    assert_eq!(search("the hobbit").await, ["The Hobbit"], "no stopwords");
+    assert_eq!(
+        search("garcia").await,
+        ["Cien años de soledad"],
+        "accents folded"
+    );
+    assert_eq!(
+        search("TOLKIEN hobbit").await,
+        ["The Hobbit"],
+        "title and author, any case"
+    );
+    assert_eq!(search("Go Set").await, ["Go Set a Watchman"]);
+    assert!(
+        search("hobbit river").await.is_empty(),
+        "every word must match"
+    );
+    for hostile in [
+        "\"",
+        "+-*",
+        "river\" OR \"1",
+        "(hobbit",
+        "%25%25",
+        "*",
+        "~river @2",
+    ] {
+        let path = format!("/book/catalog?q={hostile}");
+        let (status, _) = visitor.page(&path).await;
+        assert_eq!(status, StatusCode::OK, "{hostile} is just a search");
+    }
+    assert_eq!(
+        search("~river @2").await,
+        ["River River", "Notes on Rivers"]
+    );
+    let (_, sorted) = visitor.page("/book/catalog?q=river&sort=price").await;
+    assert!(
+        sorted.contains("value=\"relevance\""),
+        "a search offers relevance"
+    );
+    let (_, plain) = visitor.page("/book/catalog").await;
+    assert!(!plain.contains("value=\"relevance\""), "browsing does not");
+}
+
+#[tokio::test]
+async fn a_large_generated_catalog_counts_up_to_a_cap_and_is_searchable() {
+    let app = spawn_app().await;
+    let target = storefront::store::catalog::COUNT_CAP as u64 + 500;
+    let added = storefront::seed::fill_to(app.pool(), target, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(app.count("SELECT COUNT(*) FROM books").await, target as i64);
+    assert_eq!(added, target);
+    let again = storefront::seed::fill_to(app.pool(), target, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "a second fill to the same size adds nothing");
+
+    let visitor = app.visitor();
+    let (_, catalog) = visitor.page("/book/catalog").await;
+    assert!(
+        catalog.contains("More than 10000 books"),
+        "the count stops at the cap"
+    );
+    assert!(catalog.contains("Page 1<"), "no page count past the cap");
+    let (_, home) = visitor.page("/").await;
+    assert!(home.contains("More than 10000 books"));
+    let (_, deep) = visitor.page(&pager_link(&catalog, "next").unwrap()).await;
+    assert_eq!(card_titles(&deep).len(), 24);
+
+    let author = app
+        .count("SELECT COUNT(*) FROM books WHERE author = 'Ana García'")
+        .await;
+    let (_, found) = visitor
+        .page("/book/catalog?q=Ana+Garcia&per_page=100")
+        .await;
+    let shown = found.matches("class=\"card\"").count() as i64;
+    assert!(
+        shown >= author.min(100),
+        "{shown} cards for {author} books by Ana García"
+    );
+}
