@@ -153,6 +153,45 @@ async fn follow_version(client: redis::Client, pool: deadpool_redis::Pool, pushe
     }
 }
 
+/// What a layer above derives from a cached value and keeps with it (the
+/// catalog's rendered cards, per language and login state): made on first use,
+/// dropped with the value, so it is never older than the value it came from.
+/// Typed by the caller; the store that makes the value need not know it.
+#[derive(Default)]
+pub struct Derived {
+    slots: Mutex<HashMap<u8, Arc<dyn std::any::Any + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
+}
+
+impl Derived {
+    /// The value in `slot`, made by `make` the first time (a slot holds one type).
+    pub fn get_or_make<T: Send + Sync + 'static, E>(
+        &self,
+        slot: u8,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
+        let kept = self.slots().get(&slot).cloned();
+        if let Some(made) = kept.and_then(|any| any.downcast::<T>().ok()) {
+            return Ok(made);
+        }
+        // Made outside the lock: two requests may both make it, one is kept.
+        let made = Arc::new(make()?);
+        self.slots().insert(slot, made.clone());
+        Ok(made)
+    }
+
+    fn slots(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u8, Arc<dyn std::any::Any + Send + Sync>>> {
+        self.slots.lock().expect("derived values poisoned")
+    }
+}
+
 struct Entry<V> {
     version: u64,
     stored: Instant,

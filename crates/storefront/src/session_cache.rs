@@ -4,9 +4,10 @@
 //! - every replica that writes or deletes a session announces its id on a
 //!   Redis pub/sub channel, in the same transaction as the write, and every
 //!   replica drops its copy when it hears the id;
-//! - the writer answers its shopper only once it has heard its own
-//!   announcement back: Redis has then sent it to every replica, so a logout
-//!   on one replica ends the session on all of them before the next request;
+//! - Redis sends an announcement to every subscriber before it answers the
+//!   writer, and a replica that deletes a session (logout) answers its shopper
+//!   only once it has heard its own announcement back, so a logout on one
+//!   replica ends the session on all of them before the next request;
 //! - a copy read from Redis is kept only if no announcement arrived while it
 //!   was being read (it might predate the write announced);
 //! - while this replica's subscription is down it keeps no copies and reads

@@ -15,9 +15,10 @@ use sqlx::{Any, Arguments};
 
 use super::books::BookCard;
 use crate::db::{Backend, Db};
+use crate::read_cache::Derived;
 
 /// Matches are counted up to this many; past it the page says "more than".
-pub const COUNT_CAP: i64 = 10_000;
+pub const COUNT_CAP: i64 = 1_000;
 /// How deep a typed page number may reach (rows skipped by OFFSET). Links
 /// between pages go further, by keyset, at no extra cost.
 pub const MAX_OFFSET: i64 = 10_000;
@@ -177,6 +178,8 @@ pub struct CatalogPage {
     pub total: Total,
     /// Whether a page follows this one.
     pub has_next: bool,
+    /// What the web layer makes of this page (its rendered cards), kept with it.
+    pub derived: Derived,
 }
 
 impl CatalogPage {
@@ -185,6 +188,7 @@ impl CatalogPage {
             books: Vec::new(),
             total: Total::Exact(0),
             has_next: false,
+            derived: Derived::default(),
         }
     }
 }
@@ -201,8 +205,18 @@ fn words(search: &str) -> Vec<String> {
         .collect()
 }
 
+/// Words in so many titles that requiring one costs a scan of most of the
+/// index and narrows nothing ("the", "of"): left out of a search that has
+/// other words, like words under `MIN_WORD_CHARS`.
+const COMMON_WORDS: &[&str] = &[
+    "the", "and", "for", "with", "from", "los", "las", "del", "una", "por", "con",
+];
+
+/// The words a search requires: those long and rare enough to narrow it.
 fn long_words(words: &[String]) -> impl Iterator<Item = &String> {
-    words.iter().filter(|w| w.chars().count() >= MIN_WORD_CHARS)
+    words
+        .iter()
+        .filter(|w| w.chars().count() >= MIN_WORD_CHARS && !COMMON_WORDS.contains(&w.as_str()))
 }
 
 /// The part of the statement that picks the matching books.
@@ -360,12 +374,12 @@ pub async fn catalog(db: &Db, query: &CatalogQuery) -> sqlx::Result<CatalogPage>
     let Some(filter) = Filter::of(db.backend, &query.search) else {
         return Ok(CatalogPage::empty());
     };
-    let total = count_capped(&db.pool, &filter).await?;
     let anchor = match (query.sort, query.cursor) {
         (Sort::Relevance, _) | (_, None) => None,
         (_, Some(Cursor::After(id) | Cursor::Before(id))) => anchor(&db.pool, id).await?,
     };
     let backwards = anchor.is_some() && matches!(query.cursor, Some(Cursor::Before(_)));
+    let total = count_capped(&db.pool, &filter).await?;
     let mut books = page_of_cards(&db.pool, &filter, query, anchor.as_ref(), backwards).await?;
     let more = books.len() as i64 > query.per_page;
     books.truncate(query.per_page as usize);
@@ -377,6 +391,7 @@ pub async fn catalog(db: &Db, query: &CatalogQuery) -> sqlx::Result<CatalogPage>
         total,
         // Going back, the page the shopper came from follows.
         has_next: more || backwards,
+        derived: Derived::default(),
     })
 }
 
@@ -468,7 +483,17 @@ mod tests {
     #[test]
     fn mysql_requires_every_indexed_word_as_a_prefix() {
         let filter = Filter::mysql(&words("The Lord of the Rings")).unwrap();
-        assert_eq!(filter.text.as_deref(), Some("+the* +lord* +the* +rings*"));
+        assert_eq!(
+            filter.text.as_deref(),
+            Some("+lord* +rings*"),
+            "common words left out"
+        );
+        let common = Filter::mysql(&words("The")).unwrap();
+        assert_eq!(
+            common.text.as_deref(),
+            Some("the%"),
+            "alone, a title prefix"
+        );
         let short = Filter::mysql(&words("Go on")).unwrap();
         assert_eq!(short.condition, Some("books.title LIKE ?"));
         assert_eq!(short.text.as_deref(), Some("go%"));
