@@ -129,12 +129,13 @@ impl SessionCache {
         );
     }
 
-    /// The message announcing a change to `id`, and, while subscribed, the
-    /// means to wait until this replica hears it back.
-    pub fn announcement(&self, id: &Id) -> Announcement {
+    /// The message announcing a change to `id`, and, when the writer will
+    /// wait (`wait`) and this replica is subscribed, the means to wait until
+    /// it hears the message back.
+    pub fn announcement(&self, id: &Id, wait: bool) -> Announcement {
         self.forget(id);
         let tag = rand::random::<u64>();
-        let echo = self.live.load(Ordering::Acquire).then(|| {
+        let echo = (wait && self.live.load(Ordering::Acquire)).then(|| {
             let (heard, echo) = oneshot::channel();
             self.echoes
                 .lock()
@@ -290,7 +291,7 @@ mod tests {
     #[tokio::test]
     async fn a_writer_hears_its_own_announcement() {
         let cache = live_cache();
-        let announcement = cache.announcement(&Id::default());
+        let announcement = cache.announcement(&Id::default(), true);
         let message = announcement.message.clone();
         let waiting = tokio::spawn(async move {
             let started = Instant::now();

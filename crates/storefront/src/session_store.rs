@@ -158,7 +158,8 @@ impl RedisStore {
                 change.del(Self::key(id)).ignore();
             }
         }
-        let announcement = self.copies.announcement(id);
+        let deleting = record.is_none();
+        let announcement = self.copies.announcement(id, deleting);
         change
             .publish(SessionCache::CHANNEL, &announcement.message)
             .ignore();
@@ -167,7 +168,7 @@ impl RedisStore {
         })
         .await
         .map_err(backend_error)?;
-        if record.is_none() {
+        if deleting {
             announcement.heard().await;
         }
         Ok(())
