@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 
-use crate::redis::with_redis;
+use crate::redis::{subscribed, with_redis};
 
 const VERSION_KEY: &str = "catalog:version";
 const VERSION_CHANNEL: &str = "catalog:version";
@@ -124,13 +124,8 @@ async fn read_version(pool: &deadpool_redis::Pool) -> anyhow::Result<u64> {
 async fn follow_version(client: redis::Client, pool: deadpool_redis::Pool, pushed: Arc<Pushed>) {
     use futures::StreamExt;
     loop {
-        let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(VERSION_CHANNEL).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        match tokio::time::timeout(Duration::from_secs(5), subscribed).await {
-            Ok(Ok(mut pubsub)) => {
+        match subscribed(&client, VERSION_CHANNEL).await {
+            Ok(mut pubsub) => {
                 // Read after subscribing, so no bump falls between the two.
                 if let Ok(version) = read_version(&pool).await {
                     pushed.raise_to(version);
@@ -145,8 +140,7 @@ async fn follow_version(client: redis::Client, pool: deadpool_redis::Pool, pushe
                     }
                 }
             }
-            Ok(Err(err)) => tracing::debug!(error = %err, "catalog version subscription failed"),
-            Err(_) => tracing::debug!("catalog version subscription timed out"),
+            Err(err) => tracing::debug!(error = %err, "catalog version subscription failed"),
         }
         pushed.live.store(false, Ordering::Release);
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -32,3 +32,20 @@ where
         .await
         .map_err(|_| anyhow::anyhow!("redis did not answer within {REDIS_TIMEOUT:?}"))?
 }
+
+/// A pub/sub connection of its own, subscribed to `channel`, within 5 s (the
+/// catalog version and the session copies each follow one).
+pub async fn subscribed(
+    client: &redis::Client,
+    channel: &str,
+) -> anyhow::Result<redis::aio::PubSub> {
+    let subscribe = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok::<_, redis::RedisError>(pubsub)
+    };
+    tokio::time::timeout(Duration::from_secs(5), subscribe)
+        .await
+        .map_err(|_| anyhow::anyhow!("no subscription to {channel} within 5 s"))?
+        .map_err(anyhow::Error::from)
+}

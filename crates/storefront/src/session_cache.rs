@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
+
+use crate::redis::subscribed;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use tower_sessions::session::{Id, Record};
@@ -199,13 +201,8 @@ impl SessionCache {
 async fn follow(client: redis::Client, cache: Arc<SessionCache>) {
     use futures::StreamExt;
     loop {
-        let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(CHANNEL).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        match tokio::time::timeout(Duration::from_secs(5), subscribed).await {
-            Ok(Ok(mut pubsub)) => {
+        match subscribed(&client, CHANNEL).await {
+            Ok(mut pubsub) => {
                 cache.start_afresh(true);
                 let mut messages = pubsub.on_message();
                 while let Some(message) = messages.next().await {
@@ -215,8 +212,7 @@ async fn follow(client: redis::Client, cache: Arc<SessionCache>) {
                     }
                 }
             }
-            Ok(Err(err)) => tracing::debug!(error = %err, "session subscription failed"),
-            Err(_) => tracing::debug!("session subscription timed out"),
+            Err(err) => tracing::debug!(error = %err, "session subscription failed"),
         }
         cache.start_afresh(false);
         tokio::time::sleep(Duration::from_secs(1)).await;
