@@ -31,8 +31,10 @@ use tower_sessions::session::{Id, Record};
 const CHANNEL: &str = "session:changed";
 /// The most a copy is trusted without hearing of a change.
 const MAX_AGE: Duration = Duration::from_secs(10);
-/// Sessions kept; past this the map starts afresh.
-const MAX_ENTRIES: usize = 20_000;
+/// Sessions kept; past this the map starts afresh. Copies older than
+/// `MAX_AGE` are never served, so this only bounds memory (a few MB): more
+/// shoppers than this within 10 s on one replica cost Redis reads, not RAM.
+const MAX_ENTRIES: usize = 4_096;
 /// How long a writer waits to hear its own announcement (Redis answers in
 /// well under a millisecond; this only bounds a failing subscription).
 const ECHO_WAIT: Duration = Duration::from_millis(500);
