@@ -109,7 +109,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             db.migrate().await?;
             let added = match books {
                 None => seed::seed_if_empty(&db.pool).await? as u64,
-                Some(target) => seed::fill_to(&db, target, report_fill).await?,
+                Some(target) => seed::fill_to(&db.pool, target, report_fill).await?,
             };
             match added {
                 0 => println!("the shop already has the books asked for: nothing added"),

@@ -6,7 +6,6 @@ pub mod generated;
 use futures::{StreamExt, TryStreamExt};
 use sqlx::AnyPool;
 
-use crate::db::Db;
 use crate::domain::{Cents, Email, parse_stock};
 use crate::password::UNUSABLE_HASH;
 use crate::store::books::{self, BookFields};
@@ -66,8 +65,7 @@ const PARALLEL: usize = 2;
 /// Makes the catalog `target` books long: the classics first when the shop is
 /// empty, then generated books (`generated`). Returns how many were added;
 /// `progress` hears the count after every batch.
-pub async fn fill_to(db: &Db, target: u64, progress: impl Fn(u64)) -> anyhow::Result<u64> {
-    let pool = &db.pool;
+pub async fn fill_to(pool: &AnyPool, target: u64, progress: impl Fn(u64)) -> anyhow::Result<u64> {
     let classics = seed_if_empty(pool).await? as u64;
     let listed = books::count(pool).await? as u64;
     let missing = target.saturating_sub(listed);

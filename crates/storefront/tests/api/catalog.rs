@@ -367,12 +367,12 @@ async fn a_large_generated_catalog_counts_up_to_a_cap_and_is_searchable() {
     let app = spawn_app().await;
     let cap = storefront::store::catalog::COUNT_CAP;
     let target = cap as u64 + 500;
-    let added = storefront::seed::fill_to(&app.state.db, target, |_| {})
+    let added = storefront::seed::fill_to(app.pool(), target, |_| {})
         .await
         .unwrap();
     assert_eq!(app.count("SELECT COUNT(*) FROM books").await, target as i64);
     assert_eq!(added, target);
-    let again = storefront::seed::fill_to(&app.state.db, target, |_| {})
+    let again = storefront::seed::fill_to(app.pool(), target, |_| {})
         .await
         .unwrap();
     assert_eq!(again, 0, "a second fill to the same size adds nothing");
@@ -402,6 +402,14 @@ async fn a_large_generated_catalog_counts_up_to_a_cap_and_is_searchable() {
     );
 }
 
+/// The CSRF tokens of a page's forms, in order.
+fn form_tokens(html: &str) -> Vec<&str> {
+    html.split("name=\"csrf_token\" value=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect()
+}
+
 /// The catalog's cards are rendered once and shared (web/catalog.rs,
 /// `RenderedCards`): each shopper must still get forms with their own token,
 /// and buying from them must work.
@@ -414,11 +422,7 @@ async fn shared_cards_carry_each_shoppers_own_token() {
     for shopper in [&ann, &bob, &ann, &bob] {
         let (_, html) = shopper.page("/book/catalog").await;
         let own = shopper.token().await;
-        let tokens: Vec<&str> = html
-            .split("name=\"csrf_token\" value=\"")
-            .skip(1)
-            .filter_map(|rest| rest.split('"').next())
-            .collect();
+        let tokens = form_tokens(&html);
         assert!(!tokens.is_empty(), "the cards have forms");
         assert!(
             tokens.iter().all(|t| *t == own),
@@ -427,12 +431,7 @@ async fn shared_cards_carry_each_shoppers_own_token() {
         assert!(!html.contains("csrf-marker"), "no marker left in the page");
     }
     let (_, html) = ann.page("/book/catalog").await;
-    let token = html
-        .split("name=\"csrf_token\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_string();
+    let token = form_tokens(&html)[0].to_string();
     let bought = ann
         .post_raw(
             &format!("/buy/{book}"),
