@@ -8,6 +8,7 @@
 //! `scripts/test-browser` installs it and runs this. UPDATE_SCREENSHOTS=1
 //! also copies the telling screenshots into docs/screenshots/.
 
+mod common;
 #[path = "browser/driver.rs"]
 mod driver;
 #[path = "browser/page.rs"]
@@ -21,10 +22,9 @@ use fantoccini::Locator;
 use futures::FutureExt;
 use storefront::config::Config;
 use storefront::domain::{Cents, Email};
-use storefront::startup::Application;
 use storefront::store::users;
-use tokio::sync::oneshot;
 
+use common::{Running, skip_because};
 use driver::{DESKTOP, Driver, Installed, PHONE, Viewport};
 use page::Browser;
 
@@ -82,10 +82,9 @@ async fn a_seller_and_a_shopper_use_the_shop_in_chromium() {
 fn prerequisites() -> Option<Installed> {
     let found = Installed::find();
     if found.is_none() {
-        let why =
-            "chromium and chromium-driver are not installed (scripts/test-browser installs them)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        println!("skipped: {why}");
+        skip_because(
+            "chromium and chromium-driver are not installed (scripts/test-browser installs them)",
+        );
     }
     found
 }
@@ -115,8 +114,7 @@ fn update_docs(shots: &Path) {
 /// One storefront for both window sizes, with the demo catalog.
 struct Shop {
     base: String,
-    state: storefront::state::AppState,
-    _stop: oneshot::Sender<()>,
+    running: Running,
     _dir: tempfile::TempDir,
 }
 
@@ -126,17 +124,10 @@ impl Shop {
         let url = format!("sqlite://{}", dir.path().join("shop.db").display());
         let mut config = Config::local(&url);
         config.seed_demo_if_empty = true;
-        let application = Application::build(config).await.expect("shop builds");
-        let base = format!("http://{}", application.addr());
-        let state = application.state();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(application.run_until(async {
-            let _ = stopped.await;
-        }));
+        let running = Running::start(config).await;
         Shop {
-            base,
-            state,
-            _stop: stop,
+            base: running.base(),
+            running,
             _dir: dir,
         }
     }
@@ -144,7 +135,7 @@ impl Shop {
     async fn cents(&self, sql: &str, bind: &str) -> Cents {
         let cents: i64 = sqlx::query_scalar(sql)
             .bind(bind)
-            .fetch_one(&self.state.db.pool)
+            .fetch_one(&self.running.state.db.pool)
             .await
             .unwrap();
         Cents::try_from(cents).expect("a stored amount")
@@ -387,7 +378,7 @@ async fn seller_sees_the_stock_go_down(b: &Browser, cast: &Cast) {
 async fn admin_sees_the_users(shop: &Shop, b: &Browser, cast: &Cast) {
     let email = Email::parse(&cast.seller).unwrap();
     assert!(
-        users::grant_admin(&shop.state.db.pool, &email)
+        users::grant_admin(&shop.running.state.db.pool, &email)
             .await
             .unwrap()
     );

@@ -5,7 +5,7 @@
 //! `mariadbd`, `mariadb` and `openssl` (scripts/test installs the servers);
 //! under CI=true their absence fails the run.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,13 +14,8 @@ use reqwest::StatusCode;
 use storefront::config::Config;
 use storefront::startup::Application;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{Running, csrf_token_in, free_port, skip_because};
 
 fn find_program(name: &str) -> Option<PathBuf> {
     ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"]
@@ -33,11 +28,9 @@ fn find_program(name: &str) -> Option<PathBuf> {
 fn require(name: &str) -> Option<PathBuf> {
     let found = find_program(name);
     if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is missing (scripts/test installs it)"
-        );
-        eprintln!("skipped: {name} is not installed");
+        skip_because(&format!(
+            "{name} is not installed (scripts/test installs it)"
+        ));
     }
     found
 }
@@ -203,33 +196,9 @@ async fn create_database(port: u16) {
     }
 }
 
-struct Running {
-    addr: SocketAddr,
-    metrics: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn serve(config: Config) -> Running {
-    run(Application::build(config).await.expect("builds"))
-}
-
-fn run(application: Application) -> Running {
-    let addr = application.addr();
-    let metrics = application.metrics_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(application.run_until(async {
-        let _ = stopped.await;
-    }));
-    Running {
-        addr,
-        metrics,
-        _stop: stop,
-    }
-}
-
 /// One unlabelled figure from a replica's own metrics page.
 async fn metric(app: &Running, name: &str) -> f64 {
-    let page = reqwest::get(format!("http://{}/metrics", app.metrics))
+    let page = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
         .await
         .unwrap()
         .text()
@@ -275,57 +244,45 @@ async fn status_and_time(client: &reqwest::Client, url: String) -> (StatusCode, 
 /// Registers and logs in through the real forms; returns the client.
 async fn logged_in(addr: SocketAddr) -> reqwest::Client {
     let client = client();
-    let token = |html: String| {
-        let start = html.find("name=\"csrf_token\" value=\"").unwrap() + 25;
-        html[start..start + 64].to_string()
-    };
-    let page = client
-        .get(format!("http://{addr}/register"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     let email = format!("f{}@example.com", uuid::Uuid::new_v4().simple());
-    let form = [
-        ("name", "Fault"),
-        ("email", email.as_str()),
-        ("password", "long enough pw"),
-        ("csrf_token", &token(page)),
-    ];
-    let registered = client
-        .post(format!("http://{addr}/register"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let password = "long enough pw";
+    let register = [("name", "Fault"), ("email", &email), ("password", password)];
+    let registered = submit(&client, format!("http://{addr}/register"), &register).await;
     assert_eq!(registered.status(), StatusCode::SEE_OTHER);
-    let page = client
-        .get(format!("http://{addr}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let form = [
-        ("email", email.as_str()),
-        ("password", "long enough pw"),
-        ("csrf_token", &token(page)),
-    ];
-    let login = client
-        .post(format!("http://{addr}/login"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let login = [("email", email.as_str()), ("password", password)];
+    let logged_in = submit(&client, format!("http://{addr}/login"), &login).await;
+    assert_eq!(logged_in.status(), StatusCode::SEE_OTHER);
     client
 }
 
-fn sqlite_config(dir: &Path) -> Config {
-    Config::local(&format!("sqlite://{}", dir.join("shop.db").display()))
+/// A form posted as a browser does: the page first, for its CSRF token.
+async fn submit(
+    client: &reqwest::Client,
+    url: String,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let token = csrf_token(client, url.clone()).await;
+    let mut form = fields.to_vec();
+    form.push(("csrf_token", &token));
+    client.post(url).form(&form).send().await.unwrap()
+}
+
+/// A shop on SQLite with its sessions in this Redis, serving; and a shopper
+/// already logged in. `adjust` changes the configuration first.
+async fn shop_on_redis(
+    redis: &Server,
+    adjust: impl FnOnce(&mut Config),
+) -> (String, reqwest::Client, tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::local(&format!(
+        "sqlite://{}",
+        dir.path().join("shop.db").display()
+    ));
+    config.redis_url = Some(format!("redis://127.0.0.1:{}", redis.port));
+    adjust(&mut config);
+    let app = Running::start(config).await;
+    let shopper = logged_in(app.addr).await;
+    (app.base(), shopper, dir, app)
 }
 
 #[tokio::test]
@@ -333,12 +290,7 @@ async fn losing_redis_gives_fast_friendly_503s_and_recovers_without_restart() {
     let Some((mut redis, _redis_dir)) = redis_server().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = sqlite_config(dir.path());
-    config.redis_url = Some(format!("redis://127.0.0.1:{}", redis.port));
-    let app = serve(config).await;
-    let base = format!("http://{}", app.addr);
-    let shopper = logged_in(app.addr).await;
+    let (base, shopper, _dir, app) = shop_on_redis(&redis, |_| {}).await;
     assert_eq!(
         status_of(&shopper, format!("{base}/orders")).await,
         StatusCode::OK
@@ -391,19 +343,10 @@ async fn with_redis_down_every_page_is_a_friendly_page_never_a_bare_500() {
     let Some((mut redis, _redis_dir)) = redis_server().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = sqlite_config(dir.path());
-    config.redis_url = Some(format!("redis://127.0.0.1:{}", redis.port));
-    let app = serve(config).await;
-    let base = format!("http://{}", app.addr);
-    let shopper = logged_in(app.addr).await;
+    let (base, shopper, _dir, _app) = shop_on_redis(&redis, |_| {}).await;
     let newcomer = client();
     let form_page = newcomer.get(format!("{base}/login")).send().await.unwrap();
-    let token = {
-        let html = form_page.text().await.unwrap();
-        let start = html.find("name=\"csrf_token\" value=\"").unwrap() + 25;
-        html[start..start + 64].to_string()
-    };
+    let token = csrf_token_in(&form_page.text().await.unwrap()).expect("a form");
 
     redis.kill();
     for path in [
@@ -484,7 +427,7 @@ async fn losing_mysql_gives_fast_friendly_503s_and_recovers_without_restart() {
     };
     let mut config = Config::local(&format!("mysql://root@127.0.0.1:{}/shop", mysql.port));
     config.seed_demo_if_empty = true;
-    let app = serve(config).await;
+    let app = Running::start(config).await;
     let base = format!("http://{}", app.addr);
     assert_eq!(
         status_of(&client(), format!("{base}/book/catalog")).await,
@@ -542,7 +485,7 @@ async fn a_replica_started_before_mysql_waits_for_it() {
         .expect("started within a minute of MySQL")
         .unwrap()
         .expect("built once MySQL answered");
-    let running = run(application);
+    let running = Running::serve(application);
     let base = format!("http://{}", running.addr);
     // Built is not enough: the replica that waited serves the migrated catalog.
     assert_eq!(
@@ -696,8 +639,7 @@ async fn shop_keys(redis: &mut deadpool_redis::redis::aio::MultiplexedConnection
 
 async fn csrf_token(client: &reqwest::Client, url: String) -> String {
     let html = client.get(url).send().await.unwrap().text().await.unwrap();
-    let start = html.find("name=\"csrf_token\" value=\"").unwrap() + 25;
-    html[start..start + 64].to_string()
+    csrf_token_in(&html).expect("a form")
 }
 
 async fn add_to_cart(
@@ -735,13 +677,7 @@ async fn a_full_redis_refuses_writes_with_friendly_503s_evicts_nothing_and_recov
     let Some((redis, _redis_dir)) = full_redis_server().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = sqlite_config(dir.path());
-    config.redis_url = Some(format!("redis://127.0.0.1:{}", redis.port));
-    config.seed_demo_if_empty = true;
-    let app = serve(config).await;
-    let base = format!("http://{}", app.addr);
-    let shopper = logged_in(app.addr).await;
+    let (base, shopper, _dir, app) = shop_on_redis(&redis, |c| c.seed_demo_if_empty = true).await;
     let token = csrf_token(&shopper, format!("{base}/book/1")).await;
     let (status, _, _) = add_to_cart(&shopper, &base, &token, "1").await;
     assert_eq!(status, StatusCode::SEE_OTHER, "adding to the cart works");

@@ -336,19 +336,12 @@ mod tests {
 
     fn service(labels: &[(&str, &str)], limit: Option<f64>) -> ServiceView {
         ServiceView {
-            id: "s1".into(),
-            name: "shop".into(),
-            mode: "replicated".into(),
-            desired: 3,
-            running: 3,
-            update_state: String::new(),
-            has_healthcheck: true,
-            update_order: "start-first".into(),
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
             cpu_limit: limit,
+            ..crate::model::tests::replicated("s1", "shop", 3, 3)
         }
     }
 

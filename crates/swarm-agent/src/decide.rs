@@ -272,16 +272,8 @@ mod tests {
             labels.insert("swarm-agent.rebalance".to_string(), "true".to_string());
         }
         ServiceView {
-            id: format!("id-{name}"),
-            name: name.into(),
-            mode: "replicated".into(),
-            desired,
-            running,
-            update_state: String::new(),
-            has_healthcheck: true,
-            update_order: "start-first".into(),
-            cpu_limit: None,
             labels,
+            ..crate::model::tests::replicated(&format!("id-{name}"), name, running, desired)
         }
     }
 

@@ -267,6 +267,21 @@ impl Engine {
         let mut spec: ServiceSpec = service.spec.clone().unwrap_or_default();
         let task = spec.task_template.get_or_insert_with(Default::default);
         task.force_update = Some(task.force_update.unwrap_or(0) + 1);
+        self.update_service(service, spec, "service update --force")
+            .await?;
+        info!(service = id, "forced service update submitted");
+        Ok(())
+    }
+
+    /// Submits `spec` as the next version of `service` (the engine refuses it
+    /// if someone else updated the service in between).
+    async fn update_service(
+        &self,
+        service: &Service,
+        spec: ServiceSpec,
+        what: &'static str,
+    ) -> Result<()> {
+        let id = service.id.as_deref().unwrap_or_default();
         let version = service
             .version
             .as_ref()
@@ -278,8 +293,7 @@ impl Engine {
         self.docker
             .update_service(id, spec, opts, None)
             .await
-            .map_err(Error::engine("service update --force"))?;
-        info!(service = id, "forced service update submitted");
+            .map_err(Error::engine(what))?;
         Ok(())
     }
 
@@ -293,7 +307,6 @@ impl Engine {
         replicas: u64,
         labels: &[(&str, String)],
     ) -> Result<()> {
-        let id = service.id.as_deref().unwrap_or_default();
         let mut spec: ServiceSpec = service.spec.clone().unwrap_or_default();
         let mode = spec.mode.get_or_insert_with(Default::default);
         let replicated = mode.replicated.get_or_insert_with(Default::default);
@@ -302,19 +315,7 @@ impl Engine {
         for (k, v) in labels {
             spec_labels.insert((*k).to_string(), v.clone());
         }
-        let version = service
-            .version
-            .as_ref()
-            .and_then(|v| v.index)
-            .unwrap_or_default();
-        let opts = UpdateServiceOptionsBuilder::default()
-            .version(version as i32)
-            .build();
-        self.docker
-            .update_service(id, spec, opts, None)
-            .await
-            .map_err(Error::engine("service scale"))?;
-        Ok(())
+        self.update_service(service, spec, "service scale").await
     }
 
     /// Running containers of swarm tasks on this engine (raw read: only the

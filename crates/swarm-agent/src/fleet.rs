@@ -347,7 +347,7 @@ mod tests {
     use crate::actions::ActionLog;
     use crate::decide::{self, Health};
     use crate::metrics::Metrics;
-    use crate::model::tests::worker;
+    use crate::model::tests::{replicated as service, worker};
 
     const SECRET: &str = "fleet-secret";
 
@@ -359,21 +359,6 @@ mod tests {
             addr: "10.0.0.1".into(),
             labels: BTreeMap::from([("zone".into(), "eu-west-1a".into())]),
             ..worker(id)
-        }
-    }
-
-    fn service(id: &str, name: &str, running: u64, desired: u64) -> ServiceView {
-        ServiceView {
-            id: id.into(),
-            name: name.into(),
-            mode: "replicated".into(),
-            desired,
-            running,
-            update_state: String::new(),
-            has_healthcheck: true,
-            update_order: "start-first".into(),
-            cpu_limit: None,
-            labels: BTreeMap::new(),
         }
     }
 

@@ -138,20 +138,20 @@ pub async fn run(engine: &Engine, args: &JoinArgs, dry_run: bool) -> Result<()> 
     let cluster_id = store.get(Key::ClusterId).await?;
     let (resolved, _) = resolve(&manager_list).await;
 
+    let labelling = Labelling {
+        args,
+        store: &store,
+        managers: &manager_list,
+        labels: &labels,
+        deadline: &deadline,
+        dry_run,
+    };
+
     let local = engine.local_swarm().await?;
     match membership(&local, &resolved, cluster_id.as_deref()) {
         Membership::SameSwarm => {
             info!(node = ?local.node_id, "already a member of this swarm: not joining again");
-            return apply_labels(
-                engine,
-                args,
-                &store,
-                &manager_list,
-                &labels,
-                &deadline,
-                dry_run,
-            )
-            .await;
+            return labelling.apply(engine).await;
         }
         Membership::OtherSwarm(detail) => return Err(Error::OtherSwarm { detail }),
         Membership::Broken(detail) => {
@@ -191,16 +191,7 @@ pub async fn run(engine: &Engine, args: &JoinArgs, dry_run: bool) -> Result<()> 
     if dry_run {
         return Ok(());
     }
-    apply_labels(
-        engine,
-        args,
-        &store,
-        &manager_list,
-        &labels,
-        &deadline,
-        dry_run,
-    )
-    .await
+    labelling.apply(engine).await
 }
 
 async fn manager_list(store: &TokenStore, given: &[String]) -> Result<Vec<String>> {
@@ -355,30 +346,41 @@ async fn join_one(
     }
 }
 
-/// Managers label themselves; workers ask a manager's agent.
-async fn apply_labels(
-    engine: &Engine,
-    args: &JoinArgs,
-    store: &TokenStore,
-    managers: &[String],
-    labels: &BTreeMap<String, String>,
-    deadline: &Deadline,
+/// The node labels a join run wants, and what it needs to get them set.
+struct Labelling<'a> {
+    args: &'a JoinArgs,
+    store: &'a TokenStore,
+    managers: &'a [String],
+    labels: &'a BTreeMap<String, String>,
+    deadline: &'a Deadline,
     dry_run: bool,
-) -> Result<()> {
-    if labels.is_empty() {
-        return Ok(());
-    }
-    let local = engine.local_swarm().await?;
-    let id = local.node_id.clone().ok_or(Error::NotInSwarm)?;
-    if local.is_manager {
-        drain::apply_labels(engine, &id, labels, dry_run).await?;
-        return Ok(());
-    }
-    if dry_run {
-        info!(node = %id, labels = ?labels, "dry-run: would ask a manager's agent to set node labels");
-        return Ok(());
-    }
-    let secret = api::resolve_secret(&args.secret, Some(store))
+}
+
+impl Labelling<'_> {
+    /// Managers label themselves; workers ask a manager's agent.
+    async fn apply(&self, engine: &Engine) -> Result<()> {
+        let Labelling {
+            args,
+            store,
+            managers,
+            labels,
+            deadline,
+            dry_run,
+        } = *self;
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let local = engine.local_swarm().await?;
+        let id = local.node_id.clone().ok_or(Error::NotInSwarm)?;
+        if local.is_manager {
+            drain::apply_labels(engine, &id, labels, dry_run).await?;
+            return Ok(());
+        }
+        if dry_run {
+            info!(node = %id, labels = ?labels, "dry-run: would ask a manager's agent to set node labels");
+            return Ok(());
+        }
+        let secret = api::resolve_secret(&args.secret, Some(store))
         .await?
         .ok_or_else(|| {
             Error::Config(format!(
@@ -387,49 +389,50 @@ async fn apply_labels(
                 store.describe()
             ))
         })?;
-    let urls = if args.managers.agent_urls.is_empty() {
-        api::urls_from_managers(managers)
-    } else {
-        args.managers.agent_urls.clone()
-    };
-    let client = AgentClient::new(urls, secret)?;
-    let body = serde_json::json!({ "labels": labels });
-    let backoff = Backoff::default();
-    for round in 0.. {
-        match client
-            .call(
-                reqwest::Method::POST,
-                &format!("/v1/nodes/{id}/labels"),
-                Some(body.clone()),
-            )
-            .await
-        {
-            Ok(a) if a.status.is_success() => {
-                info!(node = %id, labels = ?labels, answer = %a.body, "node labels applied by a manager");
-                return Ok(());
+        let urls = if args.managers.agent_urls.is_empty() {
+            api::urls_from_managers(managers)
+        } else {
+            args.managers.agent_urls.clone()
+        };
+        let client = AgentClient::new(urls, secret)?;
+        let body = serde_json::json!({ "labels": labels });
+        let backoff = Backoff::default();
+        for round in 0.. {
+            match client
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/v1/nodes/{id}/labels"),
+                    Some(body.clone()),
+                )
+                .await
+            {
+                Ok(a) if a.status.is_success() => {
+                    info!(node = %id, labels = ?labels, answer = %a.body, "node labels applied by a manager");
+                    return Ok(());
+                }
+                Ok(a) if a.status == reqwest::StatusCode::FORBIDDEN => {
+                    return Err(Error::Api {
+                        url: "labels".into(),
+                        message: format!("the managers refuse these labels: {}", a.body),
+                    });
+                }
+                Ok(a) => {
+                    warn!(status = %a.status, answer = %a.body, "manager agent refused labels; retrying")
+                }
+                Err(e @ Error::ApiUnauthorized { .. }) => return Err(e),
+                Err(e) => warn!(error = %e, "no manager agent answered; retrying"),
             }
-            Ok(a) if a.status == reqwest::StatusCode::FORBIDDEN => {
-                return Err(Error::Api {
-                    url: "labels".into(),
-                    message: format!("the managers refuse these labels: {}", a.body),
-                });
+            if !deadline.sleep(backoff.delay(round)).await {
+                break;
             }
-            Ok(a) => {
-                warn!(status = %a.status, answer = %a.body, "manager agent refused labels; retrying")
-            }
-            Err(e @ Error::ApiUnauthorized { .. }) => return Err(e),
-            Err(e) => warn!(error = %e, "no manager agent answered; retrying"),
         }
-        if !deadline.sleep(backoff.delay(round)).await {
-            break;
-        }
+        Err(Error::Deadline {
+            what: format!(
+                "a manager's agent to set labels on {id} (the node has joined; rerun `swarm-agent join` to retry)"
+            ),
+            waited: deadline.elapsed(),
+        })
     }
-    Err(Error::Deadline {
-        what: format!(
-            "a manager's agent to set labels on {id} (the node has joined; rerun `swarm-agent join` to retry)"
-        ),
-        waited: deadline.elapsed(),
-    })
 }
 
 #[cfg(test)]

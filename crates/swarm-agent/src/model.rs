@@ -212,4 +212,21 @@ pub mod tests {
             updated_at: None,
         }
     }
+
+    /// A replicated service with a healthcheck and start-first updates, no
+    /// labels and no CPU limit: a base for test cases.
+    pub fn replicated(id: &str, name: &str, running: u64, desired: u64) -> ServiceView {
+        ServiceView {
+            id: id.into(),
+            name: name.into(),
+            mode: "replicated".into(),
+            desired,
+            running,
+            update_state: String::new(),
+            has_healthcheck: true,
+            update_order: "start-first".into(),
+            cpu_limit: None,
+            labels: BTreeMap::new(),
+        }
+    }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use bollard::models::{LocalNodeState, TaskState};
 use bollard::query_parameters::{LeaveSwarmOptionsBuilder, ListTasksOptionsBuilder};
-use common::{Env, LOCK, On, wait_for};
+use common::{Env, On, wait_for};
+use swarm_agent::engine::Engine;
 use swarm_agent::metrics::Metrics;
 use swarm_agent::model::NodeView;
 use swarm_agent::serve::{Policy, Reconciler};
@@ -46,7 +47,12 @@ async fn running_nodes(env: &Env, service: &str) -> Vec<String> {
         .collect()
 }
 
-fn join_args<'a>(env: &'a Env, store: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+/// `join` with tokens from `store`, no instance metadata, 30 s to finish, and `extra`.
+fn join_args<'a>(store: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    join_within(store, "30s", extra)
+}
+
+fn join_within<'a>(store: &'a str, deadline: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "join",
         "--token-store",
@@ -54,18 +60,17 @@ fn join_args<'a>(env: &'a Env, store: &'a str, extra: &[&'a str]) -> Vec<&'a str
         "--imds",
         "off",
         "--deadline",
-        "30s",
+        deadline,
     ];
     args.extend_from_slice(extra);
-    let _ = env;
     args
 }
 
 #[tokio::test]
 async fn init_is_idempotent_publishes_tokens_and_rotates_the_worker_token() {
-    let Some(env) = common::env() else { return };
-    let _lock = LOCK.lock().await;
-    env.reset().await;
+    let Some(env) = common::fresh().await else {
+        return;
+    };
     let dir = env.tokens_dir();
     let store = format!("file:{dir}");
     let manager = env.engine(On::Manager).await;
@@ -79,16 +84,8 @@ async fn init_is_idempotent_publishes_tokens_and_rotates_the_worker_token() {
 
     let again = env.agent(On::Manager, &["init", "--token-store", &store]);
     again.ok();
-    assert!(
-        again.stderr.contains("swarm already initialised"),
-        "{}",
-        again.stderr
-    );
-    assert!(
-        again.stderr.contains("already published, unchanged"),
-        "{}",
-        again.stderr
-    );
+    again.says("swarm already initialised");
+    again.says("already published, unchanged");
     assert_eq!(
         manager.inspect_swarm().await.unwrap().id,
         swarm.id,
@@ -137,19 +134,15 @@ async fn init_is_idempotent_publishes_tokens_and_rotates_the_worker_token() {
         ],
     );
     dry_init.ok();
-    assert!(
-        dry_init.stderr.contains("would initialise"),
-        "{}",
-        dry_init.stderr
-    );
+    dry_init.says("would initialise");
     assert_eq!(worker_state(&env).await, LocalNodeState::INACTIVE);
 }
 
 #[tokio::test]
 async fn join_stops_at_once_on_an_invalid_token() {
-    let Some(env) = common::env() else { return };
-    let _lock = LOCK.lock().await;
-    env.reset().await;
+    let Some(env) = common::fresh().await else {
+        return;
+    };
     let bad = env.work.join("bad-tokens");
     std::fs::create_dir_all(&bad).unwrap();
     let good = read(&env.tokens_dir(), "worker-token");
@@ -169,17 +162,7 @@ async fn join_stops_at_once_on_an_invalid_token() {
 
     let run = env.agent(
         On::Worker,
-        &[
-            "join",
-            "--token-store",
-            &store,
-            "--imds",
-            "off",
-            "--deadline",
-            "5m",
-            "--token-wait",
-            "5s",
-        ],
+        &join_within(&store, "5m", &["--token-wait", "5s"]),
     );
     assert_eq!(run.code, 1);
     assert!(
@@ -188,11 +171,7 @@ async fn join_stops_at_once_on_an_invalid_token() {
         "a rejected token is re-read from the store for --token-wait: {}",
         run.stderr
     );
-    assert!(
-        run.stderr.contains("rejected the join token"),
-        "{}",
-        run.stderr
-    );
+    run.says("rejected the join token");
     assert!(
         run.took < Duration::from_secs(60),
         "must not retry a bad token until the 5m deadline: {:?}",
@@ -203,33 +182,25 @@ async fn join_stops_at_once_on_an_invalid_token() {
 
 #[tokio::test]
 async fn join_fails_clearly_when_no_manager_answers() {
-    let Some(env) = common::env() else { return };
-    let _lock = LOCK.lock().await;
-    env.reset().await;
-    let store = format!("file:{}", env.tokens_dir());
+    let Some(env) = common::fresh().await else {
+        return;
+    };
+    let store = env.store.clone();
     // .77 and .78 exist on no namespace: nothing answers there.
     let run = env.agent(
         On::Worker,
-        &[
-            "join",
-            "--token-store",
+        &join_within(
             &store,
-            "--imds",
-            "off",
-            "--manager",
-            "10.231.0.77,10.231.0.78:2377",
-            "--deadline",
             "4s",
-            "--connect-timeout",
-            "500ms",
-        ],
+            &[
+                "--manager",
+                "10.231.0.77,10.231.0.78:2377",
+                "--connect-timeout",
+                "500ms",
+            ],
+        ),
     );
-    assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains("no swarm manager could be joined"),
-        "{}",
-        run.stderr
-    );
+    run.fails_saying("no swarm manager could be joined");
     assert!(
         run.stderr.contains("10.231.0.77") && run.stderr.contains("10.231.0.78"),
         "{}",
@@ -245,52 +216,30 @@ async fn join_fails_clearly_when_no_manager_answers() {
 
 #[tokio::test]
 async fn join_with_an_empty_store_says_to_run_init() {
-    let Some(env) = common::env() else { return };
-    let _lock = LOCK.lock().await;
-    env.reset().await;
+    let Some(env) = common::fresh().await else {
+        return;
+    };
     let empty = format!("file:{}/empty-store", env.work.display());
     let run = env.agent(
         On::Worker,
-        &[
-            "join",
-            "--token-store",
-            &empty,
-            "--imds",
-            "off",
-            "--manager",
-            &env.manager_ip,
-        ],
+        &join_args(&empty, &["--manager", &env.manager_ip]),
     );
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("swarm-agent init"), "{}", run.stderr);
+    run.fails_saying("swarm-agent init");
 }
 
 #[tokio::test]
 async fn worker_life_join_label_rebalance_status_leave_and_removal() {
-    let Some(env) = common::env() else { return };
-    let _lock = LOCK.lock().await;
-    env.reset().await;
-    let store = format!("file:{}", env.tokens_dir());
-    let secret = env.secret_file();
-    let api = format!("{}:9466", env.manager_ip);
-    let _serve = env.spawn(
-        On::Manager,
-        &[
-            "serve",
-            "--api-secret-file",
-            &secret,
-            "--api-addr",
-            &api,
-            "--metrics-addr",
-            "127.0.0.1:9465",
-            "--interval",
-            "1s",
-            "--rebalance-interval",
-            "1s",
-            "--down-grace",
-            "1h",
-        ],
-    );
+    let Some(env) = common::fresh().await else {
+        return;
+    };
+    let _serve = env.serve(&[
+        "--interval",
+        "1s",
+        "--rebalance-interval",
+        "1s",
+        "--down-grace",
+        "1h",
+    ]);
     let _imds = env.spawn_imds(18080);
     let web = env
         .create_service("web", 2, &[("swarm-agent.rebalance", "true")])
@@ -302,114 +251,9 @@ async fn worker_life_join_label_rebalance_status_leave_and_removal() {
     })
     .await;
 
-    // Dry run first: nothing changes.
-    let dry = env.agent(
-        On::Worker,
-        &[
-            "--dry-run",
-            "join",
-            "--token-store",
-            &store,
-            "--imds",
-            "off",
-            "--api-secret-file",
-            &secret,
-        ],
-    );
-    dry.ok();
-    assert!(dry.stderr.contains("would join"), "{}", dry.stderr);
-    assert_eq!(worker_state(&env).await, LocalNodeState::INACTIVE);
-
-    // Join at boot: token and manager list from the store, labels from IMDS and flags.
-    let join = [
-        "join",
-        "--token-store",
-        &store,
-        "--imds",
-        "http://127.0.0.1:18080",
-        "--require-imds",
-        "--label",
-        "pool=web",
-        "--api-secret-file",
-        &secret,
-    ];
-    let first = env.agent(On::Worker, &join);
-    first.ok();
-    let worker = env.engine(On::Worker).await.local_swarm().await.unwrap();
-    assert_eq!(worker.state, LocalNodeState::ACTIVE);
-    assert!(!worker.is_manager);
-    let worker_id = worker.node_id.unwrap();
-    let node = NodeView::from(&manager.node(&worker_id).await.unwrap());
-    assert_eq!(
-        node.addr, env.worker_ip,
-        "advertise address detected from the route to the manager"
-    );
-    assert_eq!(
-        node.labels.get("zone").map(String::as_str),
-        Some("eu-test-1b")
-    );
-    assert_eq!(
-        node.labels.get("instance-id").map(String::as_str),
-        Some("i-0123456789abcdef0")
-    );
-    assert_eq!(
-        node.labels.get("instance-type").map(String::as_str),
-        Some("t3.small")
-    );
-    assert_eq!(
-        node.labels.get("lifecycle").map(String::as_str),
-        Some("spot")
-    );
-    assert_eq!(node.labels.get("pool").map(String::as_str), Some("web"));
-
-    // A worker acts on itself only, and sets only the labels workers may set.
-    let secret_value = std::fs::read_to_string(&secret).unwrap();
-    let secret_value = secret_value.trim();
-    let foreign = env.http_post(
-        On::Manager,
-        &format!("http://{api}/v1/nodes/{worker_id}/drain"),
-        secret_value,
-        "",
-    );
-    assert!(foreign.contains("act on itself only"), "{foreign}");
-    let pinned = env.http_post(
-        On::Worker,
-        &format!("http://{api}/v1/nodes/{worker_id}/labels"),
-        secret_value,
-        r#"{"labels": {"bookstore.mysql": "true"}}"#,
-    );
-    assert!(pinned.contains("refused"), "{pinned}");
-    assert_eq!(
-        NodeView::from(&manager.node(&worker_id).await.unwrap())
-            .labels
-            .get("bookstore.mysql"),
-        None
-    );
-
-    // A reboot runs join again: nothing is repeated.
-    let second = env.agent(On::Worker, &join);
-    second.ok();
-    assert!(
-        second.stderr.contains("already a member of this swarm"),
-        "{}",
-        second.stderr
-    );
-    assert!(
-        second.stderr.contains("already labelled"),
-        "{}",
-        second.stderr
-    );
-    assert_eq!(
-        env.engine(On::Worker)
-            .await
-            .local_swarm()
-            .await
-            .unwrap()
-            .node_id
-            .as_deref(),
-        Some(worker_id.as_str())
-    );
-    assert_eq!(manager.nodes().await.unwrap().len(), 2, "no duplicate node");
+    let worker_id = joins_at_boot_with_its_labels(&env, &manager).await;
+    acts_on_itself_only(&env, &manager, &worker_id).await;
+    a_reboot_repeats_nothing(&env, &manager, &worker_id).await;
 
     // The reconciler sees the new node and rebalances the opted-in service onto it.
     wait_for(
@@ -423,7 +267,115 @@ async fn worker_life_join_label_rebalance_status_leave_and_removal() {
     )
     .await;
 
-    // Status for people and scripts.
+    status_and_metrics_show_the_fleet(&env).await;
+    the_fleet_page_shows_it_behind_the_secret(&env, &worker_id);
+    leaves_at_scale_in_and_is_removed(&env, &manager, &manager_id, &worker_id, &web).await;
+}
+
+/// The join as a node's boot runs it: token and manager list from the store,
+/// labels from IMDS and flags.
+fn boot_join(env: &common::Fresh) -> [&str; 10] {
+    [
+        "join",
+        "--token-store",
+        &env.store,
+        "--imds",
+        "http://127.0.0.1:18080",
+        "--require-imds",
+        "--label",
+        "pool=web",
+        "--api-secret-file",
+        &env.secret,
+    ]
+}
+
+/// A dry run changes nothing; the real join makes a labelled worker. Its id.
+async fn joins_at_boot_with_its_labels(env: &common::Fresh, manager: &Engine) -> String {
+    let dry = env.agent(
+        On::Worker,
+        &[
+            "--dry-run",
+            "join",
+            "--token-store",
+            &env.store,
+            "--imds",
+            "off",
+            "--api-secret-file",
+            &env.secret,
+        ],
+    );
+    dry.ok();
+    dry.says("would join");
+    assert_eq!(worker_state(env).await, LocalNodeState::INACTIVE);
+
+    env.agent(On::Worker, &boot_join(env)).ok();
+    let worker = env.engine(On::Worker).await.local_swarm().await.unwrap();
+    assert_eq!(worker.state, LocalNodeState::ACTIVE);
+    assert!(!worker.is_manager);
+    let worker_id = worker.node_id.unwrap();
+    let node = NodeView::from(&manager.node(&worker_id).await.unwrap());
+    assert_eq!(
+        node.addr, env.worker_ip,
+        "advertise address detected from the route to the manager"
+    );
+    for (label, value) in [
+        ("zone", "eu-test-1b"),
+        ("instance-id", "i-0123456789abcdef0"),
+        ("instance-type", "t3.small"),
+        ("lifecycle", "spot"),
+        ("pool", "web"),
+    ] {
+        assert_eq!(
+            node.labels.get(label).map(String::as_str),
+            Some(value),
+            "label {label}"
+        );
+    }
+    worker_id
+}
+
+fn secret_value(env: &common::Fresh) -> String {
+    std::fs::read_to_string(&env.secret)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A worker acts on itself only, and sets only the labels workers may set.
+async fn acts_on_itself_only(env: &common::Fresh, manager: &Engine, worker_id: &str) {
+    let api = &env.api;
+    let foreign = env.http_post(
+        On::Manager,
+        &format!("http://{api}/v1/nodes/{worker_id}/drain"),
+        &secret_value(env),
+        "",
+    );
+    assert!(foreign.contains("act on itself only"), "{foreign}");
+    let pinned = env.http_post(
+        On::Worker,
+        &format!("http://{api}/v1/nodes/{worker_id}/labels"),
+        &secret_value(env),
+        r#"{"labels": {"bookstore.mysql": "true"}}"#,
+    );
+    assert!(pinned.contains("refused"), "{pinned}");
+    let labels = NodeView::from(&manager.node(worker_id).await.unwrap()).labels;
+    assert_eq!(labels.get("bookstore.mysql"), None);
+}
+
+/// A reboot runs join again: nothing is repeated.
+async fn a_reboot_repeats_nothing(env: &common::Fresh, manager: &Engine, worker_id: &str) {
+    let second = env.agent(On::Worker, &boot_join(env));
+    second.ok();
+    for said in ["already a member of this swarm", "already labelled"] {
+        second.says(said);
+    }
+    let local = env.engine(On::Worker).await.local_swarm().await.unwrap();
+    assert_eq!(local.node_id.as_deref(), Some(worker_id));
+    assert_eq!(manager.nodes().await.unwrap().len(), 2, "no duplicate node");
+}
+
+/// `status` for people and scripts, and the serve process's metrics and /status.
+async fn status_and_metrics_show_the_fleet(env: &common::Fresh) {
     let status = env.agent(On::Manager, &["status", "--json"]);
     let report: serde_json::Value =
         serde_json::from_str(&status.stdout).expect("status --json is JSON");
@@ -441,7 +393,6 @@ async fn worker_life_join_label_rebalance_status_leave_and_removal() {
         table.stdout
     );
 
-    // Metrics and /status from the serve process.
     let metrics = wait_for(
         "rebalance counted in metrics",
         Duration::from_secs(30),
@@ -452,31 +403,28 @@ async fn worker_life_join_label_rebalance_status_leave_and_removal() {
         },
     )
     .await;
-    assert!(
-        metrics.contains(
-            "swarm_agent_nodes{availability=\"active\",role=\"worker\",state=\"ready\"} 1"
-        ),
-        "{metrics}"
-    );
-    assert!(metrics.contains("swarm_agent_quorum_margin 0"), "{metrics}");
-    assert!(
-        metrics.contains("swarm_agent_service_desired_tasks{service=\"web\"} 2"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("swarm_agent_actions_total{action=\"label\"} 1"),
-        "{metrics}"
-    );
+    for expected in [
+        "swarm_agent_nodes{availability=\"active\",role=\"worker\",state=\"ready\"} 1",
+        "swarm_agent_quorum_margin 0",
+        "swarm_agent_service_desired_tasks{service=\"web\"} 2",
+        "swarm_agent_actions_total{action=\"label\"} 1",
+    ] {
+        assert!(metrics.contains(expected), "{expected} not in {metrics}");
+    }
     let live: serde_json::Value =
         serde_json::from_str(&env.http_get(On::Manager, "http://127.0.0.1:9465/status")).unwrap();
     assert_eq!(live["nodes"].as_array().unwrap().len(), 2);
+}
 
-    // The fleet page: the secret as a Basic password opens it; it shows the
-    // nodes, the quorum margin, the service per node and what the agent did.
+/// The secret as a Basic password opens the fleet page: the nodes, the quorum
+/// margin, the service per node and what the agent did. Nothing else opens it,
+/// and the API refuses callers without the secret.
+fn the_fleet_page_shows_it_behind_the_secret(env: &common::Fresh, worker_id: &str) {
+    let api = &env.api;
     let fleet = format!("http://{api}/fleet");
     let basic = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("operator:{secret_value}"))
+        base64::engine::general_purpose::STANDARD.encode(format!("operator:{}", secret_value(env)))
     );
     let (status, page) = env.http_get_as(On::Manager, &fleet, &basic);
     assert_eq!(status, 200, "{page}");
@@ -497,21 +445,28 @@ async fn worker_life_join_label_rebalance_status_leave_and_removal() {
     }
     let (status, _) = env.http_get_as(On::Manager, &fleet, "Basic b3BlcmF0b3I6Z3Vlc3M=");
     assert_eq!(status, 401, "a wrong password is refused");
-
-    // The API refuses callers without the secret.
     let denied = env.http_get(
         On::Worker,
         &format!("http://{api}/v1/nodes/{worker_id}/drain"),
     );
     assert!(denied.contains("bearer secret"), "{denied}");
+}
 
-    // Scale-in: dry run changes nothing, then the real leave.
+/// Scale-in: a dry run changes nothing, the real leave drains the node and a
+/// manager removes it, and shutdown running leave again finds nothing to do.
+async fn leaves_at_scale_in_and_is_removed(
+    env: &common::Fresh,
+    manager: &Engine,
+    manager_id: &str,
+    worker_id: &str,
+    web: &str,
+) {
     let leave = [
         "leave",
         "--manager",
         &env.manager_ip,
         "--api-secret-file",
-        &secret,
+        &env.secret,
         "--deadline",
         "2m",
         "--poll",
@@ -521,20 +476,17 @@ async fn worker_life_join_label_rebalance_status_leave_and_removal() {
     dry_leave.extend_from_slice(&leave);
     env.agent(On::Worker, &dry_leave).ok();
     assert_eq!(
-        NodeView::from(&manager.node(&worker_id).await.unwrap()).availability,
+        NodeView::from(&manager.node(worker_id).await.unwrap()).availability,
         "active"
     );
-    assert_eq!(worker_state(&env).await, LocalNodeState::ACTIVE);
+    assert_eq!(worker_state(env).await, LocalNodeState::ACTIVE);
 
     let gone = env.agent(On::Worker, &leave);
     gone.ok();
-    assert!(gone.stderr.contains("drain complete"), "{}", gone.stderr);
-    assert!(
-        gone.stderr.contains("a manager removed this node"),
-        "{}",
-        gone.stderr
-    );
-    assert_eq!(worker_state(&env).await, LocalNodeState::INACTIVE);
+    for said in ["drain complete", "a manager removed this node"] {
+        gone.says(said);
+    }
+    assert_eq!(worker_state(env).await, LocalNodeState::INACTIVE);
     let ids: Vec<String> = manager
         .nodes()
         .await
@@ -544,32 +496,27 @@ async fn worker_life_join_label_rebalance_status_leave_and_removal() {
         .collect();
     assert_eq!(
         ids,
-        vec![manager_id.clone()],
+        vec![manager_id.to_string()],
         "the manager removed the node"
     );
     assert_eq!(
-        running_nodes(&env, &web).await,
-        vec![manager_id.clone(), manager_id.clone()],
+        running_nodes(env, web).await,
+        vec![manager_id.to_string(), manager_id.to_string()],
         "all replicas run on"
     );
 
-    // Shutdown runs leave again: nothing to do.
     let again = env.agent(On::Worker, &leave);
     again.ok();
-    assert!(
-        again.stderr.contains("nothing to leave"),
-        "{}",
-        again.stderr
-    );
+    again.says("nothing to leave");
 }
 
 #[tokio::test]
 async fn reconciler_removes_a_node_down_past_its_grace_period() {
-    let Some(env) = common::env() else { return };
-    let _lock = LOCK.lock().await;
-    env.reset().await;
-    let store = format!("file:{}", env.tokens_dir());
-    env.agent(On::Worker, &join_args(&env, &store, &[])).ok();
+    let Some(env) = common::fresh().await else {
+        return;
+    };
+    let store = env.store.clone();
+    env.agent(On::Worker, &join_args(&store, &[])).ok();
     let worker = env.engine(On::Worker).await;
     let worker_id = worker.local_swarm().await.unwrap().node_id.unwrap();
     // The node vanishes without a word (crash, spot reclaim): the manager marks it Down.
@@ -620,9 +567,9 @@ async fn reconciler_removes_a_node_down_past_its_grace_period() {
 
 #[tokio::test]
 async fn status_exit_code_tells_health() {
-    let Some(env) = common::env() else { return };
-    let _lock = LOCK.lock().await;
-    env.reset().await;
+    let Some(env) = common::fresh().await else {
+        return;
+    };
     let healthy = env.agent(On::Manager, &["status"]);
     assert_eq!(healthy.code, 0, "{}", healthy.stdout);
     assert!(healthy.stdout.contains("health: Healthy"));
@@ -650,11 +597,7 @@ async fn status_exit_code_tells_health() {
     // Not a manager / not in a swarm: the report cannot be made, exit says down.
     let outside = env.agent(On::Worker, &["status"]);
     assert_eq!(outside.code, 3);
-    assert!(
-        outside.stderr.contains("not part of a swarm"),
-        "{}",
-        outside.stderr
-    );
+    outside.says("not part of a swarm");
 }
 
 #[cfg(feature = "ssm")]
@@ -670,7 +613,7 @@ async fn init_publishes_tokens_to_ssm_secure_strings() {
         eprintln!("SKIPPED: no moto server");
         return;
     };
-    let _lock = LOCK.lock().await;
+    let _lock = common::LOCK.lock().await;
     env.reset().await;
     let prefix = format!("/swarm-agent-test/{}", std::process::id());
     let store = format!("ssm:{prefix}");
@@ -734,9 +677,9 @@ async fn init_publishes_tokens_to_ssm_secure_strings() {
 
 #[tokio::test]
 async fn join_refuses_a_node_that_belongs_to_another_swarm() {
-    let Some(env) = common::env() else { return };
-    let _lock = LOCK.lock().await;
-    env.reset().await;
+    let Some(env) = common::fresh().await else {
+        return;
+    };
     let worker = env.engine(On::Worker).await;
     let req = bollard::models::SwarmInitRequest {
         listen_addr: Some("0.0.0.0:2377".into()),
@@ -744,10 +687,9 @@ async fn join_refuses_a_node_that_belongs_to_another_swarm() {
         ..Default::default()
     };
     worker.init_swarm(req).await.unwrap();
-    let store = format!("file:{}", env.tokens_dir());
-    let run = env.agent(On::Worker, &join_args(&env, &store, &[]));
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("another swarm"), "{}", run.stderr);
+    let store = env.store.clone();
+    let run = env.agent(On::Worker, &join_args(&store, &[]));
+    run.fails_saying("another swarm");
     assert!(
         worker.local_swarm().await.unwrap().is_manager,
         "left untouched"
@@ -756,12 +698,11 @@ async fn join_refuses_a_node_that_belongs_to_another_swarm() {
 
 #[tokio::test]
 async fn the_last_manager_refuses_to_leave() {
-    let Some(env) = common::env() else { return };
-    let _lock = LOCK.lock().await;
-    env.reset().await;
+    let Some(env) = common::fresh().await else {
+        return;
+    };
     let run = env.agent(On::Manager, &["leave"]);
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("last manager"), "{}", run.stderr);
+    run.fails_saying("last manager");
     assert!(
         env.engine(On::Manager)
             .await
@@ -774,33 +715,16 @@ async fn the_last_manager_refuses_to_leave() {
 
 #[tokio::test]
 async fn a_manager_joins_with_the_manager_token_and_steps_down_before_leaving() {
-    let Some(env) = common::env() else { return };
-    let _lock = LOCK.lock().await;
-    env.reset().await;
-    let store = format!("file:{}", env.tokens_dir());
-    let secret = env.secret_file();
-    let api = format!("{}:9466", env.manager_ip);
-    let _serve = env.spawn(
-        On::Manager,
-        &[
-            "serve",
-            "--api-secret-file",
-            &secret,
-            "--api-addr",
-            &api,
-            "--metrics-addr",
-            "127.0.0.1:9465",
-            "--down-grace",
-            "1h",
-        ],
-    );
+    let Some(env) = common::fresh().await else {
+        return;
+    };
+    let store = env.store.clone();
+    let secret = env.secret.clone();
+    let api = env.api.clone();
+    let _serve = env.serve(&["--down-grace", "1h"]);
     env.agent(
         On::Worker,
-        &join_args(
-            &env,
-            &store,
-            &["--role", "manager", "--label", "tier=control"],
-        ),
+        &join_args(&store, &["--role", "manager", "--label", "tier=control"]),
     )
     .ok();
     let second = env.engine(On::Worker).await;
@@ -830,11 +754,7 @@ async fn a_manager_joins_with_the_manager_token_and_steps_down_before_leaving() 
         ],
     );
     run.ok();
-    assert!(
-        run.stderr.contains("demoted this manager"),
-        "{}",
-        run.stderr
-    );
+    run.says("demoted this manager");
     assert_eq!(worker_state(&env).await, LocalNodeState::INACTIVE);
     wait_for(
         "the former manager removed",
@@ -846,57 +766,34 @@ async fn a_manager_joins_with_the_manager_token_and_steps_down_before_leaving() 
 
 #[tokio::test]
 async fn a_wrong_api_secret_is_reported_and_a_rerun_finishes_the_job() {
-    let Some(env) = common::env() else { return };
-    let _lock = LOCK.lock().await;
-    env.reset().await;
-    let store = format!("file:{}", env.tokens_dir());
-    let secret = env.secret_file();
+    let Some(env) = common::fresh().await else {
+        return;
+    };
+    let store = env.store.clone();
+    let secret = env.secret.clone();
     let wrong = env.work.join("wrong-secret");
     std::fs::write(&wrong, "not-the-secret").unwrap();
     let wrong = wrong.display().to_string();
-    let api = format!("{}:9466", env.manager_ip);
-    let _serve = env.spawn(
-        On::Manager,
-        &[
-            "serve",
-            "--api-secret-file",
-            &secret,
-            "--api-addr",
-            &api,
-            "--metrics-addr",
-            "127.0.0.1:9465",
-        ],
-    );
+    let _serve = env.serve(&[]);
     let first = env.agent(
         On::Worker,
         &join_args(
-            &env,
             &store,
             &["--label", "pool=batch", "--api-secret-file", &wrong],
         ),
     );
-    assert_eq!(first.code, 1);
-    assert!(
-        first.stderr.contains("refused the bearer secret"),
-        "{}",
-        first.stderr
-    );
+    first.fails_saying("refused the bearer secret");
 
     // The node did join; the rerun (fixed secret) only adds the labels.
     let second = env.agent(
         On::Worker,
         &join_args(
-            &env,
             &store,
             &["--label", "pool=batch", "--api-secret-file", &secret],
         ),
     );
     second.ok();
-    assert!(
-        second.stderr.contains("already a member of this swarm"),
-        "{}",
-        second.stderr
-    );
+    second.says("already a member of this swarm");
     let id = env
         .engine(On::Worker)
         .await

@@ -3,7 +3,6 @@
 //! and a login flood must neither grow memory without bound nor delay a real
 //! login once it stops. Each run prints its figures.
 
-use std::net::TcpListener;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::cookie::CookieStore;
 
+use crate::common::{csrf_token_in, free_port};
 use crate::helpers::{PASSWORD, backends, fresh_database, random_address, unique_email};
 
 /// Anonymous views may not grow the process by more than this (allocator
@@ -34,14 +34,6 @@ struct Shop {
     metrics: String,
     redis_url: Option<String>,
     _dir: Option<tempfile::TempDir>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The storefront binary on a fresh database and, in fleet mode, an emptied Redis database `redis_db`.
@@ -186,8 +178,7 @@ async fn register(shop: &Shop, email: &str) {
 
 async fn token_of(client: &reqwest::Client, url: &str) -> String {
     let html = client.get(url).send().await.unwrap().text().await.unwrap();
-    let start = html.find("name=\"csrf_token\" value=\"").expect("a form") + 25;
-    html[start..start + 64].to_string()
+    csrf_token_in(&html).expect("a form")
 }
 
 /// A person logging in through the form from their own address, who does

@@ -3,17 +3,16 @@
 //! sessions when TEST_REDIS_URL is set), and shoppers with their own cookies.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use regex::Regex;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Response, StatusCode};
 use sqlx::AnyPool;
 use storefront::config::Config;
-use storefront::startup::Application;
 use storefront::state::AppState;
-use tokio::sync::oneshot;
+
+use crate::common::{Running, csrf_token_in};
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -21,7 +20,7 @@ pub struct TestApp {
     pub state: AppState,
     pub database_url: String,
     pub redis_url: Option<String>,
-    _stop: oneshot::Sender<()>,
+    _running: Running,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -72,7 +71,6 @@ pub async fn spawn_on(
     redis_url: Option<String>,
     adjust: impl FnOnce(&mut Config),
 ) -> TestApp {
-    init_logs();
     let mut config = Config::local(database_url);
     config.redis_url = redis_url.clone();
     // As behind the fleet's proxy: each test visitor has an address of its own
@@ -80,23 +78,14 @@ pub async fn spawn_on(
     // not add up across tests.
     config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     adjust(&mut config);
-    let application = Application::build(config)
-        .await
-        .expect("application builds");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let addr = application.addr();
-    let metrics_addr = application.metrics_addr();
-    let state = application.state();
-    tokio::spawn(application.run_until(async {
-        let _ = stopped.await;
-    }));
+    let running = Running::start(config).await;
     TestApp {
-        addr,
-        metrics_addr,
-        state,
+        addr: running.addr,
+        metrics_addr: running.metrics_addr,
+        state: running.state.clone(),
         database_url: database_url.into(),
         redis_url,
-        _stop: stop,
+        _running: running,
         _dir: None,
     }
 }
@@ -170,19 +159,6 @@ impl TestApp {
     }
 }
 
-/// Logs go to the test's captured output (shown on failure); RUST_LOG tunes them.
-fn init_logs() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,storefront=info"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    });
-}
-
 pub const PASSWORD: &str = "correct horse battery";
 
 pub fn unique_email(name: &str) -> String {
@@ -192,9 +168,6 @@ pub fn unique_email(name: &str) -> String {
         uuid::Uuid::new_v4().simple()
     )
 }
-
-static CSRF: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"name="csrf_token" value="([0-9a-f]*)""#).unwrap());
 
 /// A browser stand-in: keeps cookies, does not follow redirects (tests look at them).
 #[derive(Clone)]
@@ -265,9 +238,7 @@ impl Shopper {
     /// This session's CSRF token, as a page's form carries it.
     pub async fn token(&self) -> String {
         let (_, html) = self.page("/login").await;
-        CSRF.captures(&html)
-            .map(|c| c[1].to_string())
-            .expect("the login form carries a CSRF token")
+        csrf_token_in(&html).expect("the login form carries a CSRF token")
     }
 
     /// Posts a form with this session's CSRF token.

@@ -5,6 +5,8 @@ mod admin;
 mod auth;
 mod cart;
 mod catalog;
+#[path = "../common/mod.rs"]
+mod common;
 mod concurrency;
 mod fleet;
 mod floods;

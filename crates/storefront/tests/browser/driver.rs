@@ -1,11 +1,11 @@
 //! Debian's Chromium through chromedriver: finding them, starting the driver
 //! on a free port, and one headless browser session per window size.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::free_port;
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Map, Value, json};
@@ -139,13 +139,6 @@ async fn fit_page_to(client: &Client, viewport: Viewport) {
         .set_window_size(viewport.width + extra(0), viewport.height + extra(1))
         .await
         .expect("sizing the window");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
 }
 
 /// Running as root needs `--no-sandbox`; the networking flags keep Chromium

@@ -63,6 +63,56 @@ pub fn env() -> Option<Env> {
     })
 }
 
+/// One engine test's hold on the two engines: the shared lock, the swarm
+/// reset, and what most tests hand the agent (token store, API secret, the
+/// manager's API address). It dereferences to the `Env`.
+pub struct Fresh {
+    pub env: Env,
+    pub store: String,
+    pub secret: String,
+    pub api: String,
+    _lock: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// The engines, locked and reset; `None` as `env()` says.
+pub async fn fresh() -> Option<Fresh> {
+    let env = env()?;
+    let lock = LOCK.lock().await;
+    env.reset().await;
+    Some(Fresh {
+        store: format!("file:{}", env.tokens_dir()),
+        secret: env.secret_file(),
+        api: format!("{}:9466", env.manager_ip),
+        env,
+        _lock: lock,
+    })
+}
+
+impl Fresh {
+    /// `swarm-agent serve` on the manager, with the API secret and address,
+    /// metrics on 127.0.0.1:9465, and `extra` flags.
+    pub fn serve(&self, extra: &[&str]) -> Guard {
+        let mut args = vec![
+            "serve",
+            "--api-secret-file",
+            &self.secret,
+            "--api-addr",
+            &self.api,
+            "--metrics-addr",
+            "127.0.0.1:9465",
+        ];
+        args.extend_from_slice(extra);
+        self.env.spawn(On::Manager, &args)
+    }
+}
+
+impl std::ops::Deref for Fresh {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.env
+    }
+}
+
 #[derive(Debug)]
 pub struct Run {
     pub code: i32,
@@ -79,6 +129,22 @@ impl Run {
             self.stdout, self.stderr
         );
         self
+    }
+
+    /// The agent's log says `text` (what operators read in the journal).
+    pub fn says(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "expected {text:?} in the agent's log:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// The agent failed with exit code 1 and said `text`.
+    pub fn fails_saying(&self, text: &str) -> &Self {
+        assert_eq!(self.code, 1, "exit code; log:\n{}", self.stderr);
+        self.says(text)
     }
 }
 
