@@ -121,9 +121,13 @@ async fn token(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
 }
 
 /// Registers and logs in one user (not timed).
+/// Tells this run's accounts from an earlier run's on the same database (a
+/// process id does not: in a container it is always 1).
+static RUN: std::sync::LazyLock<u64> = std::sync::LazyLock::new(rand::random);
+
 async fn sign_up(base: &str, n: usize) -> anyhow::Result<User> {
     let client = client(n);
-    let email = format!("bench-{n}-{}@example.com", std::process::id());
+    let email = format!("bench-{n}-{}@example.com", *RUN);
     let t = token(&client, base).await?;
     let form = [
         ("name", "Bench"),
