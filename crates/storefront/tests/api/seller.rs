@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{location, spawn_app};
+use crate::helpers::{TestApp, location, spawn_app};
 
 fn form<'a>(title: &'a str, price: &'a str, stock: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -30,13 +30,7 @@ async fn a_seller_lists_edits_and_deletes_their_books() {
         )
         .await;
     assert_eq!(edited.status(), StatusCode::SEE_OTHER);
-    let (title, price, stock): (String, i64, i64) =
-        sqlx::query_as("SELECT title, price_cents, stock FROM books WHERE id = ?")
-            .bind(book)
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
-    assert_eq!((title.as_str(), price, stock), ("Final Cut", 1250, 7));
+    assert_eq!(stored(&app, book).await, ("Final Cut".to_string(), 1250, 7));
 
     let deleted = seller.post(&format!("/book/delete_book/{book}"), &[]).await;
     assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
@@ -120,13 +114,7 @@ async fn nobody_edits_or_deletes_another_sellers_book() {
     let missing = other.post("/book/delete_book/999999", &[]).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
-    let (title, price, stock): (String, i64, i64) =
-        sqlx::query_as("SELECT title, price_cents, stock FROM books WHERE id = ?")
-            .bind(book)
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
-    assert_eq!((title.as_str(), price, stock), ("Mine", 500, 3));
+    assert_eq!(stored(&app, book).await, ("Mine".to_string(), 500, 3));
     let (_, others_list) = other.page("/book/my_books").await;
     assert!(!others_list.contains("Mine"));
 }
@@ -147,4 +135,13 @@ async fn seller_pages_send_visitors_to_login() {
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
         assert_eq!(location(&response), "/login", "{path}");
     }
+}
+
+/// A book's title, price in cents and stock, as stored.
+async fn stored(app: &TestApp, book: i64) -> (String, i64, i64) {
+    sqlx::query_as("SELECT title, price_cents, stock FROM books WHERE id = ?")
+        .bind(book)
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
 }
