@@ -120,11 +120,11 @@ async fn token(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
         .to_string())
 }
 
-/// Registers and logs in one user (not timed).
 /// Tells this run's accounts from an earlier run's on the same database (a
 /// process id does not: in a container it is always 1).
 static RUN: std::sync::LazyLock<u64> = std::sync::LazyLock::new(rand::random);
 
+/// Registers and logs in one user (not timed).
 async fn sign_up(base: &str, n: usize) -> anyhow::Result<User> {
     let client = client(n);
     let email = format!("bench-{n}-{}@example.com", *RUN);

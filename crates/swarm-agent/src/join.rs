@@ -360,12 +360,7 @@ impl Labelling<'_> {
     /// Managers label themselves; workers ask a manager's agent.
     async fn apply(&self, engine: &Engine) -> Result<()> {
         let Labelling {
-            args,
-            store,
-            managers,
-            labels,
-            deadline,
-            dry_run,
+            labels, dry_run, ..
         } = *self;
         if labels.is_empty() {
             return Ok(());
@@ -380,6 +375,20 @@ impl Labelling<'_> {
             info!(node = %id, labels = ?labels, "dry-run: would ask a manager's agent to set node labels");
             return Ok(());
         }
+        self.ask_a_manager(&id).await
+    }
+
+    /// A worker cannot label itself: a manager's agent sets the labels,
+    /// retried until the join's deadline.
+    async fn ask_a_manager(&self, id: &str) -> Result<()> {
+        let Labelling {
+            args,
+            store,
+            managers,
+            labels,
+            deadline,
+            ..
+        } = *self;
         let secret = api::resolve_secret(&args.secret, Some(store))
         .await?
         .ok_or_else(|| {
