@@ -141,8 +141,8 @@ impl Shop {
         Cents::try_from(cents).expect("a stored amount")
     }
 
-    /// What the order must cost: the shop's own prices, not the test's guess.
-    async fn expected_total(&self) -> (Cents, Cents) {
+    /// The classic's price and the delivery's cost, as the shop stores them.
+    async fn classic_and_delivery(&self) -> (Cents, Cents) {
         let classic = self
             .cents("SELECT price_cents FROM books WHERE title = ?", CLASSIC.0)
             .await;
@@ -152,6 +152,12 @@ impl Shop {
                 DELIVERY,
             )
             .await;
+        (classic, delivery)
+    }
+
+    /// What the order must cost: the shop's own prices, not the test's guess.
+    async fn expected_total(&self) -> (Cents, Cents) {
+        let (classic, delivery) = self.classic_and_delivery().await;
         let bought = Cents::try_from(PRICE_CENTS * BOUGHT).unwrap();
         let books = bought + classic;
         (books, books + delivery)
@@ -437,15 +443,7 @@ async fn spanish_shopper_buys(shop: &Shop, b: &Browser) {
 
 /// One copy of the classic plus delivery, as a Spanish page writes it.
 async fn spanish_total(shop: &Shop) -> String {
-    let classic = shop
-        .cents("SELECT price_cents FROM books WHERE title = ?", CLASSIC.0)
-        .await;
-    let delivery = shop
-        .cents(
-            "SELECT cost_cents FROM delivery_providers WHERE name = ?",
-            DELIVERY,
-        )
-        .await;
+    let (classic, delivery) = shop.classic_and_delivery().await;
     storefront::i18n::Lang::Es
         .money((classic + delivery).get())
         .to_string()

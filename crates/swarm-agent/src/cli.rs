@@ -145,8 +145,10 @@ pub struct ManagersArgs {
     pub agent_urls: Vec<String>,
 }
 
+/// What a node needs to reach the managers and their agents: the token
+/// store, the agents' API secret and the managers' addresses (join, leave, serve).
 #[derive(Debug, Clone, Args)]
-pub struct JoinArgs {
+pub struct ClusterArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
@@ -155,6 +157,33 @@ pub struct JoinArgs {
 
     #[command(flatten)]
     pub managers: ManagersArgs,
+}
+
+/// EC2 instance metadata: `join` reads the node's zone and instance labels
+/// there, `serve` the termination notices.
+#[derive(Debug, Clone, Args)]
+pub struct ImdsArgs {
+    /// EC2 instance metadata (IMDSv2) base URL, or `off` when not on EC2. Gives
+    /// `join` its zone/instance labels; without it `serve` sees no termination
+    /// notice, and only a plain systemd stop ends the node.
+    #[arg(
+        long = "imds",
+        env = "SWARM_AGENT_IMDS",
+        default_value = "http://169.254.169.254"
+    )]
+    pub url: String,
+}
+
+impl ImdsArgs {
+    pub fn enabled(&self) -> bool {
+        self.url != "off"
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JoinArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Address this node advertises (default: the local address that routes to the manager).
     #[arg(long, env = "SWARM_AGENT_ADVERTISE_ADDR")]
@@ -168,13 +197,8 @@ pub struct JoinArgs {
     #[arg(long = "label", env = "SWARM_AGENT_LABELS", value_delimiter = ',')]
     pub labels: Vec<String>,
 
-    /// EC2 instance metadata (IMDSv2) base URL, or `off`. Gives zone/instance labels.
-    #[arg(
-        long,
-        env = "SWARM_AGENT_IMDS",
-        default_value = "http://169.254.169.254"
-    )]
-    pub imds: String,
+    #[command(flatten)]
+    pub imds: ImdsArgs,
 
     /// Fail when instance metadata cannot be read (default: warn and join without it).
     #[arg(long, env = "SWARM_AGENT_REQUIRE_IMDS")]
@@ -197,13 +221,7 @@ pub struct JoinArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LeaveArgs {
     #[command(flatten)]
-    pub store: StoreArgs,
-
-    #[command(flatten)]
-    pub secret: SecretArgs,
-
-    #[command(flatten)]
-    pub managers: ManagersArgs,
+    pub cluster: ClusterArgs,
 
     /// Give up waiting for tasks to move and services to converge after this long
     /// (the node then stays in the swarm, drained; fix and rerun).
@@ -241,10 +259,7 @@ pub struct StatusArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub store: StoreArgs,
-
-    #[command(flatten)]
-    pub secret: SecretArgs,
+    pub cluster: ClusterArgs,
 
     #[command(flatten)]
     pub lifecycle: LifecycleArgs,
@@ -300,14 +315,8 @@ pub struct ServeArgs {
 /// How a node notices its own end of life and hands its work over first.
 #[derive(Debug, Clone, Args)]
 pub struct LifecycleArgs {
-    /// EC2 instance metadata (IMDSv2) base URL, or `off` (not on EC2: only a
-    /// plain systemd stop ends the node).
-    #[arg(
-        long,
-        env = "SWARM_AGENT_IMDS",
-        default_value = "http://169.254.169.254"
-    )]
-    pub imds: String,
+    #[command(flatten)]
+    pub imds: ImdsArgs,
 
     /// How often to read the termination notices from instance metadata.
     #[arg(long, env = "SWARM_AGENT_LIFECYCLE_POLL", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -341,7 +350,59 @@ pub struct LifecycleArgs {
     /// The same for a spot interruption, which gives two minutes in all.
     #[arg(long, env = "SWARM_AGENT_SPOT_LEAVE_DEADLINE", default_value = "90s", value_parser = humantime::parse_duration)]
     pub spot_leave_deadline: Duration,
+}
 
-    #[command(flatten)]
-    pub managers: ManagersArgs,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The groups `join`, `leave` and `serve` share keep each flag's name.
+    #[test]
+    fn shared_flag_groups_keep_their_names() {
+        let cli = Cli::try_parse_from([
+            "swarm-agent",
+            "serve",
+            "--imds",
+            "off",
+            "--manager",
+            "m1,m2",
+            "--token-store",
+            "file:/tokens",
+            "--api-secret",
+            "s",
+        ])
+        .unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve: {:?}", cli.command)
+        };
+        assert!(!serve.lifecycle.imds.enabled());
+        assert_eq!(serve.cluster.managers.hosts, ["m1", "m2"]);
+        assert_eq!(
+            serve.cluster.store.token_store.as_deref(),
+            Some("file:/tokens")
+        );
+        assert_eq!(serve.cluster.secret.api_secret.as_deref(), Some("s"));
+
+        let cli = Cli::try_parse_from([
+            "swarm-agent",
+            "join",
+            "--imds",
+            "http://127.0.0.1:18080",
+            "--agent-url",
+            "http://m1:9466",
+        ])
+        .unwrap();
+        let Command::Join(join) = cli.command else {
+            panic!("not join: {:?}", cli.command)
+        };
+        assert!(join.imds.enabled());
+        assert_eq!(join.imds.url, "http://127.0.0.1:18080");
+        assert_eq!(join.cluster.managers.agent_urls, ["http://m1:9466"]);
+
+        let cli = Cli::try_parse_from(["swarm-agent", "leave", "--manager", "m1"]).unwrap();
+        let Command::Leave(leave) = cli.command else {
+            panic!("not leave: {:?}", cli.command)
+        };
+        assert_eq!(leave.cluster.managers.hosts, ["m1"]);
+    }
 }

@@ -178,6 +178,28 @@ pub struct FleetView {
     pub actions: Vec<ActionRow>,
 }
 
+/// One of the page's tables of nodes or services: a heading with the count,
+/// the columns, and the rows each drawn as `ok` or `bad`.
+pub struct Table<'a> {
+    pub title: &'static str,
+    pub columns: &'static [&'static str],
+    pub rows: Rows<'a>,
+}
+
+pub enum Rows<'a> {
+    Nodes(&'a [NodeRow]),
+    Services(&'a [ServiceRow]),
+}
+
+impl Table<'_> {
+    pub fn count(&self) -> usize {
+        match self.rows {
+            Rows::Nodes(rows) => rows.len(),
+            Rows::Services(rows) => rows.len(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct NodeRow {
     pub hostname: String,
@@ -220,6 +242,35 @@ pub struct ActionRow {
 }
 
 impl FleetView {
+    pub fn tables(&self) -> [Table<'_>; 2] {
+        [
+            Table {
+                title: "Nodes",
+                columns: &[
+                    "Node",
+                    "Role",
+                    "Availability",
+                    "State",
+                    "Zone",
+                    "Address",
+                    "ID",
+                ],
+                rows: Rows::Nodes(&self.nodes),
+            },
+            Table {
+                title: "Services",
+                columns: &[
+                    "Service",
+                    "Mode",
+                    "Running/desired",
+                    "Per node (running/desired)",
+                    "Update",
+                ],
+                rows: Rows::Services(&self.services),
+            },
+        ]
+    }
+
     pub fn new(
         report: &Report,
         tasks: &[TaskView],
@@ -458,6 +509,9 @@ mod tests {
             "storefront: 2/3 running",
             "2027-01-15 08:00:00 UTC",
             "2027-01-15 08:01:40 UTC",
+            "<h2>Nodes (2)</h2>",
+            "<h2>Services (1)</h2>",
+            "<th>Per node (running/desired)</th>",
         ] {
             assert!(html.contains(expected), "page lacks {expected:?}:\n{html}");
         }

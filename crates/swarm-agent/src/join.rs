@@ -132,8 +132,8 @@ pub async fn run(engine: &Engine, args: &JoinArgs, dry_run: bool) -> Result<()> 
     // One deadline for joining and labelling together, so the unit's start
     // timeout (swarm/systemd/swarm-agent.service) can be set above it.
     let deadline = Deadline::after(args.deadline);
-    let store = TokenStore::open(&args.store).await?;
-    let manager_list = manager_list(&store, &args.managers.hosts).await?;
+    let store = TokenStore::open(&args.cluster.store).await?;
+    let manager_list = manager_list(&store, &args.cluster.managers.hosts).await?;
     let labels = wanted_labels(args).await?;
     let cluster_id = store.get(Key::ClusterId).await?;
     let (resolved, _) = resolve(&manager_list).await;
@@ -231,8 +231,8 @@ async fn republished_token(
 /// Labels from the command line, plus EC2 placement facts when available.
 async fn wanted_labels(args: &JoinArgs) -> Result<BTreeMap<String, String>> {
     let mut labels = BTreeMap::new();
-    if args.imds != "off" {
-        match Imds::new(&args.imds)?.labels().await {
+    if args.imds.enabled() {
+        match Imds::new(&args.imds.url)?.labels().await {
             Ok(found) => {
                 info!(labels = ?found, "read EC2 instance metadata");
                 labels.extend(found);
@@ -389,7 +389,7 @@ impl Labelling<'_> {
             deadline,
             ..
         } = *self;
-        let secret = api::resolve_secret(&args.secret, Some(store))
+        let secret = api::resolve_secret(&args.cluster.secret, Some(store))
         .await?
         .ok_or_else(|| {
             Error::Config(format!(
@@ -398,10 +398,10 @@ impl Labelling<'_> {
                 store.describe()
             ))
         })?;
-        let urls = if args.managers.agent_urls.is_empty() {
+        let urls = if args.cluster.managers.agent_urls.is_empty() {
             api::urls_from_managers(managers)
         } else {
-            args.managers.agent_urls.clone()
+            args.cluster.managers.agent_urls.clone()
         };
         let client = AgentClient::new(urls, secret)?;
         let body = serde_json::json!({ "labels": labels });

@@ -78,11 +78,12 @@ pub async fn run(engine: &Engine, args: &LeaveArgs, dry_run: bool) -> Result<()>
 /// The managers' agents, from the flags or the token store; a store that
 /// cannot be read is an error (leaving undrained would drop requests).
 async fn agent_client(args: &LeaveArgs) -> Result<Option<AgentClient>> {
-    let store = match args.store.token_store {
-        Some(_) => Some(TokenStore::open(&args.store).await?),
+    let cluster = &args.cluster;
+    let store = match cluster.store.token_store {
+        Some(_) => Some(TokenStore::open(&cluster.store).await?),
         None => None,
     };
-    api::discover_client(store.as_ref(), &args.secret, &args.managers).await
+    api::discover_client(store.as_ref(), &cluster.secret, &cluster.managers).await
 }
 
 async fn leave_as_worker(

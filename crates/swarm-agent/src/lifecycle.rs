@@ -14,7 +14,7 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 
 use crate::actions::ActionLog;
-use crate::cli::{LeaveArgs, LifecycleArgs, SecretArgs, StoreArgs};
+use crate::cli::{ClusterArgs, LeaveArgs, LifecycleArgs};
 use crate::engine::Engine;
 use crate::imds::Imds;
 use crate::metrics::Metrics;
@@ -81,8 +81,7 @@ pub struct Watcher {
     /// Set when a notice ends the node: /lb-health then fails at once.
     pub leaving: Arc<AtomicBool>,
     pub args: LifecycleArgs,
-    pub store: StoreArgs,
-    pub secret: SecretArgs,
+    pub cluster: ClusterArgs,
     pub metrics: Metrics,
     /// What this agent did, for the fleet page.
     pub actions: ActionLog,
@@ -92,7 +91,7 @@ pub struct Watcher {
 impl Watcher {
     /// Poll until a notice ends the node, hand the work over, then return.
     pub async fn run(self) {
-        let imds = match Imds::new(&self.args.imds) {
+        let imds = match Imds::new(&self.args.imds.url) {
             Ok(i) => i,
             Err(e) => {
                 error!(error = %e, "lifecycle watcher not started");
@@ -192,9 +191,7 @@ impl Watcher {
 
     fn leave_args(&self, deadline: Duration) -> LeaveArgs {
         LeaveArgs {
-            store: self.store.clone(),
-            secret: self.secret.clone(),
-            managers: self.args.managers.clone(),
+            cluster: self.cluster.clone(),
             deadline,
             poll: Duration::from_secs(2),
             lb_drain_delay: self.args.lb_drain_delay,
@@ -220,7 +217,7 @@ impl Watcher {
             group,
             name,
             &instance,
-            self.store.aws_region.as_deref(),
+            self.cluster.store.aws_region.as_deref(),
             self.args.autoscaling_endpoint.as_deref(),
             self.metrics.clone(),
         )

@@ -291,12 +291,12 @@ pub struct Running {
 }
 
 pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Running> {
-    let store = match args.store.token_store {
-        Some(_) => Some(Arc::new(TokenStore::open(&args.store).await?)),
+    let store = match args.cluster.store.token_store {
+        Some(_) => Some(Arc::new(TokenStore::open(&args.cluster.store).await?)),
         None => None,
     };
     // Without a secret the API refuses every call (workers ask managers only).
-    let secret = api::resolve_secret(&args.secret, store.as_deref())
+    let secret = api::resolve_secret(&args.cluster.secret, store.as_deref())
         .await?
         .unwrap_or_default();
     if secret.is_empty() {
@@ -354,14 +354,13 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
         .merge(cpu::router(api_state.clone()))
         .merge(fleet::router(api_state.clone()));
     tokio::spawn(serve_api(api_listener, api_app));
-    if args.lifecycle.imds != "off" {
+    if args.lifecycle.imds.enabled() {
         tokio::spawn(
             lifecycle::Watcher {
                 engine: engine.clone(),
                 leaving: leaving.clone(),
                 args: args.lifecycle.clone(),
-                store: args.store.clone(),
-                secret: args.secret.clone(),
+                cluster: args.cluster.clone(),
                 metrics: metrics.clone(),
                 actions: actions.clone(),
                 dry_run,

@@ -3,11 +3,10 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 
-use super::page::{CurrentUser, Page, render};
+use super::page::{Page, SignedIn, render};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::orders::{self, OrderOverview};
@@ -19,8 +18,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/orders", get(orders_page))
 }
 
-async fn require_admin(app: &AppState, user_id: i64) -> AppResult<()> {
-    match users::is_admin(&app.db.pool, user_id).await? {
+async fn require_admin(me: &SignedIn) -> AppResult<()> {
+    match users::is_admin(&me.app.db.pool, me.user.id).await? {
         true => Ok(()),
         false => Err(AppError::Forbidden),
     }
@@ -33,14 +32,13 @@ struct UsersPage {
     users: Vec<User>,
 }
 
-async fn users_page(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    page: Page,
-) -> AppResult<Response> {
-    require_admin(&app, user.id).await?;
-    let users = users::list_all(&app.db.pool).await?;
-    render(&UsersPage { page, users })
+async fn users_page(me: SignedIn) -> AppResult<Response> {
+    require_admin(&me).await?;
+    let users = users::list_all(&me.app.db.pool).await?;
+    render(&UsersPage {
+        page: me.page,
+        users,
+    })
 }
 
 #[derive(Template)]
@@ -50,12 +48,11 @@ struct OrdersPage {
     orders: Vec<OrderOverview>,
 }
 
-async fn orders_page(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    page: Page,
-) -> AppResult<Response> {
-    require_admin(&app, user.id).await?;
-    let orders = orders::recent_all(&app.db.pool, 200).await?;
-    render(&OrdersPage { page, orders })
+async fn orders_page(me: SignedIn) -> AppResult<Response> {
+    require_admin(&me).await?;
+    let orders = orders::recent_all(&me.app.db.pool, 200).await?;
+    render(&OrdersPage {
+        page: me.page,
+        orders,
+    })
 }

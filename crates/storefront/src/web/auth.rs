@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::csrf::AnonymousToken;
-use super::page::{CsrfForm, FieldErrors, Page, SessionUser, flash, log_in, log_out, render};
+use super::page::{CsrfForm, FieldErrors, Page, SessionUser, flash, log_in, log_out, render_as};
 use crate::client_addr::{self, ClientAddr};
 use crate::domain::{Email, bounded_text, parse_password};
 use crate::error::{AppError, AppResult, set_retry_after};
@@ -45,13 +45,12 @@ struct RegisterForm {
 }
 
 async fn register_page(page: Page, anonymous: AnonymousToken) -> AppResult<Response> {
-    let page = page.with_csrf(&anonymous);
-    render(&RegisterPage {
+    show_register(
         page,
-        name: String::new(),
-        email: String::new(),
-        errors: FieldErrors::default(),
-    })
+        &anonymous,
+        RegisterForm::default(),
+        FieldErrors::default(),
+    )
 }
 
 async fn register(
@@ -66,7 +65,7 @@ async fn register(
     let email = errors.check("email", Email::parse(&form.email));
     let password = errors.check("password", parse_password(&form.password));
     let (Some(name), Some(email), Some(password)) = (name, email, password) else {
-        return refuse_register(page, &anonymous, form, errors);
+        return show_register(page, &anonymous, form, errors);
     };
     let hash = app.hasher.hash(password).await.map_err(hash_failed)?;
     match users::insert(&app.db.pool, &name, &email, &hash).await {
@@ -76,26 +75,32 @@ async fn register(
         }
         Err(InsertUserError::DuplicateEmail) => {
             errors.add("email", t("register-email-taken"));
-            refuse_register(page, &anonymous, form, errors)
+            show_register(page, &anonymous, form, errors)
         }
         Err(InsertUserError::Db(err)) => Err(err.into()),
     }
 }
 
-fn refuse_register(
+/// The register form: empty, or refused (422) with what was typed and why.
+fn show_register(
     page: Page,
     anonymous: &AnonymousToken,
     form: RegisterForm,
     errors: FieldErrors,
 ) -> AppResult<Response> {
-    let page = page.with_csrf(anonymous);
-    let body = render(&RegisterPage {
-        page,
-        name: form.name,
-        email: form.email,
-        errors,
-    })?;
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+    let status = match errors.is_empty() {
+        true => StatusCode::OK,
+        false => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    render_as(
+        status,
+        &RegisterPage {
+            page: page.with_csrf(anonymous),
+            name: form.name,
+            email: form.email,
+            errors,
+        },
+    )
 }
 
 #[derive(Template)]
@@ -114,12 +119,7 @@ struct LoginForm {
 }
 
 async fn login_page(page: Page, anonymous: AnonymousToken) -> AppResult<Response> {
-    let page = page.with_csrf(&anonymous);
-    render(&LoginPage {
-        page,
-        email: String::new(),
-        error: None,
-    })
+    show_login(page, &anonymous, String::new(), StatusCode::OK, None)
 }
 
 const LOGIN_FAILED: &str = "login-failed";
@@ -136,7 +136,8 @@ async fn login(
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> AppResult<Response> {
     let refuse = |status: StatusCode, error: &'static str| {
-        refuse_login(page.clone(), &anonymous, form.email.clone(), status, error)
+        let email = form.email.clone();
+        show_login(page.clone(), &anonymous, email, status, Some(error))
     };
     let Ok(email) = Email::parse(&form.email) else {
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, LOGIN_FAILED);
@@ -193,20 +194,23 @@ fn throttled(
     )
 }
 
-fn refuse_login(
+/// The login form: empty, or refused with the address typed and the catalogue id of why.
+fn show_login(
     page: Page,
     anonymous: &AnonymousToken,
     email: String,
     status: StatusCode,
-    error: &'static str,
+    error: Option<&'static str>,
 ) -> AppResult<Response> {
     let page = page.with_csrf(anonymous);
-    let body = render(&LoginPage {
-        error: Some(page.t(error).into_owned()),
-        page,
-        email,
-    })?;
-    Ok((status, body).into_response())
+    render_as(
+        status,
+        &LoginPage {
+            error: error.map(|id| page.t(id).into_owned()),
+            page,
+            email,
+        },
+    )
 }
 
 fn unavailable(err: anyhow::Error) -> AppError {

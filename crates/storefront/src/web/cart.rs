@@ -4,7 +4,6 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -13,7 +12,7 @@ use tower_sessions::Session;
 
 use super::catalog::refuse_quantity;
 use super::orders::explain_order_error;
-use super::page::{CsrfForm, CurrentUser, Page, flash, parse_id, render};
+use super::page::{CsrfForm, Page, SignedIn, flash, parse_id, render, render_as};
 use crate::domain::{Cents, Quantity};
 use crate::error::{AppError, AppResult};
 use crate::i18n::{t, t_args};
@@ -77,15 +76,10 @@ struct CartPage {
     error: Option<String>,
 }
 
-async fn cart_page(
-    app: &AppState,
-    page: Page,
-    session: &Session,
-    error: Option<String>,
-) -> AppResult<CartPage> {
-    let lines = load(session).await?;
+async fn cart_page(me: SignedIn, error: Option<String>) -> AppResult<CartPage> {
+    let lines = load(&me.session).await?;
     let ids: Vec<i64> = lines.iter().map(|l| l.book_id).collect();
-    let cards = books::cards_by_ids(&app.db.pool, &ids).await?;
+    let cards = books::cards_by_ids(&me.app.db.pool, &ids).await?;
     // Books deleted since they were added simply drop out.
     let rows: Vec<Row> = cards
         .into_iter()
@@ -96,20 +90,15 @@ async fn cart_page(
         .collect();
     let total = rows.iter().map(Row::subtotal).sum();
     Ok(CartPage {
-        page,
+        page: me.page,
         rows,
         total,
         error,
     })
 }
 
-async fn show(
-    State(app): State<AppState>,
-    CurrentUser(_): CurrentUser,
-    page: Page,
-    session: Session,
-) -> AppResult<Response> {
-    render(&cart_page(&app, page, &session, None).await?)
+async fn show(me: SignedIn) -> AppResult<Response> {
+    render(&cart_page(me, None).await?)
 }
 
 #[derive(Deserialize, Default)]
@@ -119,21 +108,15 @@ struct LineForm {
     quantity: String,
 }
 
-async fn add(
-    State(app): State<AppState>,
-    CurrentUser(_): CurrentUser,
-    page: Page,
-    session: Session,
-    CsrfForm(form): CsrfForm<LineForm>,
-) -> AppResult<Response> {
+async fn add(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<Response> {
     let book_id = parse_id(form.book_id.trim())?;
-    let book = books::get(&app.db.pool, book_id)
+    let book = books::get(&me.app.db.pool, book_id)
         .await?
         .ok_or(AppError::NotFound)?;
     let refuse = |status, error: String| {
         refuse_quantity(
-            &app,
-            page.clone(),
+            &me.app,
+            me.page.clone(),
             book_id,
             form.quantity.clone(),
             status,
@@ -144,7 +127,7 @@ async fn add(
         Ok(q) => q,
         Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, t(e)).await,
     };
-    let mut lines = load(&session).await?;
+    let mut lines = load(&me.session).await?;
     let in_cart = lines
         .iter()
         .find(|l| l.book_id == book_id)
@@ -171,9 +154,9 @@ async fn add(
             quantity: wanted,
         });
     }
-    store(&session, &lines).await?;
+    store(&me.session, &lines).await?;
     flash(
-        &session,
+        &me.session,
         "success",
         t_args("cart-added", &[("title", book.title.as_str().into())]),
     )
@@ -182,23 +165,17 @@ async fn add(
 }
 
 /// Sets a line's quantity; 0 removes it.
-async fn update(
-    State(app): State<AppState>,
-    CurrentUser(_): CurrentUser,
-    page: Page,
-    session: Session,
-    CsrfForm(form): CsrfForm<LineForm>,
-) -> AppResult<Response> {
+async fn update(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<Response> {
     let book_id = parse_id(form.book_id.trim())?;
-    let mut lines = load(&session).await?;
+    let mut lines = load(&me.session).await?;
     if form.quantity.trim() == "0" {
         lines.retain(|l| l.book_id != book_id);
     } else {
         let quantity = match Quantity::parse(&form.quantity) {
             Ok(q) => q,
             Err(e) => {
-                let body = render(&cart_page(&app, page, &session, Some(e.into())).await?)?;
-                return Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response());
+                let cart = cart_page(me, Some(e.into())).await?;
+                return render_as(StatusCode::UNPROCESSABLE_ENTITY, &cart);
             }
         };
         let line = lines
@@ -207,31 +184,28 @@ async fn update(
             .ok_or(AppError::NotFound)?;
         line.quantity = quantity;
     }
-    store(&session, &lines).await?;
+    store(&me.session, &lines).await?;
     Ok(Redirect::to("/cart").into_response())
 }
 
 async fn checkout(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    page: Page,
-    session: Session,
+    me: SignedIn,
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> AppResult<Response> {
-    let lines = load(&session).await?;
+    let app = &me.app;
+    let lines = load(&me.session).await?;
     let wanted: Vec<(i64, Quantity)> = lines.iter().map(|l| (l.book_id, l.quantity)).collect();
-    match orders::create(&app.db.pool, user.id, &wanted, app.hold_policy()).await {
+    match orders::create(&app.db.pool, me.user.id, &wanted, app.hold_policy()).await {
         Ok(order_id) => {
             app.metrics.order_event(OrderEvent::Created);
             app.catalog_changed().await;
-            store(&session, &[]).await?;
+            store(&me.session, &[]).await?;
             Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response())
         }
         Err(orders::OrderError::Db(err)) => Err(err.into()),
         Err(err) => {
             let (status, message) = explain_order_error(&err);
-            let body = render(&cart_page(&app, page, &session, Some(message)).await?)?;
-            Ok((status, body).into_response())
+            render_as(status, &cart_page(me, Some(message)).await?)
         }
     }
 }

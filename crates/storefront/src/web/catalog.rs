@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::page::{Page, parse_id, render};
+use super::page::{Page, parse_id, render, render_as};
 use crate::cover;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -291,14 +291,16 @@ pub async fn refuse_quantity(
         .await?
         .ok_or(AppError::NotFound)?;
     let is_seller = page.user_id() == Some(book.seller_id);
-    let body = render(&BookPage {
-        page,
-        book,
-        is_seller,
-        quantity,
-        quantity_error: Some(error),
-    })?;
-    Ok((status, body).into_response())
+    render_as(
+        status,
+        &BookPage {
+            page,
+            book,
+            is_seller,
+            quantity,
+            quantity_error: Some(error),
+        },
+    )
 }
 
 async fn cover_svg(State(app): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {

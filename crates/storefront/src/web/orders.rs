@@ -3,15 +3,15 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use tower_sessions::Session;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use super::catalog::refuse_quantity;
-use super::page::{CsrfForm, CurrentUser, Page, flash, parse_id, render};
+use super::page::{CsrfForm, NoPage, Page, SignedIn, flash, parse_id, render, render_as, shown_as};
 use crate::domain::{PaymentMethod, Quantity};
 use crate::error::{AppError, AppResult};
 use crate::i18n::{t, t_args};
@@ -82,9 +82,7 @@ struct BuyForm {
 }
 
 async fn buy(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    page: Page,
+    me: SignedIn,
     Path(book_id): Path<String>,
     CsrfForm(form): CsrfForm<BuyForm>,
 ) -> AppResult<Response> {
@@ -93,8 +91,8 @@ async fn buy(
         Ok(q) => q,
         Err(e) => {
             return refuse_quantity(
-                &app,
-                page,
+                &me.app,
+                me.page,
                 book_id,
                 form.quantity,
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -103,9 +101,10 @@ async fn buy(
             .await;
         }
     };
+    let app = &me.app;
     match orders::create(
         &app.db.pool,
-        user.id,
+        me.user.id,
         &[(book_id, quantity)],
         app.hold_policy(),
     )
@@ -120,7 +119,7 @@ async fn buy(
         Err(OrderError::Db(err)) => Err(err.into()),
         Err(err) => {
             let (status, message) = explain_order_error(&err);
-            refuse_quantity(&app, page, book_id, form.quantity, status, message).await
+            refuse_quantity(app, me.page, book_id, form.quantity, status, message).await
         }
     }
 }
@@ -130,6 +129,41 @@ async fn own_order(app: &AppState, raw_id: &str, user_id: i64) -> AppResult<Orde
     orders::get_owned(&app.db.pool, id, user_id)
         .await?
         .ok_or(AppError::NotFound)
+}
+
+/// A form posted on one of the shopper's own orders (the path's): checked
+/// like every form (`CsrfForm`) before the order is read, which is 404 when it
+/// is another's or none.
+struct OrderForm<F, P = Page> {
+    me: SignedIn<P>,
+    order: Order,
+    form: F,
+}
+
+impl<F: DeserializeOwned + Send, P: FromRequestParts<AppState, Rejection = AppError> + Send>
+    FromRequest<AppState> for OrderForm<F, P>
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, app: &AppState) -> AppResult<OrderForm<F, P>> {
+        let (mut parts, body) = req.into_parts();
+        let me = SignedIn::<P>::from_request_parts(&mut parts, app).await?;
+        let Path(id) = Path::<String>::from_request_parts(&mut parts, app)
+            .await
+            .map_err(|e| AppError::BadRequest(e.to_string()))?;
+        let CsrfForm(form) = CsrfForm::from_request(Request::from_parts(parts, body), app).await?;
+        let order = own_order(app, &id, me.user.id).await?;
+        Ok(OrderForm { me, order, form })
+    }
+}
+
+/// The shopper's order, for a step's page: a paid or cancelled one has no steps left.
+async fn open_order(app: &AppState, raw_id: &str, user_id: i64) -> AppResult<Order> {
+    let order = own_order(app, raw_id, user_id).await?;
+    if !order.is_open() {
+        return Err(step_refused(StepError::NotOpen));
+    }
+    Ok(order)
 }
 
 /// Refusals of a step, as the shopper should read them.
@@ -152,23 +186,29 @@ struct DeliveryPage {
     error: Option<String>,
 }
 
-async fn delivery_page(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
+/// The delivery step; with an `error`, refused (422).
+async fn show_delivery(
+    app: &AppState,
     page: Page,
-    Path(id): Path<String>,
+    order: Order,
+    error: Option<String>,
 ) -> AppResult<Response> {
-    let order = own_order(&app, &id, user.id).await?;
-    if !order.is_open() {
-        return Err(step_refused(StepError::NotOpen));
-    }
     let providers = providers::list(&app.db.pool).await?;
-    render(&DeliveryPage {
-        page,
-        order,
-        providers,
-        error: None,
-    })
+    let status = shown_as(&error);
+    render_as(
+        status,
+        &DeliveryPage {
+            page,
+            order,
+            providers,
+            error,
+        },
+    )
+}
+
+async fn delivery_page(me: SignedIn, Path(id): Path<String>) -> AppResult<Response> {
+    let order = open_order(&me.app, &id, me.user.id).await?;
+    show_delivery(&me.app, me.page, order, None).await
 }
 
 #[derive(Deserialize, Default)]
@@ -178,29 +218,18 @@ struct DeliveryForm {
 }
 
 async fn choose_delivery(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    page: Page,
-    Path(id): Path<String>,
-    CsrfForm(form): CsrfForm<DeliveryForm>,
+    OrderForm { me, order, form }: OrderForm<DeliveryForm>,
 ) -> AppResult<Response> {
-    let order = own_order(&app, &id, user.id).await?;
     let provider = form.provider.trim().parse::<i64>().ok();
+    let pool = &me.app.db.pool;
     let outcome = match provider {
-        Some(provider) => orders::choose_delivery(&app.db.pool, order.id, user.id, provider).await,
+        Some(provider) => orders::choose_delivery(pool, order.id, me.user.id, provider).await,
         None => Err(StepError::UnknownProvider),
     };
     match outcome {
         Ok(()) => Ok(Redirect::to(&format!("/payment/{}", order.id)).into_response()),
         Err(StepError::UnknownProvider) => {
-            let providers = providers::list(&app.db.pool).await?;
-            let body = render(&DeliveryPage {
-                page,
-                order,
-                providers,
-                error: Some(t("delivery-choose-one")),
-            })?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+            show_delivery(&me.app, me.page, order, Some(t("delivery-choose-one"))).await
         }
         Err(err) => Err(step_refused(err)),
     }
@@ -216,28 +245,32 @@ struct PaymentPage {
     error: Option<String>,
 }
 
-async fn payment_page(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
+/// The payment step; with an `error`, refused (422).
+fn show_payment(
     page: Page,
-    session: Session,
-    Path(id): Path<String>,
+    order: Order,
+    provider: Provider,
+    error: Option<String>,
 ) -> AppResult<Response> {
-    let order = own_order(&app, &id, user.id).await?;
-    if !order.is_open() {
-        return Err(step_refused(StepError::NotOpen));
-    }
-    let Some(provider) = provider_of(&app, &order).await? else {
-        flash(&session, "info", t("delivery-first")).await?;
+    render_as(
+        shown_as(&error),
+        &PaymentPage {
+            page,
+            order,
+            provider,
+            methods: PaymentMethod::ALL,
+            error,
+        },
+    )
+}
+
+async fn payment_page(me: SignedIn, Path(id): Path<String>) -> AppResult<Response> {
+    let order = open_order(&me.app, &id, me.user.id).await?;
+    let Some(provider) = provider_of(&me.app, &order).await? else {
+        flash(&me.session, "info", t("delivery-first")).await?;
         return Ok(Redirect::to(&format!("/delivery/{}", order.id)).into_response());
     };
-    render(&PaymentPage {
-        page,
-        order,
-        provider,
-        methods: PaymentMethod::ALL,
-        error: None,
-    })
+    show_payment(me.page, order, provider, None)
 }
 
 async fn provider_of(app: &AppState, order: &Order) -> AppResult<Option<Provider>> {
@@ -252,30 +285,15 @@ struct PaymentForm {
     method: String,
 }
 
-async fn pay(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    page: Page,
-    session: Session,
-    Path(id): Path<String>,
-    CsrfForm(form): CsrfForm<PaymentForm>,
-) -> AppResult<Response> {
-    let order = own_order(&app, &id, user.id).await?;
+async fn pay(OrderForm { me, order, form }: OrderForm<PaymentForm>) -> AppResult<Response> {
+    let app = &me.app;
     let Some(method) = PaymentMethod::parse(&form.method) else {
-        let provider = provider_of(&app, &order)
+        let provider = provider_of(app, &order)
             .await?
             .ok_or_else(|| step_refused(StepError::NoDelivery))?;
-        let error = Some(t("payment-choose"));
-        let body = render(&PaymentPage {
-            page,
-            order,
-            provider,
-            methods: PaymentMethod::ALL,
-            error,
-        })?;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response());
+        return show_payment(me.page, order, provider, Some(t("payment-choose")));
     };
-    let amount = orders::pay(&app.db.pool, order.id, user.id, method)
+    let amount = orders::pay(&app.db.pool, order.id, me.user.id, method)
         .await
         .map_err(step_refused)?;
     app.metrics.order_event(OrderEvent::Paid);
@@ -284,8 +302,9 @@ async fn pay(
         amount_cents = amount.get(),
         "order paid"
     );
+    let page = &me.page;
     flash(
-        &session,
+        &me.session,
         "success",
         t_args(
             "payment-received",
@@ -303,16 +322,15 @@ async fn pay(
 #[template(path = "orders/list.html")]
 struct OrdersPage {
     page: Page,
-    orders: Vec<Order>,
+    rows: Vec<Order>,
 }
 
-async fn list(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    page: Page,
-) -> AppResult<Response> {
-    let orders = orders::list_for_user(&app.db.pool, user.id).await?;
-    render(&OrdersPage { page, orders })
+async fn list(me: SignedIn) -> AppResult<Response> {
+    let rows = orders::list_for_user(&me.app.db.pool, me.user.id).await?;
+    render(&OrdersPage {
+        page: me.page,
+        rows,
+    })
 }
 
 #[derive(Template)]
@@ -324,32 +342,22 @@ struct OrderPage {
     provider: Option<Provider>,
 }
 
-async fn detail(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    page: Page,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let order = own_order(&app, &id, user.id).await?;
+async fn detail(me: SignedIn, Path(id): Path<String>) -> AppResult<Response> {
+    let app = &me.app;
+    let order = own_order(app, &id, me.user.id).await?;
     let lines = orders::lines(&app.db.pool, order.id).await?;
-    let provider = provider_of(&app, &order).await?;
+    let provider = provider_of(app, &order).await?;
     render(&OrderPage {
-        page,
+        page: me.page,
         order,
         lines,
         provider,
     })
 }
 
-async fn cancel(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    session: Session,
-    Path(id): Path<String>,
-    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
-) -> AppResult<Response> {
-    let order = own_order(&app, &id, user.id).await?;
-    if !orders::cancel(&app.db.pool, order.id, user.id)
+async fn cancel(OrderForm { me, order, .. }: OrderForm<IgnoredAny, NoPage>) -> AppResult<Response> {
+    let app = &me.app;
+    if !orders::cancel(&app.db.pool, order.id, me.user.id)
         .await
         .map_err(step_refused)?
     {
@@ -358,7 +366,7 @@ async fn cancel(
     app.metrics.order_event(OrderEvent::Cancelled);
     app.catalog_changed().await;
     flash(
-        &session,
+        &me.session,
         "success",
         t_args("order-cancelled", &[("id", order.id.into())]),
     )

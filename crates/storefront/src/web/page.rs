@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use axum::extract::{FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,7 @@ use super::csrf::{AnonymousToken, CSRF_KEY, new_token, session_of};
 use crate::domain::Cents;
 use crate::error::{AppError, AppResult};
 use crate::i18n::{self, Counted, Lang, Message, Money, TextArgument};
+use crate::state::AppState;
 use crate::store::catalog::Total;
 use fluent_bundle::FluentValue;
 
@@ -226,18 +228,46 @@ pub async fn session_lifetime(session: Session, request: Request, next: Next) ->
     response
 }
 
-/// A logged-in user; anonymous visitors are sent to the login page.
-pub struct CurrentUser(pub SessionUser);
+/// A logged-in user's request: the application, who is logged in, their
+/// session and `P`, the page shown. Anonymous visitors are sent to the login
+/// page before the page is read, so their flash messages wait for it there.
+pub struct SignedIn<P = Page> {
+    pub app: AppState,
+    pub user: SessionUser,
+    pub session: Session,
+    pub page: P,
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+/// The page of `SignedIn<NoPage>`: a request that changes something and
+/// redirects reads no page, so a flash message waiting to be shown stays for
+/// the next page.
+pub struct NoPage;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoPage {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> AppResult<CurrentUser> {
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> AppResult<NoPage> {
+        Ok(NoPage)
+    }
+}
+
+impl<P: FromRequestParts<AppState, Rejection = AppError>> FromRequestParts<AppState>
+    for SignedIn<P>
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> AppResult<SignedIn<P>> {
         let session = session_of(parts).await?;
-        match session.get::<SessionUser>(USER_KEY).await? {
-            Some(user) => Ok(CurrentUser(user)),
-            None => Err(AppError::LoginRequired),
-        }
+        let Some(user) = session.get::<SessionUser>(USER_KEY).await? else {
+            return Err(AppError::LoginRequired);
+        };
+        let page = P::from_request_parts(parts, app).await?;
+        Ok(SignedIn {
+            app: app.clone(),
+            user,
+            session,
+            page,
+        })
     }
 }
 
@@ -282,4 +312,17 @@ pub fn parse_id(raw: &str) -> AppResult<i64> {
 /// A page's HTML response, from its template.
 pub fn render<T: askama::Template>(template: &T) -> AppResult<Response> {
     Ok(axum::response::Html(template.render()?).into_response())
+}
+
+/// A page shown with another status than 200: a refused form, a failed step.
+pub fn render_as<T: askama::Template>(status: StatusCode, template: &T) -> AppResult<Response> {
+    Ok((status, render(template)?).into_response())
+}
+
+/// A form page's status: 200 as asked for, 422 when it comes back with an error.
+pub fn shown_as<E>(error: &Option<E>) -> StatusCode {
+    match error {
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::OK,
+    }
 }

@@ -2,14 +2,15 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use tower_sessions::Session;
 
-use super::page::{CsrfForm, CurrentUser, FieldErrors, Page, flash, parse_id, render};
+use super::page::{
+    CsrfForm, FieldErrors, NoPage, Page, SignedIn, flash, parse_id, render, render_as,
+};
 use crate::domain::{Cents, bounded_text, parse_stock};
 use crate::error::{AppError, AppResult};
 use crate::i18n::t_args;
@@ -28,16 +29,15 @@ pub fn router() -> Router<AppState> {
 #[template(path = "sell/my_books.html")]
 struct MyBooksPage {
     page: Page,
-    books: Vec<Book>,
+    rows: Vec<Book>,
 }
 
-async fn my_books(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    page: Page,
-) -> AppResult<Response> {
-    let books = books::by_seller(&app.db.pool, user.id).await?;
-    render(&MyBooksPage { page, books })
+async fn my_books(me: SignedIn) -> AppResult<Response> {
+    let rows = books::by_seller(&me.app.db.pool, me.user.id).await?;
+    render(&MyBooksPage {
+        page: me.page,
+        rows,
+    })
 }
 
 /// The form as typed, so a refused form comes back with what the seller wrote.
@@ -101,9 +101,9 @@ struct BookFormPage {
     errors: FieldErrors,
 }
 
-async fn add_page(CurrentUser(_): CurrentUser, page: Page) -> AppResult<Response> {
+async fn add_page(me: SignedIn) -> AppResult<Response> {
     render(&BookFormPage {
-        page,
+        page: me.page,
         heading: "sell-add-heading",
         action: "/book/add_book".into(),
         form: BookForm {
@@ -114,18 +114,12 @@ async fn add_page(CurrentUser(_): CurrentUser, page: Page) -> AppResult<Response
     })
 }
 
-async fn add(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    page: Page,
-    session: Session,
-    CsrfForm(form): CsrfForm<BookForm>,
-) -> AppResult<Response> {
+async fn add(me: SignedIn, CsrfForm(form): CsrfForm<BookForm>) -> AppResult<Response> {
     let fields = match form.parse() {
         Ok(fields) => fields,
         Err(errors) => {
             return refuse(
-                page,
+                me.page,
                 "sell-add-heading",
                 "/book/add_book".into(),
                 form,
@@ -133,15 +127,15 @@ async fn add(
             );
         }
     };
-    let id = books::insert(&app.db.pool, user.id, &fields).await?;
-    app.catalog_changed().await;
+    let id = books::insert(&me.app.db.pool, me.user.id, &fields).await?;
+    me.app.catalog_changed().await;
     flash(
-        &session,
+        &me.session,
         "success",
         t_args("sell-added", &[("title", fields.title.as_str().into())]),
     )
     .await?;
-    tracing::info!(book_id = id, seller_id = user.id, "book listed");
+    tracing::info!(book_id = id, seller_id = me.user.id, "book listed");
     Ok(Redirect::to("/book/my_books").into_response())
 }
 
@@ -152,18 +146,22 @@ fn refuse(
     form: BookForm,
     errors: FieldErrors,
 ) -> AppResult<Response> {
-    let body = render(&BookFormPage {
-        page,
-        heading,
-        action,
-        form,
-        errors,
-    })?;
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+    render_as(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &BookFormPage {
+            page,
+            heading,
+            action,
+            form,
+            errors,
+        },
+    )
 }
 
-/// The seller's own book; another seller's is 403, a missing one 404.
-async fn owned_book(app: &AppState, id: i64, seller_id: i64) -> AppResult<Book> {
+/// The seller's own book, by the id in the path; another seller's is 403, a
+/// missing one 404.
+async fn owned_book(app: &AppState, raw_id: &str, seller_id: i64) -> AppResult<Book> {
+    let id = parse_id(raw_id)?;
     let book = books::get(&app.db.pool, id)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -173,38 +171,28 @@ async fn owned_book(app: &AppState, id: i64, seller_id: i64) -> AppResult<Book> 
     Ok(book)
 }
 
-async fn edit_page(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    page: Page,
-    Path(id): Path<String>,
-) -> AppResult<Response> {
-    let id = parse_id(&id)?;
-    let book = owned_book(&app, id, user.id).await?;
+async fn edit_page(me: SignedIn, Path(id): Path<String>) -> AppResult<Response> {
+    let book = owned_book(&me.app, &id, me.user.id).await?;
     render(&BookFormPage {
-        page,
+        page: me.page,
         heading: "sell-edit-heading",
-        action: format!("/book/edit_book/{id}"),
+        action: format!("/book/edit_book/{}", book.id),
         form: BookForm::of(&book),
         errors: FieldErrors::default(),
     })
 }
 
 async fn edit(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    page: Page,
-    session: Session,
+    me: SignedIn,
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<BookForm>,
 ) -> AppResult<Response> {
-    let id = parse_id(&id)?;
-    owned_book(&app, id, user.id).await?;
+    let id = owned_book(&me.app, &id, me.user.id).await?.id;
     let fields = match form.parse() {
         Ok(fields) => fields,
         Err(errors) => {
             return refuse(
-                page,
+                me.page,
                 "sell-edit-heading",
                 format!("/book/edit_book/{id}"),
                 form,
@@ -213,12 +201,12 @@ async fn edit(
         }
     };
     // Ownership is checked again in the UPDATE itself.
-    if !books::update_owned(&app.db.pool, id, user.id, &fields).await? {
+    if !books::update_owned(&me.app.db.pool, id, me.user.id, &fields).await? {
         return Err(AppError::Forbidden);
     }
-    app.catalog_changed().await;
+    me.app.catalog_changed().await;
     flash(
-        &session,
+        &me.session,
         "success",
         t_args("sell-updated", &[("title", fields.title.as_str().into())]),
     )
@@ -227,20 +215,17 @@ async fn edit(
 }
 
 async fn delete(
-    State(app): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    session: Session,
+    me: SignedIn<NoPage>,
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> AppResult<Response> {
-    let id = parse_id(&id)?;
-    let book = owned_book(&app, id, user.id).await?;
-    if !books::delete_owned(&app.db.pool, id, user.id).await? {
+    let book = owned_book(&me.app, &id, me.user.id).await?;
+    if !books::delete_owned(&me.app.db.pool, book.id, me.user.id).await? {
         return Err(AppError::Forbidden);
     }
-    app.catalog_changed().await;
+    me.app.catalog_changed().await;
     flash(
-        &session,
+        &me.session,
         "success",
         t_args("sell-removed", &[("title", book.title.as_str().into())]),
     )
