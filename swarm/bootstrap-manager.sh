@@ -112,5 +112,6 @@ fi
 
 log "done. Deploy the stack from a checkout of this repository on this manager:"
 log "  STOREFRONT_IMAGE=$STOREFRONT_IMAGE PUBLIC_ORIGIN=https://YOUR-SHOP-DOMAIN \\"
-log "  BACKUP_IMAGE=REGISTRY/bookstore/backup:TAG BACKUP_S3_BUCKET=YOUR-BACKUP-BUCKET \\"
+log "  PROXY_IMAGE=REGISTRY/bookstore/proxy:TAG BACKUP_IMAGE=REGISTRY/bookstore/backup:TAG \\"
+log "  BACKUP_S3_BUCKET=YOUR-BACKUP-BUCKET \\"
 log "  docker stack deploy --with-registry-auth -c stack.yml bookstore"

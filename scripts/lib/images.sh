@@ -2,7 +2,7 @@
 # Shared by scripts/e2e-swarm and scripts/e2e-fleet: the images of the stack,
 # built here with the real Dockerfiles (no registry can be pulled from): a
 # Debian base made with debootstrap, the two programs from host-built release
-# binaries, and local stand-ins for mysql, redis and nginx. Source it after
+# binaries, the proxy, and local stand-ins for mysql and redis. Source it after
 # scripts/lib/services.sh; set IMAGES_WORK (a scratch folder) and IMAGE_TAG.
 
 BASE_IMAGE=bookstore/debian:bookworm
@@ -11,7 +11,7 @@ STOREFRONT_IMAGE=bookstore/storefront:$IMAGE_TAG
 SWARM_AGENT_IMAGE=bookstore/swarm-agent:$IMAGE_TAG
 MYSQL_IMAGE=bookstore/mysql-standin:$IMAGE_TAG
 REDIS_IMAGE=bookstore/redis-standin:$IMAGE_TAG
-PROXY_IMAGE=bookstore/nginx-standin:$IMAGE_TAG
+PROXY_IMAGE=bookstore/proxy:$IMAGE_TAG
 BACKUP_IMAGE=bookstore/backup:$IMAGE_TAG
 PROMETHEUS_IMAGE=bookstore/prometheus:$IMAGE_TAG
 ALERTMANAGER_IMAGE=bookstore/alertmanager:$IMAGE_TAG
@@ -45,7 +45,7 @@ build_stack_images() {
   build_one docker/swarm-agent.Dockerfile "$SWARM_AGENT_IMAGE" "${common[@]}" --target prebuilt
   build_one docker/standins/mysql.Dockerfile "$MYSQL_IMAGE" "${common[@]}"
   build_one docker/standins/redis.Dockerfile "$REDIS_IMAGE" "${common[@]}"
-  build_one docker/standins/nginx.Dockerfile "$PROXY_IMAGE" "${common[@]}"
+  build_one docker/proxy.Dockerfile "$PROXY_IMAGE" "${common[@]}"
   build_one docker/backup.Dockerfile "$BACKUP_IMAGE" "${common[@]}"
 }
 

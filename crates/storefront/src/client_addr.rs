@@ -113,7 +113,7 @@ mod tests {
     fn trusted_hops_are_skipped_from_the_right_and_forged_entries_ignored() {
         let trusted = parse_trusted_proxies("10.0.0.0/8").unwrap();
         // The client forged "6.6.6.6"; the load balancer (10.0.1.5) appended the
-        // real client, nginx appended the load balancer.
+        // real client, the node proxy appended the load balancer.
         let headers = with_xff(&["6.6.6.6, 198.51.100.7", "10.0.1.5"]);
         assert_eq!(
             resolve(ip("10.0.0.2"), &headers, &trusted),

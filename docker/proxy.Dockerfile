@@ -1,0 +1,25 @@
+# The stack's edge proxy (stack.yml `proxy`, one per node): HAProxy from
+# Debian's packages, reading /usr/local/etc/haproxy/haproxy.cfg (the stack's
+# `proxy_conf`, docker/proxy/haproxy.cfg). Production and the local tests
+# build this same file; a machine that can pull Debian's image uses it as the
+# base:
+#   docker build -f docker/proxy.Dockerfile --build-arg BASE_IMAGE=debian:bookworm-slim \
+#     -t REGISTRY/bookstore/proxy:TAG .
+ARG BASE_IMAGE=bookstore/debian:bookworm
+FROM ${BASE_IMAGE}
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /usr/local/etc/haproxy
+COPY docker/proxy/haproxy.cfg /usr/local/etc/haproxy/haproxy.cfg
+USER haproxy
+EXPOSE 8080
+# SIGUSR1: a soft stop. The listener closes and open connections finish.
+STOPSIGNAL SIGUSR1
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["curl", "-fsS", "http://127.0.0.1:8080/proxy-health"]
+LABEL org.opencontainers.image.title="bookstore-proxy" \
+      org.opencontainers.image.description="The Bookstore stack's per-node proxy: HAProxy to the storefront replicas by DNS" \
+      org.opencontainers.image.source="https://example.invalid/bookstore-fleet" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.vendor="Bookstore fleet"
+CMD ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
