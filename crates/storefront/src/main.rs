@@ -60,7 +60,7 @@ enum Command {
         /// The e-mail address the user registered with.
         email: String,
     },
-    /// Exit 0 when this instance answers /readyz with 200 within 2 s (for HEALTHCHECK).
+    /// Exit 0 when this instance answers /healthz with 200 within 2 s (liveness, for HEALTHCHECK).
     Healthcheck,
 }
 
