@@ -10,6 +10,11 @@
 //! from Redis on each request instead, and when Redis cannot answer nothing is
 //! served from the cache.
 //!
+//! Entries are stamped with a number of this replica's own, which changes
+//! whenever the counter in Redis is seen to change, whichever way: a Redis that
+//! lost its data counts from 0 again, and an entry stamped with the old count
+//! must not come back to life when the new count reaches it.
+//!
 //! Hand-written rather than a cache crate: the logic is the version check,
 //! and the map around it is a dozen lines.
 
@@ -40,16 +45,32 @@ pub enum CatalogVersion {
     Redis(deadpool_redis::Pool, Arc<Pushed>),
 }
 
-/// The version as last pushed over pub/sub, valid while `live`.
+/// This replica's stamp for the catalog as last seen in Redis; served
+/// without a round trip while `live` (the subscription is up).
 #[derive(Default)]
 pub struct Pushed {
-    version: AtomicU64,
+    stamp: AtomicU64,
+    /// The Redis counter the stamp stands for; `None` after losing track of it.
+    counter: Mutex<Option<u64>>,
     live: AtomicBool,
 }
 
 impl Pushed {
-    fn raise_to(&self, version: u64) {
-        self.version.fetch_max(version, Ordering::AcqRel);
+    /// The stamp for `counter`, a new one if the counter is not the one last
+    /// seen. A read that raced a bump and saw an older value also gets a new
+    /// stamp: that costs a few cache misses, never a stale page.
+    fn saw(&self, counter: u64) -> u64 {
+        let mut last = self.counter.lock().expect("catalog version poisoned");
+        if *last != Some(counter) {
+            *last = Some(counter);
+            self.stamp.fetch_add(1, Ordering::AcqRel);
+        }
+        self.stamp.load(Ordering::Acquire)
+    }
+
+    /// Announcements may have been missed: whatever is read next is new.
+    fn lose_track(&self) {
+        *self.counter.lock().expect("catalog version poisoned") = None;
     }
 }
 
@@ -73,9 +94,12 @@ impl CatalogVersion {
         match self {
             CatalogVersion::Local(n) => Some(n.load(Ordering::Acquire)),
             CatalogVersion::Redis(_, pushed) if pushed.live.load(Ordering::Acquire) => {
-                Some(pushed.version.load(Ordering::Acquire))
+                Some(pushed.stamp.load(Ordering::Acquire))
             }
-            CatalogVersion::Redis(pool, _) => read_version(pool).await.ok(),
+            CatalogVersion::Redis(pool, pushed) => read_version(pool)
+                .await
+                .ok()
+                .map(|counter| pushed.saw(counter)),
         }
     }
 
@@ -97,7 +121,9 @@ impl CatalogVersion {
                     Ok(version)
                 });
                 match bumped.await {
-                    Ok(version) => pushed.raise_to(version),
+                    Ok(counter) => {
+                        pushed.saw(counter);
+                    }
                     Err(err) => tracing::warn!(
                         error = %err,
                         "could not bump the catalog version; caches expire within 10 s"
@@ -127,14 +153,17 @@ async fn follow_version(client: redis::Client, pool: deadpool_redis::Pool, pushe
         match subscribed(&client, VERSION_CHANNEL).await {
             Ok(mut pubsub) => {
                 // Read after subscribing, so no bump falls between the two.
-                if let Ok(version) = read_version(&pool).await {
-                    pushed.raise_to(version);
+                if let Ok(counter) = read_version(&pool).await {
+                    pushed.lose_track();
+                    pushed.saw(counter);
                     pushed.live.store(true, Ordering::Release);
                     let mut messages = pubsub.on_message();
                     // Announcements carry no number: each one means "read it again".
                     while messages.next().await.is_some() {
                         match read_version(&pool).await {
-                            Ok(version) => pushed.raise_to(version),
+                            Ok(counter) => {
+                                pushed.saw(counter);
+                            }
                             Err(_) => break,
                         }
                     }
@@ -143,6 +172,7 @@ async fn follow_version(client: redis::Client, pool: deadpool_redis::Pool, pushe
             Err(err) => tracing::debug!(error = %err, "catalog version subscription failed"),
         }
         pushed.live.store(false, Ordering::Release);
+        pushed.lose_track();
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

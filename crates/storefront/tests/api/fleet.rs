@@ -357,3 +357,40 @@ async fn cached_catalog_pages_follow_changes_made_on_another_replica() {
     )
     .await;
 }
+
+/// A Redis database of this test's own: the test below empties it.
+const DATA_LOSS_REDIS_DB: u8 = 13;
+
+#[tokio::test]
+async fn cached_catalog_pages_follow_changes_after_redis_loses_its_data() {
+    let Some(redis) = backends().1 else {
+        skip_because("fleet tests need TEST_MYSQL_URL and TEST_REDIS_URL (scripts/test sets them)");
+        return;
+    };
+    let own_db = format!("{}/{DATA_LOSS_REDIS_DB}", redis.trim_end_matches('/'));
+    flush(&own_db).await;
+    let Some((a, b)) = two_replicas(|c| c.redis_url = Some(own_db.clone())).await else {
+        return;
+    };
+    let seller = a.shopper("Seller").await;
+    let book = a.listed_book(&seller, "Kept Title", "5.00", "9").await;
+    // A few changes, so the counter in Redis is past what it restarts from.
+    a.shopper("EarlyBuyer").await.buy_ok(book, "1").await;
+    a.shopper("SecondBuyer").await.buy_ok(book, "1").await;
+    shows_within_a_second(&a, "/book/catalog", &["7 available"]).await;
+
+    // Redis comes back empty (no persistence, or a lost volume): the catalog
+    // counter starts again from 0.
+    flush(&own_db).await;
+    a.shopper("Buyer").await.on(&b).buy_ok(book, "3").await;
+    shows_within_a_second(&a, "/book/catalog", &["4 available"]).await;
+}
+
+async fn flush(redis_url: &str) {
+    let client = deadpool_redis::redis::Client::open(redis_url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    deadpool_redis::redis::cmd("FLUSHDB")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+}
