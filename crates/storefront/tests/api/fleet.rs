@@ -8,7 +8,10 @@ use reqwest::StatusCode;
 
 use crate::common::skip_because;
 use crate::concurrency::race_for_the_last_copies;
-use crate::helpers::{TestApp, backends, location, order_id_in, spawn_app_with, spawn_on};
+use crate::helpers::{
+    TestApp, backends, emptied_redis_db, flush_redis, location, order_id_in, spawn_app_with,
+    spawn_on,
+};
 
 /// Two replicas of one shop, or `None` when this run has no MySQL and Redis.
 async fn two_replicas(
@@ -363,12 +366,10 @@ const DATA_LOSS_REDIS_DB: u8 = 13;
 
 #[tokio::test]
 async fn cached_catalog_pages_follow_changes_after_redis_loses_its_data() {
-    let Some(redis) = backends().1 else {
+    let Some(own_db) = emptied_redis_db(DATA_LOSS_REDIS_DB).await else {
         skip_because("fleet tests need TEST_MYSQL_URL and TEST_REDIS_URL (scripts/test sets them)");
         return;
     };
-    let own_db = format!("{}/{DATA_LOSS_REDIS_DB}", redis.trim_end_matches('/'));
-    flush(&own_db).await;
     let Some((a, b)) = two_replicas(|c| c.redis_url = Some(own_db.clone())).await else {
         return;
     };
@@ -381,16 +382,7 @@ async fn cached_catalog_pages_follow_changes_after_redis_loses_its_data() {
 
     // Redis comes back empty (no persistence, or a lost volume): the catalog
     // counter starts again from 0.
-    flush(&own_db).await;
+    flush_redis(&own_db).await;
     a.shopper("Buyer").await.on(&b).buy_ok(book, "3").await;
     shows_within_a_second(&a, "/book/catalog", &["4 available"]).await;
-}
-
-async fn flush(redis_url: &str) {
-    let client = deadpool_redis::redis::Client::open(redis_url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    deadpool_redis::redis::cmd("FLUSHDB")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
 }

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use reqwest::cookie::CookieStore;
 
 use crate::common::{csrf_token_in, free_port};
-use crate::helpers::{PASSWORD, backends, fresh_database, random_address, unique_email};
+use crate::helpers::{PASSWORD, emptied_redis_db, fresh_database, random_address, unique_email};
 
 /// Anonymous views may not grow the process by more than this (allocator
 /// noise; 20,000 stored sessions took ~5 MB before issue 14).
@@ -39,17 +39,7 @@ struct Shop {
 /// The storefront binary on a fresh database and, in fleet mode, an emptied Redis database `redis_db`.
 async fn start_shop(redis_db: u8) -> Shop {
     let (database_url, dir) = fresh_database().await;
-    let redis_url = backends()
-        .1
-        .map(|url| format!("{}/{redis_db}", url.trim_end_matches('/')));
-    if let Some(url) = &redis_url {
-        let client = deadpool_redis::redis::Client::open(url.as_str()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        deadpool_redis::redis::cmd("FLUSHDB")
-            .query_async::<()>(&mut conn)
-            .await
-            .unwrap();
-    }
+    let redis_url = emptied_redis_db(redis_db).await;
     let (port, metrics_port) = (free_port(), free_port());
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_storefront"));
     command

@@ -54,6 +54,24 @@ pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
     }
 }
 
+/// Redis database `db` of the test server, emptied, for a test that needs
+/// one of its own; `None` when this run has no Redis.
+pub async fn emptied_redis_db(db: u8) -> Option<String> {
+    let url = format!("{}/{db}", backends().1?.trim_end_matches('/'));
+    flush_redis(&url).await;
+    Some(url)
+}
+
+/// Empties the Redis database at `url`.
+pub async fn flush_redis(url: &str) {
+    let client = deadpool_redis::redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    deadpool_redis::redis::cmd("FLUSHDB")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
