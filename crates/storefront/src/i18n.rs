@@ -585,9 +585,12 @@ fn from_accept_language(accept: &str) -> Lang {
     if accept.trim().is_empty() {
         return Lang::En;
     }
-    let requested: Vec<LanguageIdentifier> = accept_language::parse(accept)
+    // q=0 means "not this language" (RFC 9110 §12.4.2); the crate also
+    // reads a quality it cannot parse as 0, so such a language is left out too.
+    let requested: Vec<LanguageIdentifier> = accept_language::parse_with_quality(accept)
         .iter()
-        .filter_map(|tag| tag.parse().ok())
+        .filter(|(_, quality)| *quality > 0.0)
+        .filter_map(|(tag, _)| tag.parse().ok())
         .collect();
     let available: Vec<LanguageIdentifier> = Lang::ALL.iter().map(Lang::langid).collect();
     let matched = fluent_langneg::negotiate_languages(
@@ -732,6 +735,15 @@ mod tests {
         assert_eq!(accept(";;,,q=x,garbage;q=2, -"), Lang::En);
         assert_eq!(accept(""), Lang::En);
         assert_eq!(negotiate(&HeaderMap::new()), Lang::En);
+    }
+
+    #[test]
+    fn a_language_refused_with_q_0_is_not_chosen() {
+        assert_eq!(accept("es;q=0"), Lang::En);
+        assert_eq!(accept("es;q=0.0"), Lang::En);
+        assert_eq!(accept("es;Q=0"), Lang::En);
+        assert_eq!(accept("en;q=0, es;q=0.5"), Lang::Es);
+        assert_eq!(accept("es;q=0, en;q=0.1"), Lang::En);
     }
 
     #[test]

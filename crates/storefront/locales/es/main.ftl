@@ -207,6 +207,8 @@ order-only-left = { $available ->
    *[other] Solo quedan { $available } ejemplares
 } de «{ $title }»: reduce la cantidad.
 order-book-gone = Ese libro ya no está a la venta.
+order-own-book = Vendes «{ $title }»: no puedes comprarlo.
+cart-book-gone = Un libro de tu carrito ya no está a la venta y lo hemos quitado. Revisa lo que queda y vuelve a finalizar la compra.
 order-too-many-open = Ya tienes { $max } pedidos sin pagar, el máximo por cliente. Paga o cancela uno (Tus pedidos) antes de pedir más.
 order-hold-limit = Puedes reservar como máximo { $max } ejemplares de «{ $title }» en pedidos sin pagar, y ya tienes { $held }. Paga o cancela esos pedidos primero, o pide menos.
 order-try-again = Vuelve a intentarlo.

@@ -16,6 +16,9 @@ pub enum OrderError {
     OutOfStock { title: String, available: i64 },
     #[error("the cart is empty")]
     Empty,
+    /// A seller cannot buy their own book (the book page offers them no buy form).
+    #[error("“{title}” is the shopper's own book")]
+    OwnBook { title: String },
     /// The shopper already holds the most unpaid orders allowed.
     #[error("{open} unpaid orders already (at most {max})")]
     TooManyOpen { open: i64, max: i64 },
@@ -59,11 +62,14 @@ pub async fn create(
             drop(tx);
             return Err(why_not_available(pool, *book_id).await);
         }
-        let (title, unit_cents): (String, i64) =
-            sqlx::query_as("SELECT title, price_cents FROM books WHERE id = ?")
+        let (title, unit_cents, seller_id): (String, i64, i64) =
+            sqlx::query_as("SELECT title, price_cents, seller_id FROM books WHERE id = ?")
                 .bind(book_id)
                 .fetch_one(&mut *tx)
                 .await?;
+        if seller_id == user_id {
+            return Err(OrderError::OwnBook { title });
+        }
         let unit = super::stored_cents("price_cents", unit_cents)?;
         priced.push((*book_id, title, unit, *quantity));
     }

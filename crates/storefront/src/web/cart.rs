@@ -123,6 +123,10 @@ async fn add(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<Resp
             error,
         )
     };
+    if book.seller_id == me.user.id {
+        let msg = t_args("order-own-book", &[("title", book.title.as_str().into())]);
+        return refuse(StatusCode::FORBIDDEN, msg).await;
+    }
     let quantity = match Quantity::parse(&form.quantity) {
         Ok(q) => q,
         Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, t(e)).await,
@@ -174,7 +178,7 @@ async fn update(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<R
         let quantity = match Quantity::parse(&form.quantity) {
             Ok(q) => q,
             Err(e) => {
-                let cart = cart_page(me, Some(e.into())).await?;
+                let cart = cart_page(me, Some(t(e))).await?;
                 return render_as(StatusCode::UNPROCESSABLE_ENTITY, &cart);
             }
         };
@@ -193,7 +197,7 @@ async fn checkout(
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> AppResult<Response> {
     let app = &me.app;
-    let lines = load(&me.session).await?;
+    let mut lines = load(&me.session).await?;
     let wanted: Vec<(i64, Quantity)> = lines.iter().map(|l| (l.book_id, l.quantity)).collect();
     match orders::create(&app.db.pool, me.user.id, &wanted, app.hold_policy()).await {
         Ok(order_id) => {
@@ -203,6 +207,14 @@ async fn checkout(
             Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response())
         }
         Err(orders::OrderError::Db(err)) => Err(err.into()),
+        // The cart page no longer lists a deleted book, so the shopper could
+        // not take it out: it goes now, and they see what is left.
+        Err(orders::OrderError::BookNotFound(gone)) => {
+            lines.retain(|l| l.book_id != gone);
+            store(&me.session, &lines).await?;
+            let cart = cart_page(me, Some(t("cart-book-gone"))).await?;
+            render_as(StatusCode::CONFLICT, &cart)
+        }
         Err(err) => {
             let (status, message) = explain_order_error(&err);
             render_as(status, &cart_page(me, Some(message)).await?)

@@ -55,6 +55,10 @@ pub fn explain_order_error(err: &OrderError) -> (StatusCode, String) {
         ),
         OrderError::BookNotFound(_) => (StatusCode::NOT_FOUND, t("order-book-gone")),
         OrderError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, t("cart-empty")),
+        OrderError::OwnBook { title } => (
+            StatusCode::FORBIDDEN,
+            t_args("order-own-book", &[("title", title.as_str().into())]),
+        ),
         OrderError::TooManyOpen { max, .. } => (
             StatusCode::CONFLICT,
             t_args("order-too-many-open", &[("max", (*max).into())]),

@@ -199,6 +199,12 @@ pub async fn flash(session: &Session, level: &str, text: impl Into<String>) -> A
 /// Login: a new session id (so a cookie planted before login is worthless),
 /// the user, and a fresh CSRF token.
 pub async fn log_in(session: &Session, user: SessionUser) -> AppResult<()> {
+    // Someone else logging in on this browser gets none of the last user's
+    // session: their cart and messages stay behind with them.
+    let previous = session.get::<SessionUser>(USER_KEY).await?;
+    if previous.is_some_and(|previous| previous.id != user.id) {
+        session.clear().await;
+    }
     session.cycle_id().await?;
     session.insert(USER_KEY, user).await?;
     session.insert(CSRF_KEY, new_token()).await?;

@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{location, order_id_in, spawn_app};
+use crate::helpers::{PASSWORD, location, order_id_in, spawn_app};
 
 #[tokio::test]
 async fn a_cart_of_two_books_checks_out_as_one_order() {
@@ -150,6 +150,12 @@ async fn the_cart_refuses_bad_lines() {
         .post("/cart/update", &[("book_id", &id), ("quantity", "-1")])
         .await;
     assert_eq!(bad_update.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let explained = bad_update.text().await.unwrap();
+    assert!(
+        explained.contains("The quantity must be at least 1.")
+            && !explained.contains("invalid-quantity"),
+        "the cart says why in words, not a message id"
+    );
     let removed = buyer
         .post("/cart/update", &[("book_id", &id), ("quantity", "0")])
         .await;
@@ -158,4 +164,92 @@ async fn the_cart_refuses_bad_lines() {
     assert_eq!(empty_checkout.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 0);
     assert_eq!(app.stock_of(book).await, 2);
+}
+
+#[tokio::test]
+async fn another_shopper_logging_in_on_the_same_browser_does_not_get_the_cart() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app
+        .listed_book(&seller, "Private Reading", "4.00", "5")
+        .await;
+    let alice = app.shopper("Alice").await;
+    let browser = app.shopper("Carol").await;
+    let added = browser
+        .post(
+            "/cart/add",
+            &[("book_id", &book.to_string()), ("quantity", "3")],
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+
+    browser.login_ok(&alice.email(), PASSWORD).await;
+    let (_, cart) = browser.page("/cart").await;
+    assert!(cart.contains("Signed in as"), "Alice is logged in");
+    assert!(
+        !cart.contains("Private Reading"),
+        "Carol's cart stayed with Carol"
+    );
+    let (_, alices_own) = alice.page("/cart").await;
+    assert!(!alices_own.contains("Private Reading"));
+}
+
+#[tokio::test]
+async fn a_seller_cannot_buy_their_own_book() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Mine", "3.00", "4").await;
+    let id = book.to_string();
+
+    let bought = seller.buy(book, "1").await;
+    assert_eq!(bought.status(), StatusCode::FORBIDDEN);
+    assert!(bought.text().await.unwrap().contains("you cannot buy it"));
+    let added = seller
+        .post("/cart/add", &[("book_id", &id), ("quantity", "1")])
+        .await;
+    assert_eq!(added.status(), StatusCode::FORBIDDEN);
+    assert!(added.text().await.unwrap().contains("you cannot buy it"));
+
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 0);
+    assert_eq!(app.stock_of(book).await, 4);
+}
+
+#[tokio::test]
+async fn a_book_deleted_while_in_the_cart_is_taken_out_at_checkout() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let kept = app.listed_book(&seller, "Kept", "5.00", "5").await;
+    let gone = app.listed_book(&seller, "Withdrawn", "7.00", "5").await;
+    let buyer = app.shopper("Buyer").await;
+    for book in [kept, gone] {
+        buyer
+            .post(
+                "/cart/add",
+                &[("book_id", &book.to_string()), ("quantity", "1")],
+            )
+            .await;
+    }
+    let deleted = seller.post(&format!("/book/delete_book/{gone}"), &[]).await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+
+    let refused = buyer.post("/cart/checkout", &[]).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let page = refused.text().await.unwrap();
+    assert!(
+        page.contains("no longer for sale, so it was taken out"),
+        "{page}"
+    );
+    assert!(page.contains("Kept"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 0);
+
+    let checkout = buyer.post("/cart/checkout", &[]).await;
+    assert_eq!(checkout.status(), StatusCode::SEE_OTHER);
+    let order = order_id_in(&location(&checkout));
+    let items: i64 = sqlx::query_scalar("SELECT items_cents FROM orders WHERE id = ?")
+        .bind(order)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(items, 500);
+    assert_eq!(app.stock_of(kept).await, 4);
 }
