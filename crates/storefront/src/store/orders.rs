@@ -41,12 +41,17 @@ pub struct HoldPolicy {
 
 /// Places one order for `lines` (book id, quantity): all lines or none.
 /// Prices come from the books table, never from the request.
+///
+/// `checkout_key` names the cart being checked out: when this shopper already
+/// has an order made with it, that order's id comes back and nothing else
+/// happens, so a cart checked out twice at once makes one order.
 pub async fn create(
     pool: &AnyPool,
     user_id: i64,
     lines: &[(i64, Quantity)],
     policy: HoldPolicy,
-) -> Result<i64, OrderError> {
+    checkout_key: Option<&str>,
+) -> Result<Created, OrderError> {
     if lines.is_empty() {
         return Err(OrderError::Empty);
     }
@@ -55,6 +60,15 @@ pub async fn create(
     lines.sort_by_key(|(book_id, _)| *book_id);
 
     let mut tx = pool.begin().await?;
+    lock_shopper(&mut tx, user_id).await?;
+    if let Some(key) = checkout_key
+        && let Some(order_id) = by_checkout_key(&mut *tx, user_id, key).await?
+    {
+        return Ok(Created {
+            order_id,
+            new: false,
+        });
+    }
     check_holds(&mut tx, user_id, &lines, policy).await?;
     let mut priced = Vec::with_capacity(lines.len());
     for (book_id, quantity) in &lines {
@@ -79,14 +93,15 @@ pub async fn create(
         .sum();
     let now = now_epoch();
     let insert = sqlx::query(
-        "INSERT INTO orders (user_id, status, items_cents, delivery_cents, created_at, expires_at) \
-         VALUES (?, ?, ?, 0, ?, ?)",
+        "INSERT INTO orders (user_id, status, items_cents, delivery_cents, created_at, expires_at, checkout_key) \
+         VALUES (?, ?, ?, 0, ?, ?, ?)",
     )
     .bind(user_id)
     .bind(OrderStatus::PendingPayment.as_db())
     .bind(items.get())
     .bind(now)
-    .bind(now + policy.ttl.as_secs() as i64);
+    .bind(now + policy.ttl.as_secs() as i64)
+    .bind(checkout_key);
     let order_id = super::insert_returning_id(&mut tx, insert).await?;
     for (book_id, title, unit, quantity) in priced {
         sqlx::query(
@@ -101,14 +116,47 @@ pub async fn create(
         .await?;
     }
     tx.commit().await?;
-    Ok(order_id)
+    Ok(Created {
+        order_id,
+        new: true,
+    })
 }
 
-/// Refuses an order that would take the shopper past the hold caps. The
-/// first statement locks the shopper's own row (a no-op update: MySQL's row
-/// lock, SQLite's write lock), so one shopper's concurrent orders are counted
-/// one after the other and cannot pass the caps together; other shoppers'
-/// orders do not wait for it. Orders past their expiry time no longer count,
+/// The order a checkout leads to: made now, or made before from the same cart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Created {
+    pub order_id: i64,
+    pub new: bool,
+}
+
+/// Locks the shopper's own row (a no-op update: MySQL's row lock, SQLite's
+/// write lock) until the transaction ends, so one shopper's concurrent orders
+/// are made one after the other: they cannot pass the hold caps together, and
+/// a second checkout of a cart sees the first one's order. Other shoppers'
+/// orders do not wait for it.
+async fn lock_shopper(tx: &mut Transaction<'_, Any>, user_id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET id = id WHERE id = ?")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The shopper's order made by checking out the cart with this key, if any.
+pub async fn by_checkout_key<'e>(
+    executor: impl sqlx::Executor<'e, Database = Any>,
+    user_id: i64,
+    key: &str,
+) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT id FROM orders WHERE user_id = ? AND checkout_key = ?")
+        .bind(user_id)
+        .bind(key)
+        .fetch_optional(executor)
+        .await
+}
+
+/// Refuses an order that would take the shopper past the hold caps (counted
+/// under [`lock_shopper`]). Orders past their expiry time no longer count,
 /// whether or not the expiry task has released them yet.
 async fn check_holds(
     tx: &mut Transaction<'_, Any>,
@@ -116,10 +164,6 @@ async fn check_holds(
     lines: &[(i64, Quantity)],
     policy: HoldPolicy,
 ) -> Result<(), OrderError> {
-    sqlx::query("UPDATE users SET id = id WHERE id = ?")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
     let now = now_epoch();
     let open: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM orders WHERE user_id = ? AND status = ? AND expires_at > ?",

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use super::catalog::refuse_quantity;
+use super::csrf::new_token;
 use super::orders::explain_order_error;
 use super::page::{CsrfForm, Page, SignedIn, flash, parse_id, render, render_as};
 use crate::domain::{Cents, Quantity};
@@ -21,6 +22,10 @@ use crate::state::AppState;
 use crate::store::{books, orders};
 
 const CART_KEY: &str = "cart";
+/// A new key for each version of the cart; its order carries it, so the same
+/// cart checked out twice (a double click) finds its order instead of making
+/// a second one (`orders::create`).
+const CHECKOUT_KEY: &str = "cart_checkout_key";
 /// Distinct books in one cart: bounds the checkout transaction.
 const MAX_LINES: usize = 50;
 
@@ -46,10 +51,31 @@ async fn load(session: &Session) -> AppResult<Vec<CartLine>> {
 async fn store(session: &Session, lines: &[CartLine]) -> AppResult<()> {
     if lines.is_empty() {
         session.remove_value(CART_KEY).await?;
+        session.remove_value(CHECKOUT_KEY).await?;
     } else {
         session.insert(CART_KEY, lines).await?;
+        session.insert(CHECKOUT_KEY, new_token()).await?;
     }
     Ok(())
+}
+
+/// The key of the cart as it is now; `None` for an empty cart. A cart stored
+/// before keys existed gets one here.
+async fn checkout_key(session: &Session, lines: &[CartLine]) -> AppResult<Option<String>> {
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    if let Some(key) = session.get::<String>(CHECKOUT_KEY).await? {
+        return Ok(Some(key));
+    }
+    let key = new_token();
+    session.insert(CHECKOUT_KEY, &key).await?;
+    Ok(Some(key))
+}
+
+/// A key as `new_token` makes them: anything else a form sends is ignored.
+fn is_checkout_key(key: &str) -> bool {
+    key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 struct Row {
@@ -74,6 +100,7 @@ struct CartPage {
     rows: Vec<Row>,
     total: Cents,
     error: Option<String>,
+    checkout_key: Option<String>,
 }
 
 async fn cart_page(me: SignedIn, error: Option<String>) -> AppResult<CartPage> {
@@ -89,11 +116,13 @@ async fn cart_page(me: SignedIn, error: Option<String>) -> AppResult<CartPage> {
         })
         .collect();
     let total = rows.iter().map(Row::subtotal).sum();
+    let checkout_key = checkout_key(&me.session, &lines).await?;
     Ok(CartPage {
         page: me.page,
         rows,
         total,
         error,
+        checkout_key,
     })
 }
 
@@ -192,19 +221,44 @@ async fn update(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<R
     Ok(Redirect::to("/cart").into_response())
 }
 
-async fn checkout(
-    me: SignedIn,
-    CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
-) -> AppResult<Response> {
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CheckoutForm {
+    /// The key of the cart the page showed (optional: a client without it
+    /// checks out the cart as it is now).
+    checkout_key: String,
+}
+
+async fn checkout(me: SignedIn, CsrfForm(form): CsrfForm<CheckoutForm>) -> AppResult<Response> {
     let app = &me.app;
     let mut lines = load(&me.session).await?;
+    let key = checkout_key(&me.session, &lines).await?;
+    // The page's cart was checked out already (this is the second click,
+    // arriving after the first emptied the cart): show that order.
+    let shown = form.checkout_key.trim();
+    if is_checkout_key(shown)
+        && key.as_deref() != Some(shown)
+        && let Some(order_id) = orders::by_checkout_key(&app.db.pool, me.user.id, shown).await?
+    {
+        return Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response());
+    }
     let wanted: Vec<(i64, Quantity)> = lines.iter().map(|l| (l.book_id, l.quantity)).collect();
-    match orders::create(&app.db.pool, me.user.id, &wanted, app.hold_policy()).await {
-        Ok(order_id) => {
-            app.metrics.order_event(OrderEvent::Created);
-            app.catalog_changed().await;
+    let created = orders::create(
+        &app.db.pool,
+        me.user.id,
+        &wanted,
+        app.hold_policy(),
+        key.as_deref(),
+    )
+    .await;
+    match created {
+        Ok(created) => {
+            if created.new {
+                app.metrics.order_event(OrderEvent::Created);
+                app.catalog_changed().await;
+            }
             store(&me.session, &[]).await?;
-            Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response())
+            Ok(Redirect::to(&format!("/delivery/{}", created.order_id)).into_response())
         }
         Err(orders::OrderError::Db(err)) => Err(err.into()),
         // The cart page no longer lists a deleted book, so the shopper could

@@ -111,13 +111,14 @@ async fn buy(
         me.user.id,
         &[(book_id, quantity)],
         app.hold_policy(),
+        None,
     )
     .await
     {
-        Ok(order_id) => {
+        Ok(created) => {
             app.metrics.order_event(OrderEvent::Created);
             app.catalog_changed().await;
-            Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response())
+            Ok(Redirect::to(&format!("/delivery/{}", created.order_id)).into_response())
         }
         Err(OrderError::BookNotFound(_)) => Err(AppError::NotFound),
         Err(OrderError::Db(err)) => Err(err.into()),

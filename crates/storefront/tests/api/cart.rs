@@ -253,3 +253,85 @@ async fn a_book_deleted_while_in_the_cart_is_taken_out_at_checkout() {
     assert_eq!(items, 500);
     assert_eq!(app.stock_of(kept).await, 4);
 }
+
+/// The checkout form's cart key, as the cart page shows it.
+fn checkout_key_in(html: &str) -> String {
+    let marker = "name=\"checkout_key\" value=\"";
+    let start = html
+        .find(marker)
+        .expect("the checkout form carries the cart's key")
+        + marker.len();
+    html[start..start + 64].to_string()
+}
+
+#[tokio::test]
+async fn a_cart_checked_out_several_times_at_once_makes_one_order() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Once Only", "4.00", "10").await;
+    let buyer = app.shopper("Buyer").await;
+    buyer
+        .post(
+            "/cart/add",
+            &[("book_id", &book.to_string()), ("quantity", "2")],
+        )
+        .await;
+    let (_, cart) = buyer.page("/cart").await;
+    let key = checkout_key_in(&cart);
+    let token = buyer.token().await;
+
+    let mut clicks = Vec::new();
+    for _ in 0..5 {
+        let (buyer, key, token) = (buyer.clone(), key.clone(), token.clone());
+        clicks.push(tokio::spawn(async move {
+            let response = buyer
+                .post_raw(
+                    "/cart/checkout",
+                    &[
+                        ("csrf_token", token.as_str()),
+                        ("checkout_key", key.as_str()),
+                    ],
+                )
+                .await;
+            (response.status(), location(&response))
+        }));
+    }
+    let mut led_to = Vec::new();
+    for click in clicks {
+        let (status, to) = click.await.unwrap();
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        led_to.push(to);
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 1);
+    assert_eq!(app.stock_of(book).await, 8, "the stock is held once");
+    let order = order_id_in(&led_to[0]);
+    assert!(
+        led_to.iter().all(|to| order_id_in(to) == order),
+        "every click leads to the one order: {led_to:?}"
+    );
+
+    // The same page's button once more, long after: still that order.
+    let again = buyer
+        .post_raw(
+            "/cart/checkout",
+            &[
+                ("csrf_token", token.as_str()),
+                ("checkout_key", key.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert_eq!(order_id_in(&location(&again)), order);
+
+    // A cart filled again is a new cart: a second order.
+    buyer
+        .post(
+            "/cart/add",
+            &[("book_id", &book.to_string()), ("quantity", "1")],
+        )
+        .await;
+    let next = buyer.post("/cart/checkout", &[]).await;
+    assert_eq!(next.status(), StatusCode::SEE_OTHER);
+    assert_ne!(order_id_in(&location(&next)), order);
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 2);
+}
