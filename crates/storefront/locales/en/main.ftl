@@ -209,6 +209,7 @@ sell-add-heading = Add a book
 sell-edit-heading = Edit your book
 sell-added = “{ $title }” is now for sale.
 sell-updated = “{ $title }” was updated.
+sell-stock-moved = Copies were sold or released while this form was open: the stock is now { $stock }. Check the stock and save again.
 sell-removed = “{ $title }” was removed from the shop.
 sell-none = You have no books for sale yet.
 sell-edit = Edit

@@ -221,6 +221,7 @@ sell-add-heading = Añadir un libro
 sell-edit-heading = Editar tu libro
 sell-added = «{ $title }» ya está a la venta.
 sell-updated = «{ $title }» se actualizó.
+sell-stock-moved = Se vendieron o liberaron ejemplares mientras este formulario estaba abierto: ahora hay { $stock }. Revisa las existencias y vuelve a guardar.
 sell-removed = «{ $title }» se retiró de la tienda.
 sell-none = Aún no tienes libros a la venta.
 sell-edit = Editar

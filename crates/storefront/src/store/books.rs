@@ -100,15 +100,19 @@ pub async fn insert(pool: &AnyPool, seller_id: i64, fields: &BookFields) -> sqlx
 }
 
 /// Ownership is part of the WHERE clause: false when the book is not the seller's (or gone).
+/// Writes the seller's fields; with `stock_seen`, only while the stock is
+/// still what the seller's form showed. `false`: no row was changed (not the
+/// seller's book, the stock moved, or nothing to change).
 pub async fn update_owned(
     pool: &AnyPool,
     id: i64,
     seller_id: i64,
     fields: &BookFields,
+    stock_seen: Option<i64>,
 ) -> sqlx::Result<bool> {
     let result = sqlx::query(
         "UPDATE books SET title = ?, author = ?, description = ?, price_cents = ?, stock = ? \
-         WHERE id = ? AND seller_id = ?",
+         WHERE id = ? AND seller_id = ? AND (? IS NULL OR stock = ?)",
     )
     .bind(&fields.title)
     .bind(&fields.author)
@@ -117,6 +121,8 @@ pub async fn update_owned(
     .bind(fields.stock)
     .bind(id)
     .bind(seller_id)
+    .bind(stock_seen)
+    .bind(stock_seen)
     .execute(pool)
     .await?;
     Ok(result.rows_affected() > 0)

@@ -49,6 +49,9 @@ struct BookForm {
     description: String,
     price: String,
     stock: String,
+    /// The stock when the edit form was shown (hidden): a save is refused if
+    /// copies were sold or released since, instead of writing over them.
+    stock_seen: String,
 }
 
 impl BookForm {
@@ -59,7 +62,14 @@ impl BookForm {
             description: book.description.clone(),
             price: book.price().plain(),
             stock: book.stock.to_string(),
+            stock_seen: book.stock.to_string(),
         }
+    }
+
+    /// `None` when the form came without it (a client of its own): then the
+    /// stock typed is written as it is.
+    fn stock_seen(&self) -> Option<i64> {
+        self.stock_seen.trim().parse().ok()
     }
 
     fn parse(&self) -> Result<BookFields, FieldErrors> {
@@ -158,6 +168,28 @@ fn refuse(
     )
 }
 
+/// The edit form again, as the seller typed it, when copies were sold (or
+/// released) while it was open: their stock figure would have overwritten
+/// that change. The form now carries the current stock as the one seen.
+fn stock_moved(page: Page, id: i64, mut form: BookForm, now: i64) -> AppResult<Response> {
+    let mut errors = FieldErrors::default();
+    errors.add(
+        "stock",
+        t_args("sell-stock-moved", &[("stock", now.into())]),
+    );
+    form.stock_seen = now.to_string();
+    render_as(
+        StatusCode::CONFLICT,
+        &BookFormPage {
+            page,
+            heading: "sell-edit-heading",
+            action: format!("/book/edit_book/{id}"),
+            form,
+            errors,
+        },
+    )
+}
+
 /// The seller's own book, by the id in the path; another seller's is 403, a
 /// missing one 404.
 async fn owned_book(app: &AppState, raw_id: &str, seller_id: i64) -> AppResult<Book> {
@@ -200,9 +232,13 @@ async fn edit(
             );
         }
     };
-    // Ownership is checked again in the UPDATE itself.
-    if !books::update_owned(&me.app.db.pool, id, me.user.id, &fields).await? {
-        return Err(AppError::Forbidden);
+    // Ownership (and the stock the seller saw) is checked again in the UPDATE itself.
+    let seen = form.stock_seen();
+    if !books::update_owned(&me.app.db.pool, id, me.user.id, &fields, seen).await? {
+        let book = owned_book(&me.app, &id.to_string(), me.user.id).await?;
+        if seen.is_some_and(|seen| seen != book.stock) {
+            return stock_moved(me.page, id, form, book.stock);
+        }
     }
     me.app.catalog_changed().await;
     flash(

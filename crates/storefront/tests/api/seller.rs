@@ -145,3 +145,50 @@ async fn stored(app: &TestApp, book: i64) -> (String, i64, i64) {
         .await
         .unwrap()
 }
+
+/// The stock the edit form carries as seen when it was shown.
+fn stock_seen_in(html: &str) -> String {
+    let marker = "name=\"stock_seen\" value=\"";
+    let start = html
+        .find(marker)
+        .expect("the edit form carries the stock it showed")
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].to_string()
+}
+
+#[tokio::test]
+async fn an_edit_form_opened_before_a_sale_does_not_write_over_it() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Counted", "6.00", "5").await;
+    let path = format!("/book/edit_book/{book}");
+    let (_, opened) = seller.page(&path).await;
+    let seen = stock_seen_in(&opened);
+    assert_eq!(seen, "5");
+
+    let buyer = app.shopper("Buyer").await;
+    buyer.buy_ok(book, "3").await;
+
+    let mut stale = form("Counted, Revised", "6.00", "5");
+    stale.push(("stock_seen", &seen));
+    let refused = seller.post(&path, &stale).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let again = refused.text().await.unwrap();
+    assert!(again.contains("the stock is now 2"), "{again}");
+    assert!(
+        again.contains("value=\"Counted, Revised\""),
+        "what the seller typed is kept"
+    );
+    assert_eq!(app.stock_of(book).await, 2, "the sale stands");
+
+    let now_seen = stock_seen_in(&again);
+    assert_eq!(now_seen, "2");
+    let mut fresh = form("Counted, Revised", "6.00", "4");
+    fresh.push(("stock_seen", &now_seen));
+    let saved = seller.post(&path, &fresh).await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.stock_of(book).await, 4);
+    let (_, page) = seller.page(&format!("/book/{book}")).await;
+    assert!(page.contains("Counted, Revised"));
+}
