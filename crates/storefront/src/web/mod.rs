@@ -100,7 +100,7 @@ fn edge(
 + Send
 + Sync
 + 'static {
-    let [csp, nosniff, no_frames, referrer, hsts] = security_headers(https);
+    let [csp, nosniff, no_frames, referrer, hsts, no_store] = security_headers(https);
     ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -114,6 +114,7 @@ fn edge(
         .layer(no_frames)
         .layer(referrer)
         .layer(hsts)
+        .layer(no_store)
         // Outside the error pages, so that they too are in the shopper's language.
         .layer(i18n::LanguageLayer)
         .service(routes)
@@ -186,8 +187,11 @@ fn is_bare_error(response: &Response) -> bool {
 }
 
 /// Pages need nothing but our own stylesheet and images: no scripts at all.
-/// (Each is set only if a handler did not set it, so their order is free.)
-fn security_headers(https: bool) -> [SetResponseHeaderLayer<HeaderValue>; 5] {
+/// No page is kept by a browser or a cache in between: pages carry the
+/// shopper's name, orders and form tokens; the stylesheet and covers say
+/// otherwise themselves. (Each is set only if a handler did not set it, so
+/// their order is free.)
+fn security_headers(https: bool) -> [SetResponseHeaderLayer<HeaderValue>; 6] {
     let csp = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
     let hsts = if https {
         "max-age=31536000"
@@ -200,6 +204,7 @@ fn security_headers(https: bool) -> [SetResponseHeaderLayer<HeaderValue>; 5] {
         ("x-frame-options", "DENY"),
         ("referrer-policy", "same-origin"),
         ("strict-transport-security", hsts),
+        ("cache-control", "no-store"),
     ]
     .map(|(name, value)| {
         SetResponseHeaderLayer::if_not_present(

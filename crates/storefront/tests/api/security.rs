@@ -80,7 +80,26 @@ async fn every_response_has_security_headers_and_the_replica_id() {
         assert_eq!(headers["x-frame-options"], "DENY");
         assert_eq!(headers["x-served-by"], "local");
         assert!(headers.contains_key("x-request-id"));
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_shoppers_own_pages_are_never_stored_but_the_stylesheet_is() {
+    let app = spawn_app().await;
+    let shopper = app.shopper("Private").await;
+    for path in ["/cart", "/orders", "/book/my_books", "/book/catalog"] {
+        let response = shopper.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
+    }
+    let css = shopper.get("/static/style.css").await;
+    assert!(
+        css.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
 }
 
 #[tokio::test]
