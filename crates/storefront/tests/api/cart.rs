@@ -1,6 +1,6 @@
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
 
-use crate::helpers::{PASSWORD, location, order_id_in, spawn_app};
+use crate::helpers::{PASSWORD, Shopper, hidden_value_in, location, order_id_in, spawn_app};
 
 #[tokio::test]
 async fn a_cart_of_two_books_checks_out_as_one_order() {
@@ -254,14 +254,14 @@ async fn a_book_deleted_while_in_the_cart_is_taken_out_at_checkout() {
     assert_eq!(app.stock_of(kept).await, 4);
 }
 
-/// The checkout form's cart key, as the cart page shows it.
-fn checkout_key_in(html: &str) -> String {
-    let marker = "name=\"checkout_key\" value=\"";
-    let start = html
-        .find(marker)
-        .expect("the checkout form carries the cart's key")
-        + marker.len();
-    html[start..start + 64].to_string()
+/// The checkout button of a cart page that showed `key`.
+async fn click_checkout(buyer: &Shopper, token: &str, key: &str) -> Response {
+    buyer
+        .post_raw(
+            "/cart/checkout",
+            &[("csrf_token", token), ("checkout_key", key)],
+        )
+        .await
 }
 
 #[tokio::test]
@@ -277,22 +277,14 @@ async fn a_cart_checked_out_several_times_at_once_makes_one_order() {
         )
         .await;
     let (_, cart) = buyer.page("/cart").await;
-    let key = checkout_key_in(&cart);
+    let key = hidden_value_in(&cart, "checkout_key");
     let token = buyer.token().await;
 
     let mut clicks = Vec::new();
     for _ in 0..5 {
         let (buyer, key, token) = (buyer.clone(), key.clone(), token.clone());
         clicks.push(tokio::spawn(async move {
-            let response = buyer
-                .post_raw(
-                    "/cart/checkout",
-                    &[
-                        ("csrf_token", token.as_str()),
-                        ("checkout_key", key.as_str()),
-                    ],
-                )
-                .await;
+            let response = click_checkout(&buyer, &token, &key).await;
             (response.status(), location(&response))
         }));
     }
@@ -311,15 +303,7 @@ async fn a_cart_checked_out_several_times_at_once_makes_one_order() {
     );
 
     // The same page's button once more, long after: still that order.
-    let again = buyer
-        .post_raw(
-            "/cart/checkout",
-            &[
-                ("csrf_token", token.as_str()),
-                ("checkout_key", key.as_str()),
-            ],
-        )
-        .await;
+    let again = click_checkout(&buyer, &token, &key).await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER);
     assert_eq!(order_id_in(&location(&again)), order);
 

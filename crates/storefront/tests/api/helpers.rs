@@ -353,3 +353,14 @@ pub fn order_id_in(path: &str) -> i64 {
         .and_then(|id| id.parse().ok())
         .unwrap_or_else(|| panic!("no order id in {path:?}"))
 }
+
+/// The value of the hidden field `name` in a page's form.
+pub fn hidden_value_in(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("the page's form has no field {name}"))
+        + marker.len();
+    let end = start + html[start..].find('"').expect("the value is quoted");
+    html[start..end].to_string()
+}

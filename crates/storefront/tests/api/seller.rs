@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, location, spawn_app};
+use crate::helpers::{TestApp, hidden_value_in, location, spawn_app};
 
 fn form<'a>(title: &'a str, price: &'a str, stock: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -146,17 +146,6 @@ async fn stored(app: &TestApp, book: i64) -> (String, i64, i64) {
         .unwrap()
 }
 
-/// The stock the edit form carries as seen when it was shown.
-fn stock_seen_in(html: &str) -> String {
-    let marker = "name=\"stock_seen\" value=\"";
-    let start = html
-        .find(marker)
-        .expect("the edit form carries the stock it showed")
-        + marker.len();
-    let end = start + html[start..].find('"').unwrap();
-    html[start..end].to_string()
-}
-
 #[tokio::test]
 async fn an_edit_form_opened_before_a_sale_does_not_write_over_it() {
     let app = spawn_app().await;
@@ -164,7 +153,7 @@ async fn an_edit_form_opened_before_a_sale_does_not_write_over_it() {
     let book = app.listed_book(&seller, "Counted", "6.00", "5").await;
     let path = format!("/book/edit_book/{book}");
     let (_, opened) = seller.page(&path).await;
-    let seen = stock_seen_in(&opened);
+    let seen = hidden_value_in(&opened, "stock_seen");
     assert_eq!(seen, "5");
 
     let buyer = app.shopper("Buyer").await;
@@ -182,7 +171,7 @@ async fn an_edit_form_opened_before_a_sale_does_not_write_over_it() {
     );
     assert_eq!(app.stock_of(book).await, 2, "the sale stands");
 
-    let now_seen = stock_seen_in(&again);
+    let now_seen = hidden_value_in(&again, "stock_seen");
     assert_eq!(now_seen, "2");
     let mut fresh = form("Counted, Revised", "6.00", "4");
     fresh.push(("stock_seen", &now_seen));
