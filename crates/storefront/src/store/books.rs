@@ -101,8 +101,9 @@ pub async fn insert(pool: &AnyPool, seller_id: i64, fields: &BookFields) -> sqlx
 
 /// Ownership is part of the WHERE clause: false when the book is not the seller's (or gone).
 /// Writes the seller's fields; with `stock_seen`, only while the stock is
-/// still what the seller's form showed. `false`: no row was changed (not the
-/// seller's book, the stock moved, or nothing to change).
+/// still what the seller's form showed. `false`: no row matched (not the
+/// seller's book, or the stock moved). Rows are counted when they match, not
+/// only when they change (sqlx asks MySQL for found rows).
 pub async fn update_owned(
     pool: &AnyPool,
     id: i64,

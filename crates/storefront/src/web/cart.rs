@@ -73,9 +73,10 @@ async fn checkout_key(session: &Session, lines: &[CartLine]) -> AppResult<Option
     Ok(Some(key))
 }
 
-/// A key as `new_token` makes them: anything else a form sends is ignored.
+/// A key as `new_token` makes them (lowercase hex): anything else a form
+/// sends is ignored.
 fn is_checkout_key(key: &str) -> bool {
-    key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())
+    key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 struct Row {
@@ -116,7 +117,9 @@ async fn cart_page(me: SignedIn, error: Option<String>) -> AppResult<CartPage> {
         })
         .collect();
     let total = rows.iter().map(Row::subtotal).sum();
-    let checkout_key = checkout_key(&me.session, &lines).await?;
+    // Read only: a GET does not write the session (a cart stored before keys
+    // existed shows no key, and checking it out makes one).
+    let checkout_key = me.session.get::<String>(CHECKOUT_KEY).await?;
     Ok(CartPage {
         page: me.page,
         rows,
@@ -263,8 +266,10 @@ async fn checkout(me: SignedIn, CsrfForm(form): CsrfForm<CheckoutForm>) -> AppRe
         Err(orders::OrderError::Db(err)) => Err(err.into()),
         // The cart page no longer lists a deleted book, so the shopper could
         // not take it out: it goes now, and they see what is left.
-        Err(orders::OrderError::BookNotFound(gone)) => {
-            lines.retain(|l| l.book_id != gone);
+        Err(orders::OrderError::BookNotFound(_)) => {
+            let ids: Vec<i64> = lines.iter().map(|l| l.book_id).collect();
+            let for_sale = books::cards_by_ids(&app.db.pool, &ids).await?;
+            lines.retain(|l| for_sale.iter().any(|book| book.id == l.book_id));
             store(&me.session, &lines).await?;
             let cart = cart_page(me, Some(t("cart-book-gone"))).await?;
             render_as(StatusCode::CONFLICT, &cart)

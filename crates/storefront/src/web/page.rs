@@ -200,7 +200,7 @@ pub async fn flash(session: &Session, level: &str, text: impl Into<String>) -> A
 /// the user, and a fresh CSRF token.
 pub async fn log_in(session: &Session, user: SessionUser) -> AppResult<()> {
     // Someone else logging in on this browser gets none of the last user's
-    // session: their cart and messages stay behind with them.
+    // session: their cart and messages are dropped, not handed over.
     let previous = session.get::<SessionUser>(USER_KEY).await?;
     if previous.is_some_and(|previous| previous.id != user.id) {
         session.clear().await;

@@ -235,8 +235,10 @@ async fn edit(
     // Ownership (and the stock the seller saw) is checked again in the UPDATE itself.
     let seen = form.stock_seen();
     if !books::update_owned(&me.app.db.pool, id, me.user.id, &fields, seen).await? {
+        // Still the seller's (or 403/404 now): then the stock was not the one
+        // seen when the UPDATE ran, even if it is again by now.
         let book = owned_book(&me.app, &id.to_string(), me.user.id).await?;
-        if seen.is_some_and(|seen| seen != book.stock) {
+        if seen.is_some() {
             return stock_moved(me.page, id, form, book.stock);
         }
     }
