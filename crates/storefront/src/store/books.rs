@@ -99,11 +99,11 @@ pub async fn insert(pool: &AnyPool, seller_id: i64, fields: &BookFields) -> sqlx
     super::insert_returning_id(&mut conn, insert).await
 }
 
-/// Ownership is part of the WHERE clause: false when the book is not the seller's (or gone).
 /// Writes the seller's fields; with `stock_seen`, only while the stock is
-/// still what the seller's form showed. `false`: no row matched (not the
-/// seller's book, or the stock moved). Rows are counted when they match, not
-/// only when they change (sqlx asks MySQL for found rows).
+/// still what the seller's form showed. Ownership is part of the WHERE
+/// clause: `false` when no row matched (not the seller's book, gone, or the
+/// stock moved). Rows count when they match, not only when they change (sqlx
+/// asks MySQL for found rows).
 pub async fn update_owned(
     pool: &AnyPool,
     id: i64,

@@ -156,8 +156,9 @@ async fn add(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<Resp
         )
     };
     if book.seller_id == me.user.id {
-        let msg = t_args("order-own-book", &[("title", book.title.as_str().into())]);
-        return refuse(StatusCode::FORBIDDEN, msg).await;
+        let title = book.title.clone();
+        let (status, message) = explain_order_error(&orders::OrderError::OwnBook { title });
+        return refuse(status, message).await;
     }
     let quantity = match Quantity::parse(&form.quantity) {
         Ok(q) => q,

@@ -178,16 +178,11 @@ fn stock_moved(page: Page, id: i64, mut form: BookForm, now: i64) -> AppResult<R
         t_args("sell-stock-moved", &[("stock", now.into())]),
     );
     form.stock_seen = now.to_string();
-    render_as(
-        StatusCode::CONFLICT,
-        &BookFormPage {
-            page,
-            heading: "sell-edit-heading",
-            action: format!("/book/edit_book/{id}"),
-            form,
-            errors,
-        },
-    )
+    let action = format!("/book/edit_book/{id}");
+    refuse(page, "sell-edit-heading", action, form, errors).map(|mut response| {
+        *response.status_mut() = StatusCode::CONFLICT;
+        response
+    })
 }
 
 /// The seller's own book, by the id in the path; another seller's is 403, a

@@ -175,12 +175,7 @@ async fn another_shopper_logging_in_on_the_same_browser_does_not_get_the_cart() 
         .await;
     let alice = app.shopper("Alice").await;
     let browser = app.shopper("Carol").await;
-    let added = browser
-        .post(
-            "/cart/add",
-            &[("book_id", &book.to_string()), ("quantity", "3")],
-        )
-        .await;
+    let added = browser.add_to_cart(book, "3").await;
     assert_eq!(added.status(), StatusCode::SEE_OTHER);
 
     browser.login_ok(&alice.email(), PASSWORD).await;
@@ -197,14 +192,11 @@ async fn a_seller_cannot_buy_their_own_book() {
     let app = spawn_app().await;
     let seller = app.shopper("Seller").await;
     let book = app.listed_book(&seller, "Mine", "3.00", "4").await;
-    let id = book.to_string();
 
     let bought = seller.buy(book, "1").await;
     assert_eq!(bought.status(), StatusCode::FORBIDDEN);
     assert!(bought.text().await.unwrap().contains("you cannot buy it"));
-    let added = seller
-        .post("/cart/add", &[("book_id", &id), ("quantity", "1")])
-        .await;
+    let added = seller.add_to_cart(book, "1").await;
     assert_eq!(added.status(), StatusCode::FORBIDDEN);
     assert!(added.text().await.unwrap().contains("you cannot buy it"));
 
@@ -221,12 +213,7 @@ async fn a_book_deleted_while_in_the_cart_is_taken_out_at_checkout() {
     let also_gone = app.listed_book(&seller, "Withdrawn Too", "9.00", "5").await;
     let buyer = app.shopper("Buyer").await;
     for book in [kept, gone, also_gone] {
-        buyer
-            .post(
-                "/cart/add",
-                &[("book_id", &book.to_string()), ("quantity", "1")],
-            )
-            .await;
+        buyer.add_to_cart(book, "1").await;
     }
     for book in [gone, also_gone] {
         let deleted = seller.post(&format!("/book/delete_book/{book}"), &[]).await;
@@ -271,12 +258,7 @@ async fn a_cart_checked_out_several_times_at_once_makes_one_order() {
     let seller = app.shopper("Seller").await;
     let book = app.listed_book(&seller, "Once Only", "4.00", "10").await;
     let buyer = app.shopper("Buyer").await;
-    buyer
-        .post(
-            "/cart/add",
-            &[("book_id", &book.to_string()), ("quantity", "2")],
-        )
-        .await;
+    buyer.add_to_cart(book, "2").await;
     let (_, cart) = buyer.page("/cart").await;
     let key = hidden_value_in(&cart, "checkout_key");
     let token = buyer.token().await;
@@ -320,12 +302,7 @@ async fn a_cart_checked_out_several_times_at_once_makes_one_order() {
     assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 1);
 
     // A cart filled again is a new cart: a second order.
-    buyer
-        .post(
-            "/cart/add",
-            &[("book_id", &book.to_string()), ("quantity", "1")],
-        )
-        .await;
+    buyer.add_to_cart(book, "1").await;
     let next = buyer.post("/cart/checkout", &[]).await;
     assert_eq!(next.status(), StatusCode::SEE_OTHER);
     assert_ne!(order_id_in(&location(&next)), order);

@@ -307,6 +307,14 @@ impl Shopper {
     }
 
     /// Buys `quantity` of `book_id` now; returns the new order's id.
+    pub async fn add_to_cart(&self, book_id: i64, quantity: &str) -> Response {
+        self.post(
+            "/cart/add",
+            &[("book_id", &book_id.to_string()), ("quantity", quantity)],
+        )
+        .await
+    }
+
     pub async fn buy(&self, book_id: i64, quantity: &str) -> Response {
         self.post(&format!("/buy/{book_id}"), &[("quantity", quantity)])
             .await
