@@ -64,6 +64,9 @@ pub enum ApiError {
     Forbidden(String),
     NotFound(String),
     Conflict(String),
+    /// Worth retrying soon: e.g. a node that just joined, whose address
+    /// the managers have not learnt yet.
+    NotYet(String),
     Internal(Error),
 }
 
@@ -94,6 +97,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::NotYet(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::Internal(e) => {
                 warn!(error = %e, "agent API call failed");
                 (StatusCode::BAD_GATEWAY, e.to_string())
@@ -133,10 +137,27 @@ pub(crate) fn check(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiErro
     }
 }
 
+/// Whether the caller is the node it asks about, as far as the swarm knows.
+#[derive(Debug, PartialEq)]
+enum Caller {
+    ThatNode,
+    AnotherNode,
+    /// The managers learn a node's address from its first status report, a
+    /// moment after the join returns: the join's own label call can come
+    /// first and must be told to retry, not refused.
+    AddressNotKnownYet,
+}
+
 /// A node may act on itself only: the caller's address must be the one the
 /// swarm records for that node.
-fn same_node(node: &NodeView, caller: IpAddr) -> bool {
-    node.addr.parse::<IpAddr>().is_ok_and(|a| a == caller)
+fn caller_of(node: &NodeView, caller: IpAddr) -> Caller {
+    match node.addr.parse::<IpAddr>() {
+        Ok(a) if a.is_unspecified() => Caller::AddressNotKnownYet,
+        Ok(a) if a == caller => Caller::ThatNode,
+        Ok(_) => Caller::AnotherNode,
+        Err(_) if node.addr.is_empty() => Caller::AddressNotKnownYet,
+        Err(_) => Caller::AnotherNode,
+    }
 }
 
 /// The secret, then the node, then that the caller is that node.
@@ -148,15 +169,20 @@ async fn node_of_caller(
 ) -> Result<NodeView, ApiError> {
     check(s, headers)?;
     let node = NodeView::from(&s.engine.node(id).await?);
-    if !same_node(&node, caller.ip()) {
-        warn!(node = %id, node_addr = %node.addr, %caller, "agent API: refused a call about another node");
-        return Err(ApiError::Forbidden(format!(
-            "a node may act on itself only: {id} is at {}, the call came from {}",
-            node.addr,
-            caller.ip()
-        )));
+    match caller_of(&node, caller.ip()) {
+        Caller::ThatNode => Ok(node),
+        Caller::AddressNotKnownYet => Err(ApiError::NotYet(format!(
+            "the swarm does not know {id}'s address yet (it has just joined); retry in a moment"
+        ))),
+        Caller::AnotherNode => {
+            warn!(node = %id, node_addr = %node.addr, %caller, "agent API: refused a call about another node");
+            Err(ApiError::Forbidden(format!(
+                "a node may act on itself only: {id} is at {}, the call came from {}",
+                node.addr,
+                caller.ip()
+            )))
+        }
     }
-    Ok(node)
 }
 
 async fn drain_node(
@@ -341,7 +367,9 @@ impl AgentClient {
                     return Err(Error::ApiUnauthorized { url });
                 }
                 Ok(resp) if resp.status().is_server_error() => {
-                    last = format!("{url}: {}", resp.status());
+                    let status = resp.status();
+                    let why = resp.text().await.unwrap_or_default();
+                    last = format!("{url}: {status} {why}");
                 }
                 Ok(resp) => {
                     let status = resp.status();
@@ -456,13 +484,24 @@ mod tests {
             addr: "10.0.0.7".into(),
             ..crate::model::tests::worker("w1")
         };
-        assert!(same_node(&node, "10.0.0.7".parse().unwrap()));
-        assert!(!same_node(&node, "10.0.0.8".parse().unwrap()));
-        let unknown = NodeView {
-            addr: String::new(),
+        let caller = |ip: &str| ip.parse().unwrap();
+        assert_eq!(caller_of(&node, caller("10.0.0.7")), Caller::ThatNode);
+        assert_eq!(caller_of(&node, caller("10.0.0.8")), Caller::AnotherNode);
+        for not_reported in ["", "0.0.0.0"] {
+            let joining = NodeView {
+                addr: not_reported.into(),
+                ..node.clone()
+            };
+            assert_eq!(
+                caller_of(&joining, caller("10.0.0.7")),
+                Caller::AddressNotKnownYet
+            );
+        }
+        let garbled = NodeView {
+            addr: "not-an-address".into(),
             ..node
         };
-        assert!(!same_node(&unknown, "10.0.0.7".parse().unwrap()));
+        assert_eq!(caller_of(&garbled, caller("10.0.0.7")), Caller::AnotherNode);
     }
 
     #[test]

@@ -429,7 +429,9 @@ impl Labelling<'_> {
                     warn!(status = %a.status, answer = %a.body, "manager agent refused labels; retrying")
                 }
                 Err(e @ Error::ApiUnauthorized { .. }) => return Err(e),
-                Err(e) => warn!(error = %e, "no manager agent answered; retrying"),
+                // Unreachable agents, and agents that answer "not yet" (503:
+                // the swarm has not learnt this node's address yet).
+                Err(e) => warn!(error = %e, "no manager agent could set the labels yet; retrying"),
             }
             if !deadline.sleep(backoff.delay(round)).await {
                 break;
