@@ -200,7 +200,10 @@ pub fn bounded_text(
     required: &'static str,
 ) -> Result<String, Message> {
     let text = raw.trim();
-    if text.is_empty() && !required.is_empty() {
+    if text.chars().any(is_hidden_control) {
+        return Err("invalid-text-control".into());
+    }
+    if text.chars().all(is_invisible) && !required.is_empty() {
         return Err(required.into());
     }
     if text.chars().count() > max_chars {
@@ -213,9 +216,26 @@ pub fn bounded_text(
     Ok(text.to_string())
 }
 
+/// Characters nobody types into a name, title or description: control
+/// characters other than line breaks and tabs (a NUL, an escape), and the
+/// bidirectional overrides that make text display in another order than it
+/// is stored (a title that reads differently from what the search finds).
+fn is_hidden_control(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Whitespace and the zero-width characters: a field of only these shows as
+/// blank, so it counts as empty.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+}
+
 pub fn parse_password(raw: &str) -> Result<String, &'static str> {
+    if raw.chars().all(char::is_whitespace) {
+        return Err("invalid-password-empty");
+    }
     match raw.chars().count() {
-        0 => Err("invalid-password-empty"),
         n if n < 8 => Err("invalid-password-short"),
         n if n > 128 => Err("invalid-password-long"),
         _ => Ok(raw.to_string()),
@@ -383,6 +403,35 @@ mod tests {
         for bad in ["", "0", "-2", "x", "1.5", "101", "99999999999999999999"] {
             assert!(Quantity::parse(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn text_fields_refuse_hidden_characters() {
+        let message = |raw: &str| bounded_text(raw, 20, "required").unwrap_err();
+        assert_eq!(bounded_text("  Dune \n", 20, "required").unwrap(), "Dune");
+        assert_eq!(bounded_text("a\r\nb\tc", 20, "").unwrap(), "a\r\nb\tc");
+        for hidden in [
+            "Du\0ne",
+            "\u{1b}[31mDune",
+            "Dune\u{202E}txt.exe",
+            "\u{2066}x",
+        ] {
+            assert_eq!(message(hidden), "invalid-text-control".into(), "{hidden:?}");
+        }
+        assert_eq!(message("\u{200B}\u{FEFF} "), "required".into());
+        assert_eq!(bounded_text("\u{200B}", 20, "").unwrap(), "\u{200B}");
+        assert_eq!(bounded_text("سلام", 20, "required").unwrap(), "سلام");
+    }
+
+    #[test]
+    fn passwords_are_not_blank() {
+        assert_eq!(parse_password(""), Err("invalid-password-empty"));
+        assert_eq!(parse_password("        "), Err("invalid-password-empty"));
+        assert_eq!(parse_password("short"), Err("invalid-password-short"));
+        assert_eq!(
+            parse_password(" correct horse ").as_deref(),
+            Ok(" correct horse ")
+        );
     }
 
     #[test]

@@ -103,6 +103,7 @@ invalid-email-shape = Enter an e-mail address like name@example.com.
 invalid-password-empty = Choose a password.
 invalid-password-short = Use at least 8 characters.
 invalid-password-long = Use at most 128 characters.
+invalid-text-control = Remove the invisible control characters (pasted from elsewhere?).
 invalid-text-too-long = At most { $max } characters.
 invalid-title-empty = Enter the title.
 invalid-author-empty = Enter the author.

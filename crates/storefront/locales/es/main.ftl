@@ -106,6 +106,7 @@ invalid-email-shape = Escribe un correo electrónico como nombre@ejemplo.com.
 invalid-password-empty = Elige una contraseña.
 invalid-password-short = Usa al menos 8 caracteres.
 invalid-password-long = Usa como máximo 128 caracteres.
+invalid-text-control = Quita los caracteres de control invisibles (¿pegados de otro sitio?).
 invalid-text-too-long = Como máximo { $max } caracteres.
 invalid-title-empty = Escribe el título.
 invalid-author-empty = Escribe el autor.

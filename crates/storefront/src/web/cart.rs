@@ -140,6 +140,19 @@ struct LineForm {
     quantity: String,
 }
 
+/// Why a cart cannot take more of a book: sold out, or how many are left
+/// (and, when some are already in the cart, how many).
+fn over_stock_message(title: &str, stock: i64, in_cart: i64) -> String {
+    match (stock, in_cart) {
+        (0, _) => t_args("order-sold-out", &[("title", title.into())]),
+        (stock, 0) => t_args("cart-only-left", &[("count", stock.into())]),
+        (stock, in_cart) => t_args(
+            "cart-over-stock",
+            &[("stock", stock.into()), ("in_cart", in_cart.into())],
+        ),
+    }
+}
+
 async fn add(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<Response> {
     let book_id = parse_id(form.book_id.trim())?;
     let book = books::get(&me.app.db.pool, book_id)
@@ -171,10 +184,7 @@ async fn add(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<Resp
         .map_or(0, |l| l.quantity.get());
     let wanted = in_cart + quantity.get();
     if wanted > book.stock {
-        let msg = t_args(
-            "cart-over-stock",
-            &[("stock", book.stock.into()), ("in_cart", in_cart.into())],
-        );
+        let msg = over_stock_message(&book.title, book.stock, in_cart);
         return refuse(StatusCode::CONFLICT, msg).await;
     }
     let wanted = match Quantity::try_from(wanted) {

@@ -5,10 +5,11 @@ use askama::filters::{Escaper as _, Html};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
+use super::csrf::new_token;
 use super::page::{Page, parse_id, render, render_as};
 use crate::cover;
 use crate::error::{AppError, AppResult};
@@ -101,18 +102,38 @@ struct CatalogPage {
 struct Cards<'a> {
     page: &'a Page,
     found: &'a Found,
+    buy_key: &'a str,
 }
 
-/// Stands in for the CSRF token in rendered cards: random per process, so no
-/// title a seller types can contain it.
+/// A random key for the buy forms of one page (128 bits, lowercase hex; see
+/// `orders::BuyForm`).
+pub fn new_buy_key() -> String {
+    new_token()[..32].to_owned()
+}
+
+/// Stand in for the CSRF token and the buy key in rendered cards: random per
+/// process, so no title a seller types can contain them.
 static TOKEN_MARKER: LazyLock<String> =
     LazyLock::new(|| format!("csrf-marker-{:016x}", rand::random::<u64>()));
+static BUY_KEY_MARKER: LazyLock<String> =
+    LazyLock::new(|| format!("buy-key-marker-{:016x}", rand::random::<u64>()));
 
-/// The cards of a catalog page as HTML, cut where each form's CSRF token goes.
-/// Rendered once per cached page, language and login state, then shared by
-/// every shopper's request: a logged-in page differs from the next one only
-/// by its token (the rows' own text is the same for everybody).
-struct RenderedCards(Vec<String>);
+/// A piece of the shared cards: their text, or a hole that each response
+/// fills with its own value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    /// The shopper's CSRF token.
+    Token,
+    /// This response's buy key (see `orders::BuyForm`).
+    BuyKey,
+}
+
+/// The cards of a catalog page as HTML, cut where each form's CSRF token and
+/// buy key go. Rendered once per cached page, language and login state, then
+/// shared by every shopper's request: a logged-in page differs from the next
+/// one only by those two (the rows' own text is the same for everybody).
+struct RenderedCards(Vec<Piece>);
 
 impl RenderedCards {
     fn of(page: &Page, found: &Found) -> AppResult<Arc<RenderedCards>> {
@@ -126,11 +147,34 @@ impl RenderedCards {
             let cards = Cards {
                 page: &stand_in,
                 found,
+                buy_key: &BUY_KEY_MARKER,
             };
-            let html = without_indentation(&cards.render()?);
-            let parts = html.split(TOKEN_MARKER.as_str()).map(str::to_owned);
-            Ok(RenderedCards(parts.collect()))
+            Ok(RenderedCards::cut(&without_indentation(&cards.render()?)))
         })
+    }
+
+    /// Cuts the HTML at every marker into text and holes.
+    fn cut(mut html: &str) -> RenderedCards {
+        let holes: [(&str, Piece); 2] = [
+            (&TOKEN_MARKER, Piece::Token),
+            (&BUY_KEY_MARKER, Piece::BuyKey),
+        ];
+        let next_marker = |html: &str| {
+            holes
+                .iter()
+                .filter_map(|(marker, hole)| {
+                    html.find(marker).map(|at| (at, marker.len(), hole.clone()))
+                })
+                .min_by_key(|&(at, ..)| at)
+        };
+        let mut pieces = Vec::new();
+        while let Some((at, len, hole)) = next_marker(html) {
+            pieces.push(Piece::Text(html[..at].to_owned()));
+            pieces.push(hole);
+            html = &html[at + len..];
+        }
+        pieces.push(Piece::Text(html.to_owned()));
+        RenderedCards(pieces)
     }
 }
 
@@ -147,28 +191,31 @@ fn without_indentation(html: &str) -> String {
     compact
 }
 
-/// The cards with one shopper's token in place.
+/// The cards with one shopper's token and one response's buy key in place.
 struct CardsWithToken {
     cards: Arc<RenderedCards>,
     token: String,
+    buy_key: String,
 }
 
 impl std::fmt::Display for CardsWithToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut parts = self.cards.0.iter();
-        if let Some(first) = parts.next() {
-            f.write_str(first)?;
-        }
-        // Tokens are hex, which needs no escaping; anything else is escaped
-        // as the template would.
-        let plain = self.token.bytes().all(|b| b.is_ascii_hexdigit());
-        for part in parts {
-            if plain {
-                f.write_str(&self.token)?;
+        for piece in &self.cards.0 {
+            let value = match piece {
+                Piece::Text(text) => {
+                    f.write_str(text)?;
+                    continue;
+                }
+                Piece::Token => &self.token,
+                Piece::BuyKey => &self.buy_key,
+            };
+            // Tokens and keys are hex, which needs no escaping; anything
+            // else is escaped as the template would.
+            if value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                f.write_str(value)?;
             } else {
-                Html.write_escaped_str(&mut *f, &self.token)?;
+                Html.write_escaped_str(&mut *f, value)?;
             }
-            f.write_str(part)?;
         }
         Ok(())
     }
@@ -208,22 +255,26 @@ impl CatalogPage {
         self.page_link(page, cursor)
     }
 
-    /// The link to another page of the same search.
     fn page_link(&self, page: i64, cursor: Option<(&str, i64)>) -> String {
-        let mut params = vec![
-            ("q", self.query.search.clone()),
-            ("sort", self.query.sort.key().to_string()),
-            ("per_page", self.query.per_page.to_string()),
-            ("page", page.to_string()),
-        ];
-        if let Some((name, id)) = cursor {
-            params.push((name, id.to_string()));
-        }
-        format!(
-            "/book/catalog?{}",
-            serde_urlencoded::to_string(params).unwrap_or_default()
-        )
+        page_link(&self.query, page, cursor)
     }
+}
+
+/// The link to another page of the same search.
+fn page_link(query: &CatalogQuery, page: i64, cursor: Option<(&str, i64)>) -> String {
+    let mut params = vec![
+        ("q", query.search.clone()),
+        ("sort", query.sort.key().to_string()),
+        ("per_page", query.per_page.to_string()),
+        ("page", page.to_string()),
+    ];
+    if let Some((name, id)) = cursor {
+        params.push((name, id.to_string()));
+    }
+    format!(
+        "/book/catalog?{}",
+        serde_urlencoded::to_string(params).unwrap_or_default()
+    )
 }
 
 async fn catalog(
@@ -237,9 +288,15 @@ async fn catalog(
         Total::Exact(total) => Some(((total + query.per_page - 1) / query.per_page).max(1)),
         Total::AtLeast(_) => None,
     };
+    // A typed page number past the end goes to the last page, rather than
+    // showing "Page 999 of 5" over no books.
+    if let Some(last) = pages.filter(|last| query.page > *last) {
+        return Ok(Redirect::to(&page_link(&query, last, None)).into_response());
+    }
     let cards = CardsWithToken {
         cards: RenderedCards::of(&page, &found)?,
         token: page.csrf.clone(),
+        buy_key: new_buy_key(),
     };
     render(&CatalogPage {
         cards,
@@ -259,6 +316,8 @@ struct BookPage {
     is_seller: bool,
     quantity: String,
     quantity_error: Option<String>,
+    /// Sent back by the buy form, so that a double click makes one order.
+    buy_key: String,
 }
 
 async fn book_page(
@@ -275,6 +334,7 @@ async fn book_page(
         is_seller,
         quantity: "1".into(),
         quantity_error: None,
+        buy_key: new_buy_key(),
     })
 }
 
@@ -299,6 +359,7 @@ pub async fn refuse_quantity(
             is_seller,
             quantity,
             quantity_error: Some(error),
+            buy_key: new_buy_key(),
         },
     )
 }

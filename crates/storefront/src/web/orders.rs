@@ -83,6 +83,22 @@ pub fn explain_order_error(err: &OrderError) -> (StatusCode, String) {
 #[serde(default)]
 struct BuyForm {
     quantity: String,
+    /// New in every page that shows a buy form (`catalog::new_buy_key`): the
+    /// same form sent twice (a double click, a resend) carries the same key
+    /// and leads to the one order. Optional: without it every buy is a new
+    /// order.
+    buy_key: String,
+}
+
+/// What the order stores for a buy-now form's key (orders.checkout_key):
+/// the book and quantity are part of it, since one page's forms share a key
+/// and the shopper may change the quantity and send the form again.
+fn buy_checkout_key(form_key: &str, book_id: i64, quantity: Quantity) -> Option<String> {
+    let well_formed = form_key.len() == 32
+        && form_key
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    well_formed.then(|| format!("buy:{book_id}:{quantity}:{form_key}"))
 }
 
 async fn buy(
@@ -106,18 +122,21 @@ async fn buy(
         }
     };
     let app = &me.app;
+    let key = buy_checkout_key(form.buy_key.trim(), book_id, quantity);
     match orders::create(
         &app.db.pool,
         me.user.id,
         &[(book_id, quantity)],
         app.hold_policy(),
-        None,
+        key.as_deref(),
     )
     .await
     {
         Ok(created) => {
-            app.metrics.order_event(OrderEvent::Created);
-            app.catalog_changed().await;
+            if created.new {
+                app.metrics.order_event(OrderEvent::Created);
+                app.catalog_changed().await;
+            }
             Ok(Redirect::to(&format!("/delivery/{}", created.order_id)).into_response())
         }
         Err(OrderError::BookNotFound(_)) => Err(AppError::NotFound),

@@ -129,7 +129,12 @@ async fn the_cart_refuses_bad_lines() {
         .post("/cart/add", &[("book_id", &id), ("quantity", "3")])
         .await;
     assert_eq!(over.status(), StatusCode::CONFLICT);
-    assert!(over.text().await.unwrap().contains("Only 2 left"));
+    let over = over.text().await.unwrap();
+    assert!(over.contains("Only 2 left."), "{over}");
+    assert!(
+        !over.contains("you already have"),
+        "nothing is in the cart: {over}"
+    );
     let zero = buyer
         .post("/cart/add", &[("book_id", &id), ("quantity", "0")])
         .await;
@@ -164,6 +169,26 @@ async fn the_cart_refuses_bad_lines() {
     assert_eq!(empty_checkout.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 0);
     assert_eq!(app.stock_of(book).await, 2);
+}
+
+#[tokio::test]
+async fn a_sold_out_book_is_refused_as_sold_out() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Gone", "2.00", "1").await;
+    app.shopper("Rival").await.buy_ok(book, "1").await;
+    let refused = app
+        .shopper("Buyer")
+        .await
+        .post(
+            "/cart/add",
+            &[("book_id", &book.to_string()), ("quantity", "1")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("“Gone” is sold out."), "{html}");
+    assert!(!html.contains("Only 0 left"), "{html}");
 }
 
 #[tokio::test]

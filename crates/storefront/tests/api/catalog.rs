@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{hidden_value_in, location, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn the_seeded_shop_shows_the_classics_with_search_sorting_and_pages() {
@@ -66,8 +66,21 @@ async fn the_seeded_shop_shows_the_classics_with_search_sorting_and_pages() {
         .page("/book/catalog?page=abc&per_page=-3&sort=drop")
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, last) = visitor.page("/book/catalog?page=999").await;
-    assert!(last.contains("No books found"));
+    // A page past the end leads to the last page, not to "Page 999 of 5".
+    let pages = (total + 23) / 24;
+    let past_the_end = visitor.get("/book/catalog?page=999").await;
+    assert_eq!(past_the_end.status(), StatusCode::SEE_OTHER);
+    let to = location(&past_the_end);
+    assert!(to.contains(&format!("page={pages}")), "{to}");
+    let (_, last) = visitor.page(&to).await;
+    assert!(last.contains(&format!("Page {pages} of {pages}")), "{last}");
+    assert!(!last.contains("No books found"), "{last}");
+    let nothing = visitor.get("/book/catalog?q=zzzqqq&page=999").await;
+    let to = location(&nothing);
+    assert!(to.contains("page=1"), "{to}");
+    let (_, nothing) = visitor.page(&to).await;
+    assert!(nothing.contains("No books found"), "{nothing}");
+    assert!(!nothing.contains("Page 999"), "{nothing}");
 }
 
 #[tokio::test]
@@ -429,6 +442,15 @@ async fn shared_cards_carry_each_shoppers_own_token() {
             "only this shopper's token"
         );
         assert!(!html.contains("csrf-marker"), "no marker left in the page");
+        assert!(
+            !html.contains("buy-key-marker"),
+            "no marker left in the page"
+        );
+        let key = hidden_value_in(&html, "buy_key");
+        assert!(
+            key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+            "each card's form carries the page's buy key: {key}"
+        );
     }
     let (_, html) = ann.page("/book/catalog").await;
     let token = form_tokens(&html)[0].to_string();

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{location, order_id_in, spawn_app, spawn_app_with};
+use crate::helpers::{Shopper, hidden_value_in, location, order_id_in, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn buy_now_leads_through_delivery_and_payment_at_server_prices() {
@@ -63,6 +63,80 @@ async fn buy_now_leads_through_delivery_and_payment_at_server_prices() {
     );
     let (_, list) = buyer.page("/orders").await;
     assert!(list.contains(&format!("#{order}")) && list.contains("Paid"));
+}
+
+/// Sends a buy form as the browser would: quantity, key and token.
+async fn click_buy(buyer: &Shopper, token: &str, book: i64, quantity: &str, key: &str) -> String {
+    let response = buyer
+        .post_raw(
+            &format!("/buy/{book}"),
+            &[
+                ("quantity", quantity),
+                ("buy_key", key),
+                ("csrf_token", token),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "buying {book}");
+    location(&response)
+}
+
+#[tokio::test]
+async fn a_buy_form_sent_several_times_at_once_makes_one_order() {
+    // Six orders of one title by one shopper: past the default hold caps.
+    let app = spawn_app_with(|c| {
+        c.limits.open_orders = 10;
+        c.limits.held_per_title = 20;
+    })
+    .await;
+    let seller = app.shopper("Seller").await;
+    let book = app
+        .listed_book(&seller, "Clicked Twice", "4.00", "20")
+        .await;
+    let other_book = app.listed_book(&seller, "Next Door", "4.00", "20").await;
+    let buyer = app.shopper("Buyer").await;
+    let token = buyer.token().await;
+    let (_, page) = buyer.page(&format!("/book/{book}")).await;
+    let key = hidden_value_in(&page, "buy_key");
+
+    let clicks: Vec<_> = (0..5)
+        .map(|_| {
+            let (buyer, token, key) = (buyer.clone(), token.clone(), key.clone());
+            tokio::spawn(async move { click_buy(&buyer, &token, book, "2", &key).await })
+        })
+        .collect();
+    let mut led_to = Vec::new();
+    for click in clicks {
+        led_to.push(order_id_in(&click.await.unwrap()));
+    }
+    assert!(
+        led_to.iter().all(|order| *order == led_to[0]),
+        "every click leads to the one order: {led_to:?}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 1);
+    assert_eq!(app.stock_of(book).await, 18, "the stock is held once");
+
+    // The same page with another quantity, another page, another book on a
+    // catalog page sharing the key, or no key at all: each is an order.
+    click_buy(&buyer, &token, book, "1", &key).await;
+    let (_, again) = buyer.page(&format!("/book/{book}")).await;
+    let next_key = hidden_value_in(&again, "buy_key");
+    assert_ne!(next_key, key, "every page has its own key");
+    click_buy(&buyer, &token, book, "2", &next_key).await;
+    let (_, catalog) = buyer.page("/book/catalog").await;
+    let card_key = hidden_value_in(&catalog, "buy_key");
+    click_buy(&buyer, &token, book, "1", &card_key).await;
+    click_buy(&buyer, &token, other_book, "1", &card_key).await;
+    buyer.buy_ok(book, "1").await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 6);
+    assert_eq!(app.stock_of(book).await, 13);
+
+    // Another shopper sending the buyer's key gets an order of their own.
+    let other = app.shopper("Other").await;
+    let other_token = other.token().await;
+    let theirs = order_id_in(&click_buy(&other, &other_token, book, "2", &key).await);
+    assert_ne!(theirs, led_to[0]);
+    assert_eq!(app.stock_of(book).await, 11);
 }
 
 #[tokio::test]
