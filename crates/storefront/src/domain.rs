@@ -199,11 +199,13 @@ pub fn bounded_text(
     max_chars: usize,
     required: &'static str,
 ) -> Result<String, Message> {
-    let text = raw.trim();
+    // Zero-width characters at the ends are trimmed like spaces: "Dune\u{200B}"
+    // shows as "Dune" and should be stored (and found) as "Dune".
+    let text = raw.trim_matches(is_invisible);
     if text.chars().any(is_hidden_control) {
         return Err("invalid-text-control".into());
     }
-    if text.chars().all(is_invisible) && !required.is_empty() {
+    if text.is_empty() && !required.is_empty() {
         return Err(required.into());
     }
     if text.chars().count() > max_chars {
@@ -226,7 +228,7 @@ fn is_hidden_control(c: char) -> bool {
 }
 
 /// Whitespace and the zero-width characters: a field of only these shows as
-/// blank, so it counts as empty.
+/// blank, so it counts as empty (they are trimmed from both ends).
 fn is_invisible(c: char) -> bool {
     c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
 }
@@ -419,7 +421,12 @@ mod tests {
             assert_eq!(message(hidden), "invalid-text-control".into(), "{hidden:?}");
         }
         assert_eq!(message("\u{200B}\u{FEFF} "), "required".into());
-        assert_eq!(bounded_text("\u{200B}", 20, "").unwrap(), "\u{200B}");
+        assert_eq!(bounded_text("\u{200B}", 20, "").unwrap(), "");
+        assert_eq!(
+            bounded_text("\u{FEFF}Dune\u{200B}", 20, "").unwrap(),
+            "Dune"
+        );
+        assert_eq!(bounded_text("a\u{200D}b", 20, "").unwrap(), "a\u{200D}b");
         assert_eq!(bounded_text("سلام", 20, "required").unwrap(), "سلام");
     }
 

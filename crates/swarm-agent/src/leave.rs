@@ -96,9 +96,7 @@ async fn leave_as_worker(
         info!(node = %id, "dry-run: would ask a manager's agent to drain this node");
         return Ok(());
     }
-    let answer = client
-        .call(Method::POST, &format!("/v1/nodes/{id}/drain"), None)
-        .await?;
+    let answer = ask_to_drain(client, id, args).await?;
     if answer.status == StatusCode::NOT_FOUND {
         // Removed already (e.g. by the reconciler while this node was cut
         // off): nothing runs here for the swarm any more, so just leave.
@@ -122,6 +120,28 @@ async fn leave_as_worker(
         })
     })
     .await
+}
+
+/// Asks a manager's agent to drain this node, again while no agent can
+/// answer yet (unreachable, or 503: a node that has just joined is not known
+/// by its address yet), until the deadline. A refusal is the caller's to read.
+async fn ask_to_drain(client: &AgentClient, id: &str, args: &LeaveArgs) -> Result<api::Answer> {
+    let deadline = Deadline::after(args.deadline.min(Duration::from_secs(120)));
+    let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+    let mut round = 0;
+    loop {
+        match client
+            .call(Method::POST, &format!("/v1/nodes/{id}/drain"), None)
+            .await
+        {
+            Ok(answer) => return Ok(answer),
+            Err(e @ Error::ApiUnauthorized { .. }) => return Err(e),
+            Err(e) if deadline.expired() => return Err(e),
+            Err(e) => warn!(error = %e, "no manager agent could take the drain yet; retrying"),
+        }
+        deadline.sleep(backoff.delay(round)).await;
+        round += 1;
+    }
 }
 
 /// A manager drains itself, then steps down to worker (so raft keeps its

@@ -42,9 +42,10 @@ pub struct HoldPolicy {
 /// Places one order for `lines` (book id, quantity): all lines or none.
 /// Prices come from the books table, never from the request.
 ///
-/// `checkout_key` names the cart being checked out: when this shopper already
-/// has an order made with it, that order's id comes back and nothing else
-/// happens, so a cart checked out twice at once makes one order.
+/// `checkout_key` names the cart being checked out (or the buy form sent):
+/// when this shopper already has an unpaid order made with it, that order's
+/// id comes back and nothing else happens, so a cart checked out twice at
+/// once makes one order.
 pub async fn create(
     pool: &AnyPool,
     user_id: i64,
@@ -62,7 +63,7 @@ pub async fn create(
     let mut tx = pool.begin().await?;
     lock_shopper(&mut tx, user_id).await?;
     if let Some(key) = checkout_key
-        && let Some(order_id) = by_checkout_key(&mut *tx, user_id, key).await?
+        && let Some(order_id) = unpaid_order_by_key(&mut tx, user_id, key).await?
     {
         return Ok(Created {
             order_id,
@@ -140,6 +141,36 @@ async fn lock_shopper(tx: &mut Transaction<'_, Any>, user_id: i64) -> sqlx::Resu
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The shopper's unpaid order made with this key, if any. An order with the
+/// key that is no longer unpaid (paid, cancelled, expired) gives the key up,
+/// so the same form sent again later (a page restored from the browser's
+/// history) makes a new order instead of failing on the unique key.
+async fn unpaid_order_by_key(
+    tx: &mut Transaction<'_, Any>,
+    user_id: i64,
+    key: &str,
+) -> sqlx::Result<Option<i64>> {
+    let found: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, status FROM orders WHERE user_id = ? AND checkout_key = ?")
+            .bind(user_id)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?;
+    match found {
+        Some((order_id, status)) if status == OrderStatus::PendingPayment.as_db() => {
+            Ok(Some(order_id))
+        }
+        Some((order_id, _)) => {
+            sqlx::query("UPDATE orders SET checkout_key = NULL WHERE id = ?")
+                .bind(order_id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(None)
+        }
+        None => Ok(None),
+    }
 }
 
 /// The shopper's order made by checking out the cart with this key, if any.

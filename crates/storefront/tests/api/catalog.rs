@@ -451,6 +451,12 @@ async fn shared_cards_carry_each_shoppers_own_token() {
             key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()),
             "each card's form carries the page's buy key: {key}"
         );
+        let (_, again) = shopper.page("/book/catalog").await;
+        assert_ne!(
+            hidden_value_in(&again, "buy_key"),
+            key,
+            "the cached cards get a new key with every page"
+        );
     }
     let (_, html) = ann.page("/book/catalog").await;
     let token = form_tokens(&html)[0].to_string();

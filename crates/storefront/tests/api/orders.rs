@@ -140,6 +140,37 @@ async fn a_buy_form_sent_several_times_at_once_makes_one_order() {
 }
 
 #[tokio::test]
+async fn a_buy_form_sent_again_after_its_order_closed_makes_a_new_order() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Again", "4.00", "10").await;
+    let buyer = app.shopper("Buyer").await;
+    let token = buyer.token().await;
+    let (_, page) = buyer.page(&format!("/book/{book}")).await;
+    let key = hidden_value_in(&page, "buy_key");
+
+    let first = order_id_in(&click_buy(&buyer, &token, book, "1", &key).await);
+    let cancelled = buyer.post(&format!("/orders/{first}/cancel"), &[]).await;
+    assert_eq!(cancelled.status(), StatusCode::SEE_OTHER);
+    let second = order_id_in(&click_buy(&buyer, &token, book, "1", &key).await);
+    assert_ne!(second, first, "a cancelled order is not bought again");
+    assert_eq!(
+        order_id_in(&click_buy(&buyer, &token, book, "1", &key).await),
+        second,
+        "while unpaid, the form still leads to it"
+    );
+    let paid = buyer.deliver_and_pay(second, "1", "Paypal").await;
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+    let third = order_id_in(&click_buy(&buyer, &token, book, "1", &key).await);
+    assert_ne!(third, second, "a paid order is not shown as a new one");
+    assert_eq!(
+        app.stock_of(book).await,
+        8,
+        "the paid and the third hold one each"
+    );
+}
+
+#[tokio::test]
 async fn bad_quantities_are_refused_with_a_message_and_take_no_stock() {
     let app = spawn_app().await;
     let seller = app.shopper("Seller").await;
