@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use super::catalog::refuse_quantity;
-use super::csrf::new_token;
+use super::csrf::{is_token_of_len, new_token};
 use super::orders::explain_order_error;
 use super::page::{CsrfForm, Page, SignedIn, flash, parse_id, render, render_as};
 use crate::domain::{Cents, Quantity};
@@ -76,7 +76,7 @@ async fn checkout_key(session: &Session, lines: &[CartLine]) -> AppResult<Option
 /// A key as `new_token` makes them (lowercase hex): anything else a form
 /// sends is ignored.
 fn is_checkout_key(key: &str) -> bool {
-    key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    is_token_of_len(key, 64)
 }
 
 struct Row {

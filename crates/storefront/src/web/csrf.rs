@@ -57,6 +57,12 @@ pub fn new_token() -> String {
     hex(&bytes)
 }
 
+/// Whether `key` is `len` lowercase hex digits, as [`new_token`] (or a prefix
+/// of one) makes them: forms' keys that are not are ignored.
+pub fn is_token_of_len(key: &str, len: usize) -> bool {
+    key.len() == len && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

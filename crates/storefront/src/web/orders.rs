@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use super::catalog::refuse_quantity;
+use super::csrf::is_token_of_len;
 use super::page::{CsrfForm, NoPage, Page, SignedIn, flash, parse_id, render, render_as, shown_as};
 use crate::domain::{PaymentMethod, Quantity};
 use crate::error::{AppError, AppResult};
@@ -94,11 +95,7 @@ struct BuyForm {
 /// the book and quantity are part of it, since one page's forms share a key
 /// and the shopper may change the quantity and send the form again.
 fn buy_checkout_key(form_key: &str, book_id: i64, quantity: Quantity) -> Option<String> {
-    let well_formed = form_key.len() == 32
-        && form_key
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    well_formed.then(|| format!("buy:{book_id}:{quantity}:{form_key}"))
+    is_token_of_len(form_key, 32).then(|| format!("buy:{book_id}:{quantity}:{form_key}"))
 }
 
 async fn buy(
