@@ -15,9 +15,9 @@ COPY docker/backup/backup-job docker/backup/backup-metrics-server docker/backup/
 USER 10002:10002
 VOLUME /backups
 EXPOSE 9465
-# Alive while the metrics answer; whether backups succeed is the metrics' job.
-HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
-  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9465/metrics', timeout=4)"]
+# Healthy while the metrics answer and backups are not failing for longer than
+# BACKUP_HEALTH_GRACE (10 min) in a row; BackupStale alerts on the age.
+HEALTHCHECK --interval=30s --timeout=8s --retries=3 CMD ["backup-job", "health"]
 LABEL org.opencontainers.image.title="bookstore-backup" \
       org.opencontainers.image.description="Scheduled MySQL dumps with retention, S3 shipping and Prometheus metrics" \
       org.opencontainers.image.source="https://example.invalid/bookstore-fleet" \
