@@ -23,7 +23,9 @@ LABEL org.opencontainers.image.title="bookstore-swarm-agent" \
       org.opencontainers.image.vendor="Bookstore fleet"
 
 FROM runtime AS prebuilt
-COPY target/release/swarm-agent /usr/local/bin/swarm-agent
+# target/release by default; the tests pass the folder of their one build.
+ARG PREBUILT_DIR=target/release
+COPY ${PREBUILT_DIR}/swarm-agent /usr/local/bin/swarm-agent
 
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src

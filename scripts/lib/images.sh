@@ -1,9 +1,13 @@
 # shellcheck shell=bash
 # Shared by scripts/e2e-swarm and scripts/e2e-fleet: the images of the stack,
 # built here with the real Dockerfiles (no registry can be pulled from): a
-# Debian base made with debootstrap, the two programs from host-built release
-# binaries, the proxy, and local stand-ins for mysql and redis. Source it after
-# scripts/lib/services.sh; set IMAGES_WORK (a scratch folder) and IMAGE_TAG.
+# Debian base made with debootstrap, the two programs from the binaries of the
+# workspace's one build (scripts/lib/build.sh: the `ci` profile unless
+# CARGO_PROFILE says otherwise), the proxy, and local stand-ins for mysql and
+# redis. Source it after scripts/lib/services.sh; set IMAGES_WORK (a scratch
+# folder) and IMAGE_TAG.
+# shellcheck source=scripts/lib/build.sh
+source scripts/lib/build.sh
 
 BASE_IMAGE=bookstore/debian:bookworm
 IMAGE_TAG=${IMAGE_TAG:-e2e}
@@ -35,14 +39,26 @@ build_base_image() {
 }
 
 build_stack_images() {
-  log "building release binaries"
-  cargo build --release --quiet -p storefront -p swarm-agent --bin storefront --bin swarm-agent --example loadgen
-  log "building images with the real Dockerfiles"
+  build_program_images
+  build_support_images
+}
+
+# The storefront and the agent, from the binaries of the workspace's build.
+build_program_images() {
+  log "building the workspace ($CARGO_PROFILE profile; a no-op when scripts/test built it)"
+  build_workspace
+  log "building the storefront and swarm-agent images with the real Dockerfiles"
   local common=(--build-arg "RUNTIME_IMAGE=$BASE_IMAGE" --build-arg "BASE_IMAGE=$BASE_IMAGE")
-  mkdir -p "$IMAGES_WORK"
-  : >"$IMAGES_WORK/build.log"
-  build_one docker/storefront.Dockerfile "$STOREFRONT_IMAGE" "${common[@]}" --target prebuilt
-  build_one docker/swarm-agent.Dockerfile "$SWARM_AGENT_IMAGE" "${common[@]}" --target prebuilt
+  local prebuilt=(--target prebuilt --build-arg "PREBUILT_DIR=$BIN_DIR")
+  build_one docker/storefront.Dockerfile "$STOREFRONT_IMAGE" "${common[@]}" "${prebuilt[@]}"
+  build_one docker/swarm-agent.Dockerfile "$SWARM_AGENT_IMAGE" "${common[@]}" "${prebuilt[@]}"
+}
+
+# The images that need no Rust build: the stand-ins, the proxy, the backup job
+# (scripts/test builds them while the workspace compiles).
+build_support_images() {
+  log "building the proxy, backup and stand-in images with the real Dockerfiles"
+  local common=(--build-arg "RUNTIME_IMAGE=$BASE_IMAGE" --build-arg "BASE_IMAGE=$BASE_IMAGE")
   build_one docker/standins/mysql.Dockerfile "$MYSQL_IMAGE" "${common[@]}"
   build_one docker/standins/redis.Dockerfile "$REDIS_IMAGE" "${common[@]}"
   build_one docker/proxy.Dockerfile "$PROXY_IMAGE" "${common[@]}"
@@ -53,7 +69,6 @@ build_stack_images() {
 build_monitoring_images() {
   log "building the monitoring images"
   local common=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
-  mkdir -p "$IMAGES_WORK"
   build_one docker/monitoring/prometheus.Dockerfile "$PROMETHEUS_IMAGE" "${common[@]}"
   build_one docker/monitoring/alertmanager.Dockerfile "$ALERTMANAGER_IMAGE" "${common[@]}"
   build_one docker/monitoring/node-exporter.Dockerfile "$NODE_EXPORTER_IMAGE" "${common[@]}"
@@ -63,6 +78,7 @@ build_monitoring_images() {
 build_one() {
   local file=$1 image=$2
   shift 2
+  mkdir -p "$IMAGES_WORK"
   DOCKER_BUILDKIT=0 docker build -q "$@" -f "$file" -t "$image" . >/dev/null 2>>"$IMAGES_WORK/build.log" ||
     { tail -30 "$IMAGES_WORK/build.log" >&2; return 1; }
 }

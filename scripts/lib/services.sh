@@ -12,8 +12,10 @@ REDIS_STARTED_HERE=false
 MARIADB_PORT=${MARIADB_PORT:-3307}
 REDIS_PORT=${REDIS_PORT:-6380}
 
-# Each line says how long the script has run, so a slow step shows in CI's log.
-log() { printf '\033[1m==> [%dm%02ds] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
+# Each line says how long the script has run, so a slow step shows in CI's log
+# (bold on a terminal; plain text in a log file).
+if [ -t 2 ]; then LOG_BOLD=$'\033[1m' LOG_PLAIN=$'\033[0m'; else LOG_BOLD="" LOG_PLAIN=""; fi
+log() { printf '%s==> [%dm%02ds] %s%s\n' "$LOG_BOLD" $((SECONDS / 60)) $((SECONDS % 60)) "$*" "$LOG_PLAIN" >&2; }
 
 apt_updated=false
 apt_install() {
@@ -23,7 +25,7 @@ apt_install() {
     apt_updated=true
   fi
   log "installing $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 ensure_packages() {

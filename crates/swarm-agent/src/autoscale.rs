@@ -42,6 +42,10 @@ pub struct Policy {
     /// migrations and cold caches are not load).
     #[serde(with = "humantime_serde_secs")]
     pub warmup: Duration,
+    /// How many replicas the ready nodes can place under the service's
+    /// `max_replicas_per_node` (None: no cap). The bounds never go past it:
+    /// a replica with no room waits forever and blocks every update.
+    pub room: Option<u64>,
 }
 
 /// Durations as whole seconds in `status --json`.
@@ -67,7 +71,24 @@ impl Policy {
             step: 1,
             window: Duration::from_secs(60),
             warmup: Duration::from_secs(60),
+            room: None,
         }
+    }
+
+    /// The same policy within the nodes' room (see `room`).
+    pub fn within_room(mut self, room: Option<u64>) -> Policy {
+        self.room = room.filter(|r| *r >= 1);
+        self
+    }
+
+    /// The most replicas to ask for: the maximum, or the nodes' room if less.
+    pub fn ceiling(&self) -> u64 {
+        self.room.map_or(self.max, |room| room.min(self.max))
+    }
+
+    /// The fewest replicas to keep: the minimum, or the nodes' room if less.
+    pub fn floor(&self) -> u64 {
+        self.room.map_or(self.min, |room| room.min(self.min))
     }
 
     /// None: the service did not opt in. Err: it did, with labels that make
@@ -305,25 +326,33 @@ pub fn decide(p: &Policy, i: Inputs<'_>) -> Evaluation {
 }
 
 fn bounds(p: &Policy, desired: u64) -> Option<Decision> {
-    if desired < p.min {
+    if desired < p.floor() {
         return Some(Decision::Scale {
             direction: Direction::Out,
-            to: p.min,
-            reason: format!("below the minimum of {}", p.min),
+            to: p.floor(),
+            reason: format!("below the minimum of {}", p.floor()),
         });
     }
-    if desired > p.max {
+    if desired > p.ceiling() {
+        let reason = if p.ceiling() < p.max {
+            format!(
+                "above the {} replicas the ready nodes have room for (max_replicas_per_node)",
+                p.ceiling()
+            )
+        } else {
+            format!("above the maximum of {}", p.max)
+        };
         return Some(Decision::Scale {
             direction: Direction::In,
-            to: p.max,
-            reason: format!("above the maximum of {}", p.max),
+            to: p.ceiling(),
+            reason,
         });
     }
     None
 }
 
 fn scale_out(p: &Policy, i: &Inputs<'_>, cpu: f64, measured: usize) -> Decision {
-    if i.desired >= p.max {
+    if i.desired >= p.ceiling() {
         return Decision::Hold(Hold::AtMax);
     }
     if i.running < i.desired {
@@ -334,7 +363,7 @@ fn scale_out(p: &Policy, i: &Inputs<'_>, cpu: f64, measured: usize) -> Decision 
     }
     Decision::Scale {
         direction: Direction::Out,
-        to: (i.desired + p.step).min(p.max),
+        to: (i.desired + p.step).min(p.ceiling()),
         reason: format!(
             "CPU {cpu:.0} % > {:.0} % over {measured} replicas",
             p.cpu_out
@@ -343,7 +372,7 @@ fn scale_out(p: &Policy, i: &Inputs<'_>, cpu: f64, measured: usize) -> Decision 
 }
 
 fn scale_in(p: &Policy, i: &Inputs<'_>, cpu: f64, measured: usize) -> Decision {
-    if i.desired <= p.min {
+    if i.desired <= p.floor() {
         return Decision::Hold(Hold::AtMin);
     }
     if (measured as u64) < i.desired {
@@ -352,7 +381,7 @@ fn scale_in(p: &Policy, i: &Inputs<'_>, cpu: f64, measured: usize) -> Decision {
     if let Some(hold) = cooling(i.last_scale, p.cooldown_in, i.now) {
         return Decision::Hold(hold);
     }
-    let to = i.desired.saturating_sub(p.step).max(p.min);
+    let to = i.desired.saturating_sub(p.step).max(p.floor());
     // The same work on fewer replicas: if that crosses the upper threshold,
     // the next pass would scale out again.
     let projected = cpu * i.desired as f64 / to as f64;
@@ -739,6 +768,40 @@ mod tests {
             ..i
         };
         assert_eq!(scaled(&decide(&p, i)), Some((Direction::In, 3)));
+    }
+
+    #[test]
+    fn the_bounds_follow_the_nodes_room() {
+        let now = 1000;
+        let hot = steady(2, now, |_, _| 95.0);
+        let inputs = |desired, samples| Inputs {
+            desired,
+            running: desired.min(2),
+            samples,
+            last_scale: None,
+            now: t(now),
+        };
+        // One node with two slots: 3 replicas (the minimum) would leave one
+        // waiting forever, so the service comes down to 2 whatever the CPU,
+        // and a hot pair holds there instead of asking for a third.
+        let alone = policy().within_room(Some(2));
+        let lowered = decide(&alone, inputs(3, &hot));
+        assert_eq!(scaled(&lowered), Some((Direction::In, 2)));
+        let Decision::Scale { reason, .. } = &lowered.decision else {
+            unreachable!()
+        };
+        assert!(reason.contains("room for"), "{reason}");
+        assert_eq!(held(&decide(&alone, inputs(2, &hot))), Hold::AtMax);
+        // More room than the maximum: the labels' bounds as they are.
+        let roomy = policy().within_room(Some(10));
+        assert_eq!((roomy.floor(), roomy.ceiling()), (3, 8));
+        assert_eq!(
+            scaled(&decide(&roomy, inputs(2, &hot))),
+            Some((Direction::Out, 3))
+        );
+        // No ready node (room 0) tells nothing: the bounds stay.
+        let none = policy().within_room(Some(0));
+        assert_eq!((none.floor(), none.ceiling()), (3, 8));
     }
 
     /// A minute-by-minute run: load rises, stays, falls. Replicas never

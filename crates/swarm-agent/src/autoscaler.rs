@@ -118,7 +118,10 @@ impl Autoscaler {
         let mut out = Vec::new();
         for s in &report.services {
             match policy_of(s) {
-                Some(Ok((p, limit))) => out.push((s, p, limit)),
+                Some(Ok((p, limit))) => {
+                    let room = crate::decide::room(s, &report.nodes);
+                    out.push((s, p.within_room(room), limit));
+                }
                 // Said once per change, not every pass.
                 Some(Err(problem)) if self.said.get(&s.id) != Some(&problem) => {
                     warn!(service = %s.name, %problem, "not autoscaled: fix its labels");

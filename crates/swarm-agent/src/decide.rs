@@ -221,10 +221,21 @@ pub fn warnings(services: &[ServiceView]) -> Vec<String> {
                 s.name
             ));
         }
+        if s.pending > 0 {
+            out.push(format!(
+                "service {}: {}",
+                s.name,
+                crate::status::pending_line(s)
+            ));
+        }
         // One replica with a volume (a database) must stop first, or two
         // servers would share its data: advise start-first only where
         // several replicas serve the same thing.
-        if s.update_order == "stop-first" && s.mode == "replicated" && s.desired > 1 {
+        if s.update_order == "stop-first"
+            && s.mode == "replicated"
+            && s.desired > 1
+            && !ordered_by_agent(s)
+        {
             out.push(format!(
                 "service {} updates stop-first: each update removes a replica before its replacement is up \
                  (set update_config.order: start-first)",
@@ -235,10 +246,72 @@ pub fn warnings(services: &[ServiceView]) -> Vec<String> {
     out
 }
 
+/// The service label with which the agent marks an update order it set
+/// itself (`stop-first` while the nodes have no free slot), so that it puts
+/// back start-first only where it took it away.
+pub const ORDER_LABEL: &str = "swarm-agent.update-order";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOrder {
+    StartFirst,
+    StopFirst,
+}
+
+impl UpdateOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateOrder::StartFirst => "start-first",
+            UpdateOrder::StopFirst => "stop-first",
+        }
+    }
+}
+
+pub fn ordered_by_agent(s: &ServiceView) -> bool {
+    s.labels.get(ORDER_LABEL).map(String::as_str) == Some("stop-first")
+}
+
+/// How many replicas of a capped, replicated, unconstrained service the
+/// ready, active nodes can place: nodes × `max_replicas_per_node`. None where
+/// the agent cannot count it (no cap, another mode, placement constraints).
+pub fn room(s: &ServiceView, nodes: &[NodeView]) -> Option<u64> {
+    let cap = s.max_per_node?;
+    if s.mode != "replicated" || s.constrained {
+        return None;
+    }
+    let schedulable = nodes
+        .iter()
+        .filter(|n| n.is_ready() && n.availability == "active")
+        .count() as u64;
+    Some(schedulable * cap)
+}
+
+/// The update order that lets an update of a capped service make progress.
+/// A start-first update starts each new task before it stops an old one, so
+/// it needs one slot free below `max_replicas_per_node` on some node; with
+/// every slot taken it waits forever ("no suitable node"). So: start-first
+/// while the ready, active nodes have more slots than the service has
+/// replicas (no replica is missing during an update), stop-first when they
+/// have not (each step frees a slot before filling it: one replica fewer
+/// while it lasts). `None` leaves the service alone: no cap, not replicated,
+/// placement constraints the agent cannot count nodes for, or a stop-first
+/// order an operator chose.
+pub fn update_order(s: &ServiceView, nodes: &[NodeView]) -> Option<UpdateOrder> {
+    let room = room(s, nodes)?;
+    if s.update_order != "start-first" && !ordered_by_agent(s) {
+        return None;
+    }
+    if room > s.desired {
+        Some(UpdateOrder::StartFirst)
+    } else {
+        Some(UpdateOrder::StopFirst)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Role;
+    use crate::model::tests::worker;
     use std::collections::BTreeMap;
 
     fn node(
@@ -278,6 +351,100 @@ mod tests {
     }
 
     const GRACE: Duration = Duration::from_secs(600);
+
+    fn capped(desired: u64, cap: u64) -> ServiceView {
+        ServiceView {
+            max_per_node: Some(cap),
+            ..service("shop", desired, desired, true)
+        }
+    }
+
+    #[test]
+    fn updates_start_first_only_while_a_slot_is_free() {
+        let three = [worker("a"), worker("b"), worker("c")];
+        let cases = [
+            // (nodes, replicas, cap, expected)
+            (1, 3, 2, UpdateOrder::StopFirst), // a lone manager: 2 of 3 run, none free
+            (1, 2, 2, UpdateOrder::StopFirst), // exactly full
+            (1, 1, 2, UpdateOrder::StartFirst),
+            (3, 6, 2, UpdateOrder::StopFirst), // the autoscaler filled every node
+            (3, 5, 2, UpdateOrder::StartFirst),
+            (3, 3, 2, UpdateOrder::StartFirst), // the shipped default on three nodes
+        ];
+        for (n, replicas, cap, expected) in cases {
+            let got = update_order(&capped(replicas, cap), &three[..n]);
+            assert_eq!(
+                got,
+                Some(expected),
+                "{n} nodes, {replicas} replicas, cap {cap}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_ready_active_nodes_offer_slots() {
+        let mut drained = worker("b");
+        drained.availability = "drain".into();
+        let mut down = worker("c");
+        down.state = "down".into();
+        let nodes = vec![worker("a"), drained, down];
+        assert_eq!(
+            update_order(&capped(2, 2), &nodes),
+            Some(UpdateOrder::StopFirst)
+        );
+        assert_eq!(
+            update_order(&capped(1, 2), &nodes),
+            Some(UpdateOrder::StartFirst)
+        );
+    }
+
+    #[test]
+    fn services_the_agent_cannot_count_for_are_left_alone() {
+        let nodes = vec![worker("a")];
+        let uncapped = service("shop", 3, 3, true);
+        assert_eq!(update_order(&uncapped, &nodes), None);
+        let constrained = ServiceView {
+            constrained: true,
+            ..capped(3, 2)
+        };
+        assert_eq!(update_order(&constrained, &nodes), None);
+        let global = ServiceView {
+            mode: "global".into(),
+            ..capped(1, 1)
+        };
+        assert_eq!(update_order(&global, &nodes), None);
+        // An operator's own stop-first stays; the agent's own goes back.
+        let operators = ServiceView {
+            update_order: "stop-first".into(),
+            ..capped(1, 2)
+        };
+        assert_eq!(update_order(&operators, &nodes), None);
+        let mut agents = operators.clone();
+        agents
+            .labels
+            .insert(ORDER_LABEL.into(), "stop-first".into());
+        assert_eq!(update_order(&agents, &nodes), Some(UpdateOrder::StartFirst));
+        assert!(
+            warnings(&[agents]).is_empty(),
+            "the agent's stop-first is not warned about"
+        );
+    }
+
+    #[test]
+    fn pending_replicas_are_warned_about_with_their_reason() {
+        let mut s = capped(5, 2);
+        s.running = 2;
+        s.pending = 3;
+        s.pending_reason = Some("no suitable node (max replicas per node limit exceed)".into());
+        let w = warnings(&[s]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("service shop: 3 replicas pending: no suitable node"),
+            "{}",
+            w[0]
+        );
+        assert!(w[0].contains("a node joins"), "{}", w[0]);
+    }
 
     #[test]
     fn quorum_is_a_strict_majority() {

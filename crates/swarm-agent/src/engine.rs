@@ -318,6 +318,42 @@ impl Engine {
         self.update_service(service, spec, "service scale").await
     }
 
+    /// Sets the order of the service's updates and rollbacks, and `label`
+    /// (Some: set, None: removed) in the same spec version. The task
+    /// template is untouched, so no task restarts; an update in progress is
+    /// taken up again by the engine under the new order.
+    pub async fn set_update_order(
+        &self,
+        service: &Service,
+        start_first: bool,
+        label: (&str, Option<&str>),
+    ) -> Result<()> {
+        use bollard::models::{
+            ServiceSpecRollbackConfigOrderEnum as RollbackOrder,
+            ServiceSpecUpdateConfigOrderEnum as UpdateOrder,
+        };
+        let mut spec: ServiceSpec = service.spec.clone().unwrap_or_default();
+        let update = spec.update_config.get_or_insert_with(Default::default);
+        update.order = Some(if start_first {
+            UpdateOrder::START_FIRST
+        } else {
+            UpdateOrder::STOP_FIRST
+        });
+        let rollback = spec.rollback_config.get_or_insert_with(Default::default);
+        rollback.order = Some(if start_first {
+            RollbackOrder::START_FIRST
+        } else {
+            RollbackOrder::STOP_FIRST
+        });
+        let labels = spec.labels.get_or_insert_with(Default::default);
+        match label {
+            (key, Some(value)) => labels.insert(key.to_string(), value.to_string()),
+            (key, None) => labels.remove(key),
+        };
+        self.update_service(service, spec, "service update --update-order")
+            .await
+    }
+
     /// Running containers of swarm tasks on this engine (raw read: only the
     /// labels and creation time are needed).
     pub async fn task_containers(&self) -> Result<Vec<TaskContainer>> {

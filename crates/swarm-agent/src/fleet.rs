@@ -222,6 +222,8 @@ pub struct ServiceRow {
     pub running: u64,
     pub desired: u64,
     pub update: String,
+    /// "1 replica pending: no suitable node (…)", when tasks wait.
+    pub pending: Option<String>,
     pub per_node: Vec<Placement>,
 }
 
@@ -325,6 +327,7 @@ fn service_row(s: &ServiceView, nodes: &[NodeView], tasks: &[TaskView]) -> Servi
         running: s.running,
         desired: s.desired,
         update: s.update_state.clone(),
+        pending: (s.pending > 0).then(|| crate::status::pending_line(s)),
         per_node: placements(&s.id, nodes, tasks),
     }
 }
@@ -419,6 +422,8 @@ mod tests {
             node_id: node.into(),
             desired: true,
             running,
+            waiting: !running,
+            reason: None,
         }
     }
 

@@ -17,6 +17,7 @@ pub struct Metrics {
     quorum_margin: IntGauge,
     service_desired: IntGaugeVec,
     service_running: IntGaugeVec,
+    service_pending: IntGaugeVec,
     service_update: IntGaugeVec,
     actions: IntCounterVec,
     failures: IntCounterVec,
@@ -140,6 +141,12 @@ impl Metrics {
                 "Running tasks per service",
                 &["service"],
             ),
+            service_pending: gauge_vec(
+                &r,
+                "swarm_agent_service_pending_tasks",
+                "Tasks the swarm wants running that have not started (no node with room, image not pulled, …)",
+                &["service"],
+            ),
             service_update: gauge_vec(
                 &r,
                 "swarm_agent_service_update_state",
@@ -254,6 +261,7 @@ impl Metrics {
         self.quorum_margin.set(report.managers.margin);
         self.service_desired.reset();
         self.service_running.reset();
+        self.service_pending.reset();
         self.service_update.reset();
         for s in &report.services {
             self.service_desired
@@ -262,6 +270,9 @@ impl Metrics {
             self.service_running
                 .with_label_values(&[s.name.as_str()])
                 .set(s.running as i64);
+            self.service_pending
+                .with_label_values(&[s.name.as_str()])
+                .set(s.pending as i64);
             let state = if s.update_state.is_empty() {
                 "none"
             } else {

@@ -104,6 +104,17 @@ pub struct ServiceView {
     pub labels: BTreeMap<String, String>,
     /// Each task's CPU limit in cores (`deploy.resources.limits.cpus`).
     pub cpu_limit: Option<f64>,
+    /// `deploy.placement.max_replicas_per_node` (None: no cap).
+    pub max_per_node: Option<u64>,
+    /// The service has placement constraints (which nodes qualify is then
+    /// the scheduler's knowledge, not a count the agent can make).
+    pub constrained: bool,
+    /// Tasks the swarm wants running that no node has started: not placed
+    /// yet, or waiting for room. Filled from the task list by the snapshot.
+    pub pending: u64,
+    /// Why the first of those waits, as the scheduler says it
+    /// ("no suitable node (max replicas per node limit exceed)").
+    pub pending_reason: Option<String>,
 }
 
 impl ServiceView {
@@ -167,8 +178,34 @@ impl From<&Service> for ServiceView {
                 .and_then(|l| l.nano_cpus)
                 .filter(|n| *n > 0)
                 .map(|n| n as f64 / 1e9),
+            max_per_node: placement(&spec)
+                .and_then(|p| p.max_replicas)
+                .filter(|n| *n > 0)
+                .map(|n| n as u64),
+            constrained: placement(&spec)
+                .and_then(|p| p.constraints.as_ref())
+                .is_some_and(|c| !c.is_empty()),
+            pending: 0,
+            pending_reason: None,
             labels: spec.labels.unwrap_or_default().into_iter().collect(),
         }
+    }
+}
+
+fn placement(spec: &bollard::models::ServiceSpec) -> Option<&bollard::models::TaskSpecPlacement> {
+    spec.task_template.as_ref()?.placement.as_ref()
+}
+
+/// Fills each service's `pending` and `pending_reason` from the task list:
+/// tasks the swarm wants running that have not started.
+pub fn count_pending(services: &mut [ServiceView], tasks: &[TaskView]) {
+    for s in services.iter_mut() {
+        let mut waiting = tasks
+            .iter()
+            .filter(|t| t.service_id == s.id && t.desired && t.waiting);
+        let first = waiting.next();
+        s.pending = first.map_or(0, |_| 1 + waiting.count() as u64);
+        s.pending_reason = first.and_then(|t| t.reason.clone());
     }
 }
 
@@ -180,6 +217,10 @@ pub struct TaskView {
     /// The swarm wants it running (not shut down or superseded).
     pub desired: bool,
     pub running: bool,
+    /// Not started yet: new, pending (no node has room), assigned, …
+    pub waiting: bool,
+    /// The scheduler's or the engine's word on it ("no suitable node (…)").
+    pub reason: Option<String>,
 }
 
 impl From<&Task> for TaskView {
@@ -189,6 +230,27 @@ impl From<&Task> for TaskView {
             node_id: t.node_id.clone().unwrap_or_default(),
             desired: t.desired_state == Some(TaskState::RUNNING),
             running: t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING),
+            waiting: matches!(
+                t.status.as_ref().and_then(|s| s.state),
+                Some(
+                    TaskState::NEW
+                        | TaskState::ALLOCATED
+                        | TaskState::PENDING
+                        | TaskState::ASSIGNED
+                        | TaskState::ACCEPTED
+                        | TaskState::PREPARING
+                )
+            ),
+            reason: t
+                .status
+                .as_ref()
+                .and_then(|s| {
+                    s.err
+                        .clone()
+                        .filter(|e| !e.is_empty())
+                        .or(s.message.clone())
+                })
+                .filter(|r| !r.is_empty()),
         }
     }
 }
@@ -226,6 +288,10 @@ pub mod tests {
             has_healthcheck: true,
             update_order: "start-first".into(),
             cpu_limit: None,
+            max_per_node: None,
+            constrained: false,
+            pending: 0,
+            pending_reason: None,
             labels: BTreeMap::new(),
         }
     }

@@ -30,7 +30,7 @@ use crate::autoscaler::Autoscaler;
 use crate::backoff::Backoff;
 use crate::cli::ServeArgs;
 use crate::cpu::{self, Peers};
-use crate::decide::{self, RebalanceState, Removal};
+use crate::decide::{self, RebalanceState, Removal, UpdateOrder};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::fleet;
@@ -58,6 +58,8 @@ pub struct PassOutcome {
     pub joined: Vec<String>,
     /// Each autoscaled service's evaluation (and what was done about it).
     pub autoscaled: Vec<(String, Evaluation)>,
+    /// Services whose update order changed, with the new order.
+    pub reordered: Vec<(String, &'static str)>,
 }
 
 pub struct Reconciler {
@@ -146,6 +148,7 @@ impl Reconciler {
         outcome.removed = self.remove_down_nodes(&report).await;
         outcome.rebalanced = self.rebalance_one(&report).await;
         outcome.autoscaled = self.autoscaler.pass(&report).await;
+        outcome.reordered = self.keep_updates_moving(&report).await;
         Ok(outcome)
     }
 
@@ -280,6 +283,70 @@ impl Reconciler {
                 None
             }
         }
+    }
+}
+
+impl Reconciler {
+    /// Gives each capped service the update order that can make progress
+    /// with the nodes' free slots (decide::update_order): stop-first, marked
+    /// with the agent's label, while every slot is taken; start-first again
+    /// once a slot is free. A stalled start-first update resumes.
+    async fn keep_updates_moving(&self, report: &Report) -> Vec<(String, &'static str)> {
+        let mut changed = Vec::new();
+        for svc in &report.services {
+            let Some(order) = decide::update_order(svc, &report.nodes) else {
+                continue;
+            };
+            if svc.update_order == order.as_str() {
+                continue;
+            }
+            let why = match order {
+                UpdateOrder::StopFirst => "no node has a free slot below max_replicas_per_node",
+                UpdateOrder::StartFirst => "a node has a free slot again",
+            };
+            if self.policy.dry_run {
+                info!(service = %svc.name, order = order.as_str(), why, "dry-run: would change the update order");
+                continue;
+            }
+            let start_first = order == UpdateOrder::StartFirst;
+            let label = (decide::ORDER_LABEL, (!start_first).then_some("stop-first"));
+            let result = match self.raw_service(&svc.id).await {
+                Ok(service) => {
+                    self.engine
+                        .set_update_order(&service, start_first, label)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let detail = format!("updates {}: {why}", order.as_str());
+            match result {
+                Ok(()) => {
+                    self.metrics.action("update-order");
+                    self.actions.record("update order", &svc.name, detail);
+                    info!(service = %svc.name, order = order.as_str(), why, "update order changed");
+                    changed.push((svc.name.clone(), order.as_str()));
+                }
+                Err(e) => {
+                    self.metrics.failure("update-order");
+                    self.actions
+                        .record("update order failed", &svc.name, e.to_string());
+                    error!(service = %svc.name, error = %e, "changing the update order failed");
+                }
+            }
+        }
+        changed
+    }
+
+    async fn raw_service(&self, id: &str) -> Result<bollard::models::Service> {
+        self.engine
+            .services()
+            .await?
+            .into_iter()
+            .find(|s| s.id.as_deref() == Some(id))
+            .ok_or(Error::Refused {
+                action: "update order".into(),
+                reason: format!("service {id} vanished"),
+            })
     }
 }
 

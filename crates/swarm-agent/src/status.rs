@@ -12,7 +12,7 @@ use crate::cpu::Peers;
 use crate::decide::{self, Health, ManagerCounts};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::model::{NodeView, ServiceView};
+use crate::model::{NodeView, ServiceView, TaskView};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -50,6 +50,8 @@ pub async fn snapshot(engine: &Engine) -> Result<Report> {
         .map(ServiceView::from)
         .collect();
     services.sort_by(|a, b| a.name.cmp(&b.name));
+    let tasks: Vec<TaskView> = engine.tasks().await?.iter().map(TaskView::from).collect();
+    crate::model::count_pending(&mut services, &tasks);
     Ok(Report {
         node_id: local.node_id.unwrap_or_default(),
         health: decide::health(&nodes, &services),
@@ -59,6 +61,27 @@ pub async fn snapshot(engine: &Engine) -> Result<Report> {
         nodes,
         services,
     })
+}
+
+/// "2 replicas pending: no suitable node (max replicas per node limit exceed)",
+/// and what happens next when the reason is the per-node cap.
+pub fn pending_line(s: &ServiceView) -> String {
+    let reason = s.pending_reason.as_deref().unwrap_or("not started yet");
+    let mut line = format!(
+        "{} {} pending: {reason}",
+        s.pending,
+        if s.pending == 1 {
+            "replica"
+        } else {
+            "replicas"
+        }
+    );
+    if reason.contains("max replicas per node") {
+        line.push_str(
+            " (every node holds its cap; they start when a node joins: the group's CPU alarm adds one)",
+        );
+    }
+    line
 }
 
 /// The report for people: two tables, then warnings, then the verdict.
@@ -114,6 +137,9 @@ pub fn render_table(r: &Report) -> String {
                 &s.update_state
             }
         );
+        if s.pending > 0 {
+            let _ = writeln!(out, "  {}", pending_line(s));
+        }
     }
     if !r.autoscale.is_empty() {
         render_autoscale(&mut out, &r.autoscale);

@@ -1,0 +1,34 @@
+# shellcheck shell=bash
+# One build of the workspace serves every script: the tests, the binaries the
+# e2e images are made of, the load generator and the benchmark smoke test.
+# Source it; it defines functions and changes nothing by itself.
+#
+# Cargo resolves features for the packages a command names, so `-p storefront`
+# and `-p swarm-agent` would each build their dependencies with other features
+# (and `cargo build --bin x` without the dev-dependencies' features): every
+# command here names the whole workspace and builds tests, so one set of
+# artifacts serves them all. The profile is `ci` (Cargo.toml): optimised
+# enough for the e2e load scenarios, quick to compile, with line tables for
+# backtraces. CARGO_PROFILE=release builds what production ships instead.
+# docs/decisions.md, "One build for every suite", has the measurements.
+
+CARGO_PROFILE=${CARGO_PROFILE:-ci}
+case $CARGO_PROFILE in
+  dev) BIN_DIR=target/debug ;;
+  *) BIN_DIR=target/$CARGO_PROFILE ;;
+esac
+
+# workspace_test ARGS…: `cargo test` over the whole workspace on the shared profile.
+workspace_test() {
+  cargo test --workspace --profile "$CARGO_PROFILE" "$@"
+}
+
+# Builds everything once (libraries, binaries, examples, test binaries); a
+# no-op when nothing changed. The binaries land in $BIN_DIR.
+build_workspace() {
+  workspace_test --no-run --quiet || return 1
+  local bin
+  for bin in storefront swarm-agent examples/loadgen examples/hello; do
+    [ -x "$BIN_DIR/$bin" ] || { echo "build_workspace: $BIN_DIR/$bin was not built" >&2; return 1; }
+  done
+}
