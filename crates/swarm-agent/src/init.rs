@@ -8,7 +8,7 @@ use crate::cli::InitArgs;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::publish;
-use crate::token_store::TokenStore;
+use crate::token_store::{Key, TokenStore};
 
 pub async fn run(engine: &Engine, args: &InitArgs, dry_run: bool) -> Result<()> {
     let store = TokenStore::open(&args.store).await?;
@@ -24,6 +24,7 @@ pub async fn run(engine: &Engine, args: &InitArgs, dry_run: bool) -> Result<()> 
             });
         }
         LocalNodeState::INACTIVE | LocalNodeState::EMPTY => {
+            refuse_a_store_in_use(&store).await?;
             if dry_run {
                 info!(advertise = ?args.advertise_addr, "dry-run: would initialise a new swarm, then publish its tokens");
                 return Ok(());
@@ -56,4 +57,23 @@ pub async fn run(engine: &Engine, args: &InitArgs, dry_run: bool) -> Result<()> 
     publish::api_secret(&store, dry_run).await?;
     publish::swarm_facts(engine, &store, dry_run, publish::Report::Everything).await?;
     Ok(())
+}
+
+/// A first manager booted again (a replaced instance, a second stack on the
+/// same prefix) must not start a second swarm over the first one's entries:
+/// new nodes would then join whichever swarm published last.
+async fn refuse_a_store_in_use(store: &TokenStore) -> Result<()> {
+    match store.get(Key::ClusterId).await? {
+        Some(id) if !id.is_empty() => Err(Error::Refused {
+            action: "init".into(),
+            reason: format!(
+                "the token store {} already belongs to the swarm {id}, and this engine is in no \
+                 swarm: a new swarm here would take over that swarm's entries. Join it instead \
+                 (boot with the managers' user data), give this swarm a prefix of its own, or, if \
+                 that swarm is gone for good, delete its entries under the prefix and run init again",
+                store.describe()
+            ),
+        }),
+        _ => Ok(()),
+    }
 }

@@ -7,7 +7,7 @@
 use tracing::{debug, info};
 
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::token_store::{Key, TokenStore};
 
 /// How much to say about values that did not change: `init`, run by a
@@ -27,6 +27,7 @@ pub async fn swarm_facts(
     report: Report,
 ) -> Result<Vec<Key>> {
     let swarm = engine.inspect_swarm().await?;
+    ensure_store_is_ours(store, swarm.id.as_deref().unwrap_or_default()).await?;
     let tokens = swarm.join_tokens.unwrap_or_default();
     let entries = [
         (Key::WorkerToken, tokens.worker.unwrap_or_default()),
@@ -41,6 +42,28 @@ pub async fn swarm_facts(
         }
     }
     Ok(changed)
+}
+
+/// Refuses a store another swarm publishes to: two stacks on one prefix
+/// would hand one swarm's join tokens and managers to the other's new nodes,
+/// and a first manager booted again would start a second swarm over the
+/// first one's entries.
+pub async fn ensure_store_is_ours(store: &TokenStore, cluster_id: &str) -> Result<()> {
+    match store.get(Key::ClusterId).await? {
+        Some(theirs) if !theirs.is_empty() && !cluster_id.is_empty() && theirs != cluster_id => {
+            Err(Error::Refused {
+                action: "publish".into(),
+                reason: format!(
+                    "the token store {} belongs to another swarm (its cluster id is {theirs}, this \
+                     swarm's is {cluster_id}); nothing was written. Give each swarm a prefix of its \
+                     own (the CloudFormation template names it after the stack), or, if that swarm \
+                     is gone for good, delete its entries under the prefix and run this again",
+                    store.describe()
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Managers raft can reach (a dead one would only slow every join down);
@@ -106,4 +129,23 @@ async fn put_logged(
         }
     }
     Ok(wrote)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token_store::FileStore;
+
+    #[tokio::test]
+    async fn a_store_of_another_swarm_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::File(FileStore::new(dir.path()));
+        ensure_store_is_ours(&store, "swarm-a").await.expect("an empty store is free");
+        store.put(Key::ClusterId, "swarm-a", false).await.unwrap();
+        ensure_store_is_ours(&store, "swarm-a").await.expect("its own store");
+        let refused = ensure_store_is_ours(&store, "swarm-b").await.unwrap_err().to_string();
+        assert!(refused.contains("belongs to another swarm"), "{refused}");
+        assert!(refused.contains("swarm-a") && refused.contains("swarm-b"), "{refused}");
+        assert_eq!(store.get(Key::ClusterId).await.unwrap().as_deref(), Some("swarm-a"));
+    }
 }

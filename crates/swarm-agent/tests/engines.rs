@@ -697,6 +697,37 @@ async fn join_refuses_a_node_that_belongs_to_another_swarm() {
 }
 
 #[tokio::test]
+async fn a_second_swarm_never_publishes_over_the_first_ones_store() {
+    let Some(env) = common::fresh().await else {
+        return;
+    };
+    let dir = env.tokens_dir();
+    let first = read(&dir, "cluster-id");
+    // A fresh engine given the first swarm's store does not start a swarm.
+    let run = env.agent(On::Worker, &["init", "--token-store", &env.store]);
+    run.fails_saying("already belongs to the swarm");
+    assert_eq!(worker_state(&env).await, LocalNodeState::INACTIVE);
+    // A second swarm's agent (the worker's engine, made a swarm of its own)
+    // refuses to publish over the store; the first swarm's entries stay.
+    let worker = env.engine(On::Worker).await;
+    let req = bollard::models::SwarmInitRequest {
+        listen_addr: Some("0.0.0.0:2377".into()),
+        advertise_addr: Some(env.worker_ip.clone()),
+        ..Default::default()
+    };
+    worker.init_swarm(req).await.unwrap();
+    let run = env.agent(On::Worker, &["init", "--token-store", &env.store]);
+    run.fails_saying("belongs to another swarm");
+    assert_eq!(read(&dir, "cluster-id"), first, "the first swarm's id stays");
+    let tokens = env.engine(On::Manager).await.inspect_swarm().await.unwrap();
+    assert_eq!(
+        read(&dir, "worker-token"),
+        tokens.join_tokens.unwrap().worker.unwrap(),
+        "the first swarm's worker token stays"
+    );
+}
+
+#[tokio::test]
 async fn the_last_manager_refuses_to_leave() {
     let Some(env) = common::fresh().await else {
         return;
