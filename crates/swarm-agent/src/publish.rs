@@ -140,12 +140,25 @@ mod tests {
     async fn a_store_of_another_swarm_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::File(FileStore::new(dir.path()));
-        ensure_store_is_ours(&store, "swarm-a").await.expect("an empty store is free");
+        ensure_store_is_ours(&store, "swarm-a")
+            .await
+            .expect("an empty store is free");
         store.put(Key::ClusterId, "swarm-a", false).await.unwrap();
-        ensure_store_is_ours(&store, "swarm-a").await.expect("its own store");
-        let refused = ensure_store_is_ours(&store, "swarm-b").await.unwrap_err().to_string();
+        ensure_store_is_ours(&store, "swarm-a")
+            .await
+            .expect("its own store");
+        let refused = ensure_store_is_ours(&store, "swarm-b")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains("belongs to another swarm"), "{refused}");
-        assert!(refused.contains("swarm-a") && refused.contains("swarm-b"), "{refused}");
-        assert_eq!(store.get(Key::ClusterId).await.unwrap().as_deref(), Some("swarm-a"));
+        assert!(
+            refused.contains("swarm-a") && refused.contains("swarm-b"),
+            "{refused}"
+        );
+        assert_eq!(
+            store.get(Key::ClusterId).await.unwrap().as_deref(),
+            Some("swarm-a")
+        );
     }
 }

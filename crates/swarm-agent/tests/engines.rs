@@ -718,7 +718,11 @@ async fn a_second_swarm_never_publishes_over_the_first_ones_store() {
     worker.init_swarm(req).await.unwrap();
     let run = env.agent(On::Worker, &["init", "--token-store", &env.store]);
     run.fails_saying("belongs to another swarm");
-    assert_eq!(read(&dir, "cluster-id"), first, "the first swarm's id stays");
+    assert_eq!(
+        read(&dir, "cluster-id"),
+        first,
+        "the first swarm's id stays"
+    );
     let tokens = env.engine(On::Manager).await.inspect_swarm().await.unwrap();
     assert_eq!(
         read(&dir, "worker-token"),
