@@ -13,6 +13,18 @@
 # docs/decisions.md, "One build for every suite", has the measurements.
 
 CARGO_PROFILE=${CARGO_PROFILE:-ci}
+
+# Clippy rides on the same build: clippy-driver compiles the workspace's own
+# crates (what `cargo clippy` runs, here with code generation too) and every
+# warning, rustc's or clippy's, is an error; dependencies are compiled by
+# rustc as usual (Cargo caps their lints). A separate `cargo clippy` would
+# check every dependency again: minutes of CPU on two cores. Set
+# BUILD_WITHOUT_CLIPPY=1 to build without it (the artifacts then differ).
+if [ -z "${BUILD_WITHOUT_CLIPPY:-}" ]; then
+  RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver"
+  RUSTFLAGS="-D warnings"
+  export RUSTC_WORKSPACE_WRAPPER RUSTFLAGS
+fi
 case $CARGO_PROFILE in
   dev) BIN_DIR=target/debug ;;
   *) BIN_DIR=target/$CARGO_PROFILE ;;
