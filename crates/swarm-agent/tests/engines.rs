@@ -675,11 +675,8 @@ async fn init_publishes_tokens_to_ssm_secure_strings() {
     assert_eq!(param.value, swarm.join_tokens.unwrap().worker);
 }
 
-#[tokio::test]
-async fn join_refuses_a_node_that_belongs_to_another_swarm() {
-    let Some(env) = common::fresh().await else {
-        return;
-    };
+/// The worker's engine made the first manager of a swarm of its own.
+async fn swarm_of_its_own(env: &Env) -> Engine {
     let worker = env.engine(On::Worker).await;
     let req = bollard::models::SwarmInitRequest {
         listen_addr: Some("0.0.0.0:2377".into()),
@@ -687,6 +684,15 @@ async fn join_refuses_a_node_that_belongs_to_another_swarm() {
         ..Default::default()
     };
     worker.init_swarm(req).await.unwrap();
+    worker
+}
+
+#[tokio::test]
+async fn join_refuses_a_node_that_belongs_to_another_swarm() {
+    let Some(env) = common::fresh().await else {
+        return;
+    };
+    let worker = swarm_of_its_own(&env).await;
     let store = env.store.clone();
     let run = env.agent(On::Worker, &join_args(&store, &[]));
     run.fails_saying("another swarm");
@@ -709,13 +715,7 @@ async fn a_second_swarm_never_publishes_over_the_first_ones_store() {
     assert_eq!(worker_state(&env).await, LocalNodeState::INACTIVE);
     // A second swarm's agent (the worker's engine, made a swarm of its own)
     // refuses to publish over the store; the first swarm's entries stay.
-    let worker = env.engine(On::Worker).await;
-    let req = bollard::models::SwarmInitRequest {
-        listen_addr: Some("0.0.0.0:2377".into()),
-        advertise_addr: Some(env.worker_ip.clone()),
-        ..Default::default()
-    };
-    worker.init_swarm(req).await.unwrap();
+    swarm_of_its_own(&env).await;
     let run = env.agent(On::Worker, &["init", "--token-store", &env.store]);
     run.fails_saying("belongs to another swarm");
     assert_eq!(
