@@ -310,6 +310,39 @@ pub struct ServeArgs {
         default_value = "zone,instance-id,instance-type,lifecycle,pool"
     )]
     pub worker_label_keys: Vec<String>,
+
+    #[command(flatten)]
+    pub registry_auth: RegistryAuthArgs,
+}
+
+/// The leader keeps the registry auth stored in services on ECR fresh
+/// (registry_auth.rs).
+#[derive(Debug, Clone, Args)]
+pub struct RegistryAuthArgs {
+    /// `ecr`: renew the stored auth of services whose image is on ECR with a
+    /// token from ECR (the node's instance role); `off`: never (tasks are then
+    /// pulled with the auth of the last deploy, dead after 12 hours on ECR).
+    #[arg(
+        long = "registry-auth",
+        env = "SWARM_AGENT_REGISTRY_AUTH",
+        value_enum,
+        default_value = "ecr"
+    )]
+    pub source: RegistryAuthSource,
+
+    /// Renew a service's stored auth when it is this old (an ECR token lives 12 h).
+    #[arg(long = "registry-auth-max-age", env = "SWARM_AGENT_REGISTRY_AUTH_MAX_AGE", default_value = "6h", value_parser = humantime::parse_duration)]
+    pub max_age: Duration,
+
+    /// ECR's API endpoint (default: the region's, from the registry's host).
+    #[arg(long, env = "SWARM_AGENT_ECR_ENDPOINT")]
+    pub ecr_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RegistryAuthSource {
+    Ecr,
+    Off,
 }
 
 /// How a node notices its own end of life and hands its work over first.

@@ -221,6 +221,17 @@ pub fn warnings(services: &[ServiceView]) -> Vec<String> {
                 s.name
             ));
         }
+        if let Some(at) = crate::registry_auth::renewed_at(s) {
+            let age = crate::registry_auth::age(at, time::OffsetDateTime::now_utc());
+            if age >= crate::registry_auth::STALE_AFTER {
+                out.push(format!(
+                    "service {}: its stored registry auth is {} h old (ECR tokens die at 12 h: new tasks \
+                     will fail to pull); is the leader's agent renewing it? (its log, `registry auth failed`)",
+                    s.name,
+                    age.as_secs() / 3600
+                ));
+            }
+        }
         if s.pending > 0 {
             out.push(format!(
                 "service {}: {}",

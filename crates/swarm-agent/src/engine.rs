@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
 use bollard::models::{
     LocalNodeState, Node, NodeSpec, Service, ServiceSpec, Swarm, SwarmInitRequest,
     SwarmJoinRequest, Task,
@@ -252,6 +253,23 @@ impl Engine {
         Ok(tasks.into_iter().filter_map(|t| t.id).collect())
     }
 
+    /// One service, as the engine holds it (with its spec version).
+    /// Read raw, as [`Engine::services`] does, so an update built from it
+    /// keeps the healthcheck.
+    pub async fn service(&self, id: &str) -> Result<Service> {
+        let mut raw = raw::get_json(&self.endpoint, &self.api_path(&format!("/services/{id}")))
+            .await
+            .map_err(|message| Error::EngineRaw {
+                call: "service inspect",
+                message,
+            })?;
+        raw::normalise_healthcheck_key(&mut raw);
+        serde_json::from_value(raw).map_err(|e| Error::EngineRaw {
+            call: "service inspect",
+            message: format!("unexpected answer: {e}"),
+        })
+    }
+
     /// Every task the swarm keeps, for replicas per node on the fleet page.
     pub async fn tasks(&self) -> Result<Vec<Task>> {
         self.docker
@@ -281,6 +299,19 @@ impl Engine {
         spec: ServiceSpec,
         what: &'static str,
     ) -> Result<()> {
+        self.update_service_with_auth(service, spec, None, what)
+            .await
+    }
+
+    /// The same, storing `auth` as the registry auth tasks are pulled with
+    /// (None: the engine keeps the one the spec holds).
+    async fn update_service_with_auth(
+        &self,
+        service: &Service,
+        spec: ServiceSpec,
+        auth: Option<DockerCredentials>,
+        what: &'static str,
+    ) -> Result<()> {
         let id = service.id.as_deref().unwrap_or_default();
         let version = service
             .version
@@ -291,7 +322,7 @@ impl Engine {
             .version(version as i32)
             .build();
         self.docker
-            .update_service(id, spec, opts, None)
+            .update_service(id, spec, opts, auth)
             .await
             .map_err(Error::engine(what))?;
         Ok(())
@@ -352,6 +383,35 @@ impl Engine {
         };
         self.update_service(service, spec, "service update --update-order")
             .await
+    }
+
+    /// Stores `credential` as the registry auth the service's tasks are
+    /// pulled with, and `label` on the service, in one spec version. The
+    /// task template is untouched: running tasks keep running (Swarm ignores
+    /// a running task's pull options), new ones pull with the new auth.
+    pub async fn renew_registry_auth(
+        &self,
+        service: &Service,
+        credential: &crate::registry_auth::Credential,
+        label: (&str, String),
+    ) -> Result<()> {
+        let mut spec: ServiceSpec = service.spec.clone().unwrap_or_default();
+        spec.labels
+            .get_or_insert_with(Default::default)
+            .insert(label.0.to_string(), label.1);
+        let auth = DockerCredentials {
+            username: Some(credential.username.clone()),
+            password: Some(credential.password.clone()),
+            serveraddress: Some(credential.server.clone()),
+            ..Default::default()
+        };
+        self.update_service_with_auth(
+            service,
+            spec,
+            Some(auth),
+            "service update --with-registry-auth",
+        )
+        .await
     }
 
     /// Running containers of swarm tasks on this engine (raw read: only the

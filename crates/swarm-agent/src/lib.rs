@@ -24,6 +24,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod publish;
+pub mod registry_auth;
 pub mod serve;
 pub mod status;
 pub mod token_store;

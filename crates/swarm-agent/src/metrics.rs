@@ -19,6 +19,7 @@ pub struct Metrics {
     service_running: IntGaugeVec,
     service_pending: IntGaugeVec,
     service_update: IntGaugeVec,
+    registry_auth_age: IntGaugeVec,
     actions: IntCounterVec,
     failures: IntCounterVec,
     health: IntGauge,
@@ -153,6 +154,12 @@ impl Metrics {
                 "1 for the service's current update state",
                 &["service", "state"],
             ),
+            registry_auth_age: gauge_vec(
+                &r,
+                "swarm_agent_registry_auth_age_seconds",
+                "Age of the registry auth stored in the service, for services the leader renews (ECR tokens die at 12 h)",
+                &["service"],
+            ),
             actions: counter_vec(
                 &r,
                 "swarm_agent_actions_total",
@@ -263,7 +270,14 @@ impl Metrics {
         self.service_running.reset();
         self.service_pending.reset();
         self.service_update.reset();
+        self.registry_auth_age.reset();
+        let now = time::OffsetDateTime::now_utc();
         for s in &report.services {
+            if let Some(at) = crate::registry_auth::renewed_at(s) {
+                self.registry_auth_age
+                    .with_label_values(&[s.name.as_str()])
+                    .set(crate::registry_auth::age(at, now).as_secs() as i64);
+            }
             self.service_desired
                 .with_label_values(&[s.name.as_str()])
                 .set(s.desired as i64);

@@ -92,6 +92,8 @@ pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
 pub struct ServiceView {
     pub id: String,
     pub name: String,
+    /// The image its tasks run ("registry/repository:tag@digest").
+    pub image: String,
     /// `replicated` or `global` (jobs are reported as their mode name too).
     pub mode: String,
     pub desired: u64,
@@ -157,6 +159,12 @@ impl From<&Service> for ServiceView {
         ServiceView {
             id: s.id.clone().unwrap_or_default(),
             name: spec.name.clone().unwrap_or_default(),
+            image: spec
+                .task_template
+                .as_ref()
+                .and_then(|t| t.container_spec.as_ref())
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default(),
             mode: mode_name.into(),
             desired: counts.desired_tasks.unwrap_or(0),
             running: counts.running_tasks.unwrap_or(0),
@@ -281,6 +289,7 @@ pub mod tests {
         ServiceView {
             id: id.into(),
             name: name.into(),
+            image: "bookstore/storefront:1".into(),
             mode: "replicated".into(),
             desired,
             running,

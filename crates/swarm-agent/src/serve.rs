@@ -37,6 +37,7 @@ use crate::fleet;
 use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::publish;
+use crate::registry_auth::Renewer;
 use crate::status::{self, Report};
 use crate::token_store::TokenStore;
 use bollard::models::NodeSpecRoleEnum as NodeRole;
@@ -60,6 +61,8 @@ pub struct PassOutcome {
     pub autoscaled: Vec<(String, Evaluation)>,
     /// Services whose update order changed, with the new order.
     pub reordered: Vec<(String, &'static str)>,
+    /// Services whose stored registry auth was renewed.
+    pub registry_auth_renewed: Vec<String>,
 }
 
 pub struct Reconciler {
@@ -70,6 +73,7 @@ pub struct Reconciler {
     store: Option<Arc<TokenStore>>,
     actions: ActionLog,
     autoscaler: Autoscaler,
+    registry_auth: Renewer,
 }
 
 impl Reconciler {
@@ -83,6 +87,7 @@ impl Reconciler {
                 actions.clone(),
                 policy.dry_run,
             ),
+            registry_auth: Renewer::off(engine.clone(), metrics.clone()),
             engine,
             policy,
             metrics,
@@ -106,6 +111,12 @@ impl Reconciler {
         self
     }
 
+    /// The leader keeps the registry auth stored in services fresh with this.
+    pub fn renewing_registry_auth(mut self, renewer: Renewer) -> Self {
+        self.registry_auth = renewer;
+        self
+    }
+
     /// The leader republishes tokens and managers to this store.
     pub fn publishing_to(mut self, store: Option<Arc<TokenStore>>) -> Self {
         self.store = store;
@@ -120,6 +131,7 @@ impl Reconciler {
         let local = self.engine.local_swarm().await?;
         if !local.is_manager {
             self.metrics.role(false, false);
+            self.registry_auth.step_down();
             return Ok(PassOutcome::default());
         }
         let report = status::snapshot(&self.engine).await?;
@@ -134,6 +146,7 @@ impl Reconciler {
             ..Default::default()
         };
         if !leader {
+            self.registry_auth.step_down();
             return Ok(outcome);
         }
         for id in &outcome.joined {
@@ -149,6 +162,7 @@ impl Reconciler {
         outcome.rebalanced = self.rebalance_one(&report).await;
         outcome.autoscaled = self.autoscaler.pass(&report).await;
         outcome.reordered = self.keep_updates_moving(&report).await;
+        outcome.registry_auth_renewed = self.registry_auth.pass(&report).await;
         Ok(outcome)
     }
 
@@ -443,7 +457,15 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
     let peers = (!api_state.secret.is_empty())
         .then(|| Peers::new(api_state.secret.clone(), api_addr.port()))
         .transpose()?;
+    let renewer = Renewer::new(
+        engine.clone(),
+        &args.registry_auth,
+        metrics.clone(),
+        actions.clone(),
+        dry_run,
+    )?;
     let reconciler = Reconciler::new(engine, policy, metrics)
+        .renewing_registry_auth(renewer)
         .publishing_to(store)
         .recording_to(actions)
         .asking_peers(peers);

@@ -13,6 +13,8 @@ use crate::decide::{self, Health, ManagerCounts};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{NodeView, ServiceView, TaskView};
+use crate::registry_auth;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -84,6 +86,26 @@ pub fn pending_line(s: &ServiceView) -> String {
     line
 }
 
+/// "registry auth: 3 services renewed by the leader, oldest 2h 5m ago (bookstore_proxy)".
+pub fn registry_auth_line(services: &[ServiceView], now: time::OffsetDateTime) -> Option<String> {
+    let (oldest, age) = registry_auth::oldest(services, now)?;
+    let renewed = services
+        .iter()
+        .filter(|s| registry_auth::renewed_at(s).is_some())
+        .count();
+    let age = Duration::from_secs(age.as_secs() / 60 * 60);
+    Some(format!(
+        "registry auth: {renewed} service{} renewed by the leader, oldest {} ago ({})",
+        if renewed == 1 { "" } else { "s" },
+        if age.is_zero() {
+            "under a minute".to_string()
+        } else {
+            humantime::format_duration(age).to_string()
+        },
+        oldest.name
+    ))
+}
+
 /// The report for people: two tables, then warnings, then the verdict.
 pub fn render_table(r: &Report) -> String {
     let mut out = String::new();
@@ -140,6 +162,9 @@ pub fn render_table(r: &Report) -> String {
         if s.pending > 0 {
             let _ = writeln!(out, "  {}", pending_line(s));
         }
+    }
+    if let Some(line) = registry_auth_line(&r.services, time::OffsetDateTime::now_utc()) {
+        let _ = writeln!(out, "\n{line}");
     }
     if !r.autoscale.is_empty() {
         render_autoscale(&mut out, &r.autoscale);
