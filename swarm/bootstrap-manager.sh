@@ -3,7 +3,7 @@
 # the swarm (by hand, or as that instance's user data). Idempotent: running
 # it again changes nothing that is already in place.
 #
-#   sudo swarm/bootstrap-manager.sh --token-store ssm:/bookstore/swarm --region eu-west-1 \
+#   sudo swarm/bootstrap-manager.sh --token-store ssm:/swarm/bookstore --region eu-west-1 \
 #        --agent-image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/bookstore/swarm-agent:1 \
 #        --storefront-image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/bookstore/storefront:1
 #
@@ -17,7 +17,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-TOKEN_STORE=ssm:/bookstore/swarm
+TOKEN_STORE=ssm:/swarm/bookstore
 REGION=
 AGENT_IMAGE=
 STOREFRONT_IMAGE=

@@ -52,7 +52,7 @@ impl TokenStore {
             .ok_or_else(|| {
                 Error::Config(
                     "no token store: give --token-store (SWARM_AGENT_TOKEN_STORE), \
-                     e.g. ssm:/bookstore/swarm or file:/var/lib/swarm-agent/tokens"
+                     e.g. ssm:/swarm/bookstore or file:/var/lib/swarm-agent/tokens"
                         .into(),
                 )
             })?
