@@ -104,6 +104,9 @@ pub struct ServiceView {
     /// `stop-first` (the engine default) or `start-first`.
     pub update_order: String,
     pub labels: BTreeMap<String, String>,
+    /// Last change of the service's spec (a deploy, an update, a scale).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
     /// Each task's CPU limit in cores (`deploy.resources.limits.cpus`).
     pub cpu_limit: Option<f64>,
     /// `deploy.placement.max_replicas_per_node` (None: no cap).
@@ -196,6 +199,7 @@ impl From<&Service> for ServiceView {
             pending: 0,
             pending_reason: None,
             labels: spec.labels.unwrap_or_default().into_iter().collect(),
+            updated_at: s.updated_at.as_deref().and_then(parse_time),
         }
     }
 }
@@ -302,6 +306,7 @@ pub mod tests {
             pending: 0,
             pending_reason: None,
             labels: BTreeMap::new(),
+            updated_at: None,
         }
     }
 }

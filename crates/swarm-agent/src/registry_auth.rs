@@ -116,10 +116,17 @@ pub fn label_value(now: OffsetDateTime) -> String {
         .expect("a UTC time formats as RFC 3339")
 }
 
+/// A service whose spec changed this recently is left alone: its tasks may
+/// still be pulling, and a renewal now would restart them (Swarm keeps a
+/// task's pull options out of the comparison only once the task has
+/// started). A deploy stores its own, fresh auth anyway.
+pub const SETTLE: Duration = Duration::from_secs(60);
+
 /// Services on ECR whose stored auth must be renewed now, grouped by
 /// registry (one token each): not renewed since this agent became leader
 /// (`done_this_term`, by service id), never renewed or renewed before a
-/// deploy dropped the label, or renewed `max_age` ago or more.
+/// deploy dropped the label, or renewed `max_age` ago or more; none whose
+/// spec changed less than [`SETTLE`] ago.
 pub fn due<'a>(
     services: &'a [ServiceView],
     now: OffsetDateTime,
@@ -131,8 +138,9 @@ pub fn due<'a>(
         let Some(registry) = EcrRegistry::of(s) else {
             continue;
         };
+        let settling = s.updated_at.is_some_and(|at| age(at, now) < SETTLE);
         let fresh = renewed_at(s).is_some_and(|at| age(at, now) < max_age);
-        if !fresh || !done_this_term.contains(&s.id) {
+        if !settling && (!fresh || !done_this_term.contains(&s.id)) {
             due.entry(registry).or_default().push(s);
         }
     }
@@ -452,6 +460,20 @@ mod tests {
             ids(&due(&services, now, max_age, &done)),
             ["old", "deployed"]
         );
+    }
+
+    #[test]
+    fn a_service_whose_spec_just_changed_waits_for_its_tasks() {
+        let now = OffsetDateTime::now_utc();
+        let image = format!("{ECR}/bookstore/proxy:1");
+        let mut just_deployed = on(&image, "just-deployed", None);
+        just_deployed.updated_at = Some(now - Duration::from_secs(5));
+        let mut deployed_a_while_ago = on(&image, "a-while-ago", None);
+        deployed_a_while_ago.updated_at = Some(now - SETTLE);
+        let services = [just_deployed, deployed_a_while_ago];
+        let due = due(&services, now, Duration::from_secs(3600), &HashSet::new());
+        let ids: Vec<&str> = due.values().flatten().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a-while-ago"]);
     }
 
     #[test]

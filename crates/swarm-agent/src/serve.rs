@@ -3,7 +3,8 @@
 //! agent API; and on the raft leader only (one actor, so one join triggers
 //! one rebalance) it republishes tokens and managers to the store, removes
 //! long-Down nodes, rebalances and autoscales opted-in services' replicas
-//! (autoscaler.rs). Passes run on a timer and on engine events;
+//! (autoscaler.rs), and renews the registry auth stored in services on ECR
+//! (registry_auth.rs). Passes run on a timer and on engine events;
 //! leadership is checked on every pass, so a new leader takes over by itself.
 
 use std::net::SocketAddr;
