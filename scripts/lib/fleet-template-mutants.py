@@ -31,6 +31,7 @@ muts = [
  ("health check port 8080", 'HealthCheckPort: "9465"', 'HealthCheckPort: "8080"'),
  ("manager may DeleteParameter", "Action: [ssm:GetParameter, ssm:PutParameter]", "Action: [ssm:GetParameter, ssm:PutParameter, ssm:DeleteParameter]"),
  ("worker may read manager-token", "parameter${TokenStorePrefix}/${AWS::StackName}/worker-token", "parameter${TokenStorePrefix}/${AWS::StackName}/manager-token"),
+ ("the group replaces nodes when the shop is down", "HealthCheckType: EC2", "HealthCheckType: ELB"),
  ("stacks share one token store", "parameter${TokenStorePrefix}/${AWS::StackName}/*", "parameter${TokenStorePrefix}/*"),
  ("Manager2 not gated on the bootstrap", "  Manager2:\n    Type: AWS::EC2::Instance\n    DependsOn: FirstManagerBootstrapped\n", "  Manager2:\n    Type: AWS::EC2::Instance\n"),
  ("SSH default 0.0.0.0/0 allowed", "AllowedPattern: '^(\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/(3[0-2]|[12]\\d|[89]))?$'", "AllowedPattern: '^.*$'"),

@@ -23,6 +23,7 @@ pub mod leave;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;
+pub mod node_health;
 pub mod publish;
 pub mod registry_auth;
 pub mod serve;

@@ -25,6 +25,7 @@ pub struct Metrics {
     health: IntGauge,
     is_manager: IntGauge,
     is_leader: IntGauge,
+    node_healthy: IntGauge,
     lifecycle_notices: IntCounterVec,
     autoscale: AutoscaleMetrics,
 }
@@ -185,6 +186,11 @@ impl Metrics {
                 "swarm_agent_is_leader",
                 "1 when this node is the raft leader (the one that reconciles and publishes)",
             ),
+            node_healthy: gauge(
+                &r,
+                "swarm_agent_node_healthy",
+                "0 while this node fails its own check (engine, swarm membership, proxy; node_health.rs)",
+            ),
             lifecycle_notices: {
                 let c = IntCounterVec::new(
                     Opts::new(
@@ -297,6 +303,10 @@ impl Metrics {
                 .set(1);
         }
         self.health.set(i64::from(report.health.exit_code()));
+    }
+
+    pub fn node_healthy(&self, healthy: bool) {
+        self.node_healthy.set(i64::from(healthy));
     }
 
     pub fn action(&self, action: &str) {

@@ -451,6 +451,18 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
         );
     }
 
+    if args.lifecycle.imds.enabled() && args.lifecycle.asg_name.is_some() {
+        tokio::spawn(crate::node_health::watch(
+            engine.clone(),
+            args.lifecycle.clone(),
+            args.cluster.store.aws_region.clone(),
+            leaving.clone(),
+            metrics.clone(),
+            actions.clone(),
+            dry_run,
+        ));
+    }
+
     let wake = Arc::new(Notify::new());
     tokio::spawn(watch_events(engine.clone(), wake.clone()));
     // Every node's agent listens on the same API port: the leader asks the

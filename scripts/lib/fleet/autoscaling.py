@@ -1,8 +1,10 @@
 """A recording stand-in for the two Auto Scaling calls moto lacks.
 
-Answers RecordLifecycleActionHeartbeat and CompleteLifecycleAction (AWS
-Query protocol, as the SDK sends them) and appends each call as one JSON
-line to CALLS_FILE, for the test to check. Any other action is refused.
+Answers RecordLifecycleActionHeartbeat, CompleteLifecycleAction and
+SetInstanceHealth (AWS Query protocol, as the SDK sends them) and appends
+each call as one JSON line to CALLS_FILE, for the test to check (and, for
+SetInstanceHealth, to act on as the group would). Any other action is
+refused.
 
     autoscaling.py HOST PORT CALLS_FILE
 """
@@ -13,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 HOST, PORT, CALLS = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-KNOWN = {"RecordLifecycleActionHeartbeat", "CompleteLifecycleAction"}
+KNOWN = {"RecordLifecycleActionHeartbeat", "CompleteLifecycleAction", "SetInstanceHealth"}
 NS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
 
 

@@ -14,7 +14,6 @@ one is refused, as a 12-hour-old ECR token is.
     ecr.py HOST PORT HTPASSWD_FILE REGISTRY_HOST CALLS_FILE
 """
 import base64
-import crypt  # bcrypt ($2b$), the only hash the registry's htpasswd accepts
 import json
 import os
 import secrets
@@ -23,7 +22,9 @@ import time
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-warnings.filterwarnings("ignore", category=DeprecationWarning)
+with warnings.catch_warnings():  # deprecated in 3.11, still there; no package needed for bcrypt
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt  # bcrypt ($2b$), the only hash the registry's htpasswd accepts
 HOST, PORT, HTPASSWD, REGISTRY_HOST, CALLS = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 TOKEN_LIFE = 12 * 3600
 TARGET = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
