@@ -138,13 +138,23 @@ pub fn due<'a>(
         let Some(registry) = EcrRegistry::of(s) else {
             continue;
         };
-        let settling = s.updated_at.is_some_and(|at| age(at, now) < SETTLE);
+        let settling = changed_by_others_lately(s, now);
         let fresh = renewed_at(s).is_some_and(|at| age(at, now) < max_age);
         if !settling && (!fresh || !done_this_term.contains(&s.id)) {
             due.entry(registry).or_default().push(s);
         }
     }
     due
+}
+
+/// The service's spec changed less than [`SETTLE`] ago, and not by this
+/// duty's own renewal (its label carries the same time as the change).
+fn changed_by_others_lately(s: &ServiceView, now: OffsetDateTime) -> bool {
+    let Some(changed) = s.updated_at else {
+        return false;
+    };
+    let ours = renewed_at(s).is_some_and(|r| (changed - r).abs() < time::Duration::seconds(5));
+    age(changed, now) < SETTLE && !ours
 }
 
 /// How long ago `at` was (zero for a time in the future: clocks differ).
@@ -470,10 +480,13 @@ mod tests {
         just_deployed.updated_at = Some(now - Duration::from_secs(5));
         let mut deployed_a_while_ago = on(&image, "a-while-ago", None);
         deployed_a_while_ago.updated_at = Some(now - SETTLE);
-        let services = [just_deployed, deployed_a_while_ago];
+        // Renewed by this duty a moment ago: that change does not hold the next one.
+        let mut renewed_just_now = on(&image, "ours", Some(now - Duration::from_secs(10)));
+        renewed_just_now.updated_at = Some(now - Duration::from_secs(9));
+        let services = [just_deployed, deployed_a_while_ago, renewed_just_now];
         let due = due(&services, now, Duration::from_secs(3600), &HashSet::new());
         let ids: Vec<&str> = due.values().flatten().map(|s| s.id.as_str()).collect();
-        assert_eq!(ids, ["a-while-ago"]);
+        assert_eq!(ids, ["a-while-ago", "ours"]);
     }
 
     #[test]
