@@ -384,16 +384,9 @@ pub struct LifecycleArgs {
     #[arg(long, env = "SWARM_AGENT_SPOT_LEAVE_DEADLINE", default_value = "90s", value_parser = humantime::parse_duration)]
     pub spot_leave_deadline: Duration,
 
-    /// The node's proxy's own health URL, answered without any backend
-    /// (HAProxy's monitor-uri, http://127.0.0.1:8080/proxy-health): with
-    /// --asg-name, a proxy that answered once and then stops counts as a
-    /// broken node (node_health.rs).
-    #[arg(long, env = "SWARM_AGENT_NODE_CHECK_URL")]
-    pub node_check_url: Option<String>,
-
-    /// With --asg-name: report this instance unhealthy to its group
-    /// (SetInstanceHealth) once the engine, its swarm membership or its proxy
-    /// has failed for this long.
+    /// With --asg-name (and instance metadata on): report this instance
+    /// unhealthy to its group (SetInstanceHealth) once its engine has not
+    /// answered, or it has not been an active swarm member, for this long.
     #[arg(long, env = "SWARM_AGENT_NODE_UNHEALTHY_AFTER", default_value = "5m", value_parser = humantime::parse_duration)]
     pub node_unhealthy_after: Duration,
 }

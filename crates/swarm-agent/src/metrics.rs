@@ -189,7 +189,7 @@ impl Metrics {
             node_healthy: gauge(
                 &r,
                 "swarm_agent_node_healthy",
-                "0 while this node fails its own check (engine, swarm membership, proxy; node_health.rs)",
+                "0 while this node fails its own check (engine, swarm membership; node_health.rs)",
             ),
             lifecycle_notices: {
                 let c = IntCounterVec::new(

@@ -6,16 +6,18 @@
 //! node fails it, and a group that replaced nodes on that check would
 //! terminate them all. So the group uses EC2's own status checks
 //! (`HealthCheckType: EC2`), and this agent tells it when the node is broken
-//! in a way EC2 cannot see: the Docker engine does not answer, the node has
-//! dropped out of the swarm, or the node's proxy (HAProxy's `monitor-uri`,
-//! which answers without any backend) has stopped answering. Each condition
-//! must last `unhealthy_after` before the agent calls `SetInstanceHealth`
-//! (Unhealthy, respecting the group's grace period), and it calls again every
-//! minute while the node stays broken: a call inside the grace period is
-//! ignored by the group, so a node that never manages to join is replaced
-//! once the grace period is over. The proxy counts only once it has
-//! answered on this node (before the first deploy there is none).
-//! A dead agent is restarted by systemd; a dead instance fails EC2's checks.
+//! in a way EC2 cannot see: the Docker engine does not answer, or the node is
+//! not an active swarm member (a join that never succeeded, a node the
+//! managers removed). Either must last `unhealthy_after` before the agent
+//! calls `SetInstanceHealth` (Unhealthy, respecting the group's grace
+//! period), and it calls again every minute while the node stays broken: a
+//! call inside the grace period is ignored by the group.
+//!
+//! Not the proxy: it runs on every node as a global service, so a `stack rm`
+//! or a drained node takes it away from every node at once, and a check on
+//! it would have the group replace them all. A proxy that hangs is Swarm's to
+//! restart (its healthcheck), as for any task. A dead agent is restarted by
+//! systemd; a dead instance fails EC2's checks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +30,7 @@ use crate::actions::ActionLog;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 
-/// How long one look at the engine or the proxy may take.
+/// How long one look at the engine may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// While broken, tell the group again this often.
@@ -41,15 +43,12 @@ pub struct Observation {
     pub engine: bool,
     /// The engine says this node is an active member of a swarm.
     pub in_swarm: bool,
-    /// The proxy's own health URL answered 2xx (None: no URL configured).
-    pub proxy: Option<bool>,
 }
 
 /// What the looks add up to, over time.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    failing_since: Option<(Instant, &'static str)>,
-    proxy_seen: bool,
+    failing_since: Option<Instant>,
     last_report: Option<Instant>,
 }
 
@@ -63,13 +62,12 @@ impl Tracker {
         now: Instant,
         unhealthy_after: Duration,
     ) -> Option<String> {
-        let problem = self.problem(seen);
-        let Some(problem) = problem else {
+        let Some(problem) = problem(seen) else {
             self.failing_since = None;
             self.last_report = None;
             return None;
         };
-        let (since, _) = *self.failing_since.get_or_insert((now, problem));
+        let since = *self.failing_since.get_or_insert(now);
         let failing = now.duration_since(since);
         if failing < unhealthy_after {
             return None;
@@ -91,29 +89,21 @@ impl Tracker {
     pub fn failing(&self) -> bool {
         self.failing_since.is_some()
     }
+}
 
-    fn problem(&mut self, seen: Observation) -> Option<&'static str> {
-        if !seen.engine {
-            return Some("the Docker engine has not answered");
-        }
-        if !seen.in_swarm {
-            return Some("this node has not been an active swarm member");
-        }
-        match seen.proxy {
-            Some(true) => {
-                self.proxy_seen = true;
-                None
-            }
-            Some(false) if self.proxy_seen => Some("the node's proxy has not answered"),
-            _ => None,
-        }
+fn problem(seen: Observation) -> Option<&'static str> {
+    if !seen.engine {
+        Some("the Docker engine has not answered")
+    } else if !seen.in_swarm {
+        Some("this node has not been an active swarm member")
+    } else {
+        None
     }
 }
 
 /// The loop on every worker: look, and tell the group when broken.
 pub struct Monitor {
     pub engine: Engine,
-    pub proxy_url: Option<String>,
     pub unhealthy_after: Duration,
     pub poll: Duration,
     pub report: Reporter,
@@ -125,17 +115,10 @@ pub struct Monitor {
 
 impl Monitor {
     pub async fn run(self) {
-        let http = match reqwest::Client::builder().timeout(PROBE_TIMEOUT).build() {
-            Ok(http) => http,
-            Err(e) => {
-                error!(error = %e, "node health check not started");
-                return;
-            }
-        };
         let mut tracker = Tracker::default();
         // A node that is leaving is the group's business already.
         while !self.leaving.load(Ordering::SeqCst) {
-            let seen = self.look(&http).await;
+            let seen = self.look().await;
             let report = tracker.observe(seen, Instant::now(), self.unhealthy_after);
             self.metrics.node_healthy(!tracker.failing());
             if let Some(reason) = report {
@@ -145,26 +128,13 @@ impl Monitor {
         }
     }
 
-    async fn look(&self, http: &reqwest::Client) -> Observation {
+    async fn look(&self) -> Observation {
         let local = tokio::time::timeout(PROBE_TIMEOUT, self.engine.local_swarm()).await;
         let (engine, in_swarm) = match local {
             Ok(Ok(l)) => (true, l.state == LocalNodeState::ACTIVE),
             _ => (false, false),
         };
-        let proxy = match &self.proxy_url {
-            Some(url) => Some(
-                http.get(url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success()),
-            ),
-            None => None,
-        };
-        Observation {
-            engine,
-            in_swarm,
-            proxy,
-        }
+        Observation { engine, in_swarm }
     }
 
     async fn tell_the_group(&self, reason: &str) {
@@ -215,7 +185,6 @@ pub async fn watch(
     };
     Monitor {
         engine,
-        proxy_url: args.node_check_url.clone(),
         unhealthy_after: args.node_unhealthy_after,
         poll: args.lifecycle_poll,
         report: Reporter::new(
@@ -301,16 +270,16 @@ mod tests {
     use super::*;
 
     const AFTER: Duration = Duration::from_secs(300);
+    const HEALTHY: Observation = Observation {
+        engine: true,
+        in_swarm: true,
+    };
+    const ENGINE_HUNG: Observation = Observation {
+        engine: false,
+        in_swarm: false,
+    };
 
-    fn seen(engine: bool, in_swarm: bool, proxy: Option<bool>) -> Observation {
-        Observation {
-            engine,
-            in_swarm,
-            proxy,
-        }
-    }
-
-    /// Feeds one observation per `step` for `span`; returns the reports made.
+    /// Feeds one observation every 10 s for `span`; returns the reports made.
     fn feed(t: &mut Tracker, start: Instant, span: Duration, obs: Observation) -> Vec<String> {
         let step = Duration::from_secs(10);
         let mut out = Vec::new();
@@ -326,22 +295,9 @@ mod tests {
     fn an_engine_that_stops_answering_is_reported_after_the_threshold_then_every_minute() {
         let mut t = Tracker::default();
         let start = Instant::now();
-        assert!(
-            feed(
-                &mut t,
-                start,
-                Duration::from_secs(60),
-                seen(true, true, Some(true))
-            )
-            .is_empty()
-        );
+        assert!(feed(&mut t, start, Duration::from_secs(60), HEALTHY).is_empty());
         let later = start + Duration::from_secs(70);
-        let reports = feed(
-            &mut t,
-            later,
-            Duration::from_secs(420),
-            seen(false, false, None),
-        );
+        let reports = feed(&mut t, later, Duration::from_secs(420), ENGINE_HUNG);
         // At 300 s, then each minute: 360 and 420.
         assert_eq!(reports.len(), 3, "{reports:?}");
         assert!(
@@ -351,35 +307,26 @@ mod tests {
         );
         // Healthy again: the count starts over.
         let back = later + Duration::from_secs(430);
-        assert!(
-            t.observe(seen(true, true, Some(true)), back, AFTER)
-                .is_none()
-        );
+        assert!(t.observe(HEALTHY, back, AFTER).is_none());
         assert!(!t.failing());
     }
 
     #[test]
-    fn a_node_before_the_first_deploy_is_not_broken() {
-        // In the swarm, but no stack yet: no proxy answers.
+    fn a_healthy_node_is_never_reported() {
         let mut t = Tracker::default();
-        let reports = feed(
-            &mut t,
-            Instant::now(),
-            Duration::from_secs(900),
-            seen(true, true, Some(false)),
-        );
-        assert!(reports.is_empty(), "{reports:?}");
+        let hour = Duration::from_secs(3600);
+        assert!(feed(&mut t, Instant::now(), hour, HEALTHY).is_empty());
+        assert!(!t.failing());
     }
 
     #[test]
     fn a_node_that_never_joined_is_reported() {
         let mut t = Tracker::default();
-        let reports = feed(
-            &mut t,
-            Instant::now(),
-            Duration::from_secs(300),
-            seen(true, false, None),
-        );
+        let outside = Observation {
+            engine: true,
+            in_swarm: false,
+        };
+        let reports = feed(&mut t, Instant::now(), Duration::from_secs(300), outside);
         assert_eq!(reports.len(), 1);
         assert!(
             reports[0].starts_with("this node has not been an active swarm member"),
@@ -389,53 +336,17 @@ mod tests {
     }
 
     #[test]
-    fn a_proxy_that_stopped_answering_is_reported() {
-        let mut t = Tracker::default();
-        let start = Instant::now();
-        feed(
-            &mut t,
-            start,
-            Duration::from_secs(30),
-            seen(true, true, Some(true)),
-        );
-        let reports = feed(
-            &mut t,
-            start + Duration::from_secs(40),
-            Duration::from_secs(300),
-            seen(true, true, Some(false)),
-        );
-        assert_eq!(reports.len(), 1);
-        assert!(
-            reports[0].starts_with("the node's proxy has not answered"),
-            "{}",
-            reports[0]
-        );
-    }
-
-    #[test]
     fn a_short_hiccup_is_not_reported() {
         let mut t = Tracker::default();
         let start = Instant::now();
-        feed(
-            &mut t,
-            start,
-            Duration::from_secs(30),
-            seen(true, true, Some(true)),
-        );
+        feed(&mut t, start, Duration::from_secs(30), HEALTHY);
         let mut at = start + Duration::from_secs(40);
         for _ in 0..20 {
             // 4 minutes down, 10 s up, again and again: never 5 minutes in a row.
-            assert!(
-                feed(
-                    &mut t,
-                    at,
-                    Duration::from_secs(240),
-                    seen(false, false, None)
-                )
-                .is_empty()
-            );
+            let four_minutes = Duration::from_secs(240);
+            assert!(feed(&mut t, at, four_minutes, ENGINE_HUNG).is_empty());
             at += Duration::from_secs(250);
-            assert!(t.observe(seen(true, true, Some(true)), at, AFTER).is_none());
+            assert!(t.observe(HEALTHY, at, AFTER).is_none());
             at += Duration::from_secs(10);
         }
     }

@@ -125,8 +125,8 @@ pub const SETTLE: Duration = Duration::from_secs(60);
 /// Services on ECR whose stored auth must be renewed now, grouped by
 /// registry (one token each): not renewed since this agent became leader
 /// (`done_this_term`, by service id), never renewed or renewed before a
-/// deploy dropped the label, or renewed `max_age` ago or more; none whose
-/// spec changed less than [`SETTLE`] ago.
+/// deploy dropped the label, or renewed `max_age` ago or more; none that
+/// may not be touched now ([`leave_alone`]).
 pub fn due<'a>(
     services: &'a [ServiceView],
     now: OffsetDateTime,
@@ -138,13 +138,19 @@ pub fn due<'a>(
         let Some(registry) = EcrRegistry::of(s) else {
             continue;
         };
-        let settling = changed_by_others_lately(s, now);
         let fresh = renewed_at(s).is_some_and(|at| age(at, now) < max_age);
-        if !settling && (!fresh || !done_this_term.contains(&s.id)) {
+        if !leave_alone(s, now) && (!fresh || !done_this_term.contains(&s.id)) {
             due.entry(registry).or_default().push(s);
         }
     }
     due
+}
+
+/// Not now: the service is mid-update (a renewal would become the spec a
+/// failed update rolls back to, and would resume a paused one), or its spec
+/// changed less than [`SETTLE`] ago by someone else.
+pub fn leave_alone(s: &ServiceView, now: OffsetDateTime) -> bool {
+    s.updating() || changed_by_others_lately(s, now)
 }
 
 /// The service's spec changed less than [`SETTLE`] ago, and not by this
@@ -231,6 +237,8 @@ pub struct Renewer {
     max_age: Duration,
     /// Services renewed since this agent became leader (by id).
     done_this_term: HashSet<String>,
+    /// Dry run: services already said to be due (said once per term).
+    said: HashSet<String>,
     /// After a failed token request, wait before asking again.
     retry_at: Option<Instant>,
     metrics: Metrics,
@@ -274,6 +282,7 @@ impl Renewer {
             source,
             max_age: args.max_age,
             done_this_term: HashSet::new(),
+            said: HashSet::new(),
             retry_at: None,
             metrics,
             actions,
@@ -288,6 +297,7 @@ impl Renewer {
             source: None,
             max_age: Duration::MAX,
             done_this_term: HashSet::new(),
+            said: HashSet::new(),
             retry_at: None,
             metrics,
             actions: ActionLog::default(),
@@ -299,6 +309,7 @@ impl Renewer {
     /// so does this agent if it leads again.
     pub fn step_down(&mut self) {
         self.done_this_term.clear();
+        self.said.clear();
     }
 
     /// Renews the stored auth of every service that is due; returns the
@@ -315,8 +326,14 @@ impl Renewer {
         let mut renewed = Vec::new();
         for (registry, services) in due {
             if self.dry_run {
-                let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-                info!(registry = %registry.host, services = ?names, "dry-run: would renew the stored registry auth");
+                let names: Vec<&str> = services
+                    .iter()
+                    .filter(|s| self.said.insert(s.id.clone()))
+                    .map(|s| s.name.as_str())
+                    .collect();
+                if !names.is_empty() {
+                    info!(registry = %registry.host, services = ?names, "dry-run: would renew the stored registry auth");
+                }
                 continue;
             }
             let credential = match source.token(&registry).await {
@@ -350,6 +367,9 @@ impl Renewer {
         now: OffsetDateTime,
     ) -> bool {
         let result = match self.engine.service(&service.id).await {
+            // Changed since the pass's snapshot (this pass's rebalance or
+            // scale, a deploy): not now, the next pass looks again.
+            Ok(raw) if leave_alone(&ServiceView::from(&raw), now) => return false,
             Ok(raw) => {
                 self.engine
                     .renew_registry_auth(&raw, credential, (RENEWED_LABEL, label_value(now)))
@@ -370,9 +390,13 @@ impl Renewer {
                 true
             }
             Err(e) => {
-                // Another update in between (version conflict): the next pass tries again.
+                // Another update in between (version conflict), or worse: a
+                // minute from now, not every pass.
+                self.retry_at = Some(Instant::now() + RETRY_AFTER_FAILURE);
                 self.metrics.failure("registry-auth");
-                warn!(service = %service.name, error = %e, "renewing the stored registry auth failed");
+                self.actions
+                    .record("registry auth failed", &service.name, e.to_string());
+                warn!(service = %service.name, error = %e, "renewing the stored registry auth failed (retrying in a minute)");
                 false
             }
         }
@@ -470,6 +494,21 @@ mod tests {
             ids(&due(&services, now, max_age, &done)),
             ["old", "deployed"]
         );
+    }
+
+    #[test]
+    fn a_service_mid_update_is_left_alone() {
+        let now = OffsetDateTime::now_utc();
+        let mut updating = on(&format!("{ECR}/bookstore/storefront:2"), "updating", None);
+        updating.update_state = "updating".into();
+        let mut paused = on(&format!("{ECR}/bookstore/mysql:2"), "paused", None);
+        paused.update_state = "paused".into();
+        let mut done = on(&format!("{ECR}/bookstore/proxy:2"), "done", None);
+        done.update_state = "completed".into();
+        let services = [updating, paused, done];
+        let due = due(&services, now, Duration::from_secs(3600), &HashSet::new());
+        let ids: Vec<&str> = due.values().flatten().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["done"]);
     }
 
     #[test]
