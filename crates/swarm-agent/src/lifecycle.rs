@@ -256,13 +256,8 @@ mod hook {
             endpoint: Option<&str>,
             metrics: Metrics,
         ) -> Result<Hook> {
-            let shared = crate::aws::sdk_config(region).await;
-            let mut conf = aws_sdk_autoscaling::config::Builder::from(&shared);
-            if let Some(url) = endpoint {
-                conf = conf.endpoint_url(url);
-            }
             Ok(Hook {
-                client: aws_sdk_autoscaling::Client::from_conf(conf.build()),
+                client: crate::aws::autoscaling_client(region, endpoint).await,
                 group: group.into(),
                 name: name.into(),
                 instance: instance.into(),

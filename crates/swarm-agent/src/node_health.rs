@@ -222,13 +222,8 @@ pub struct Reporter {
 #[cfg(feature = "aws")]
 impl Reporter {
     pub async fn new(instance: &str, region: Option<&str>, endpoint: Option<&str>) -> Reporter {
-        let shared = crate::aws::sdk_config(region).await;
-        let mut conf = aws_sdk_autoscaling::config::Builder::from(&shared);
-        if let Some(url) = endpoint {
-            conf = conf.endpoint_url(url);
-        }
         Reporter {
-            client: aws_sdk_autoscaling::Client::from_conf(conf.build()),
+            client: crate::aws::autoscaling_client(region, endpoint).await,
             instance: instance.to_string(),
         }
     }

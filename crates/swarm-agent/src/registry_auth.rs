@@ -404,10 +404,12 @@ impl Renewer {
 }
 
 impl Source {
+    // Without the `aws` feature there is no source, so nothing reads `registry`.
+    #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
     async fn token(&self, registry: &EcrRegistry) -> crate::Result<Credential> {
-        match self {
+        match *self {
             #[cfg(feature = "aws")]
-            Source::Ecr(ecr) => ecr.token(registry).await,
+            Source::Ecr(ref ecr) => ecr.token(registry).await,
         }
     }
 }
