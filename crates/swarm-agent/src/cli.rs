@@ -63,6 +63,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// First manager: initialise the swarm if needed and publish join tokens to the token store.
+    /// Exit code 4: another manager claimed the founding first (join it instead).
     Init(InitArgs),
     /// At boot: join the swarm (idempotent) with a token from the store, and label the node.
     Join(JoinArgs),
@@ -313,6 +314,15 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub registry_auth: RegistryAuthArgs,
+
+    /// Remove the images no container uses this often (0s: never), on every node.
+    #[arg(long, env = "SWARM_AGENT_IMAGE_PRUNE_INTERVAL", default_value = "6h", value_parser = humantime::parse_duration)]
+    pub image_prune_interval: Duration,
+
+    /// Only images created longer ago than this (the previous release's stay
+    /// for a rollback without a pull).
+    #[arg(long, env = "SWARM_AGENT_IMAGE_PRUNE_AGE", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub image_prune_age: Duration,
 }
 
 /// The leader keeps the registry auth stored in services on ECR fresh

@@ -12,7 +12,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     DeleteNodeOptionsBuilder, LeaveSwarmOptionsBuilder, ListNodesOptions, ListTasksOptionsBuilder,
-    UpdateNodeOptionsBuilder, UpdateServiceOptionsBuilder, UpdateSwarmOptionsBuilder,
+    PruneImagesOptionsBuilder, UpdateNodeOptionsBuilder, UpdateServiceOptionsBuilder,
+    UpdateSwarmOptionsBuilder,
 };
 use tracing::{debug, info};
 
@@ -40,6 +41,8 @@ pub struct LocalSwarm {
     /// `ip:port` of the managers this node talks to.
     pub remote_managers: Vec<String>,
     pub error: Option<String>,
+    /// The engine's host name (what `docker node ls` shows for this node).
+    pub hostname: Option<String>,
 }
 
 impl Engine {
@@ -108,6 +111,7 @@ impl Engine {
                 .filter_map(|p| p.addr)
                 .collect(),
             error: swarm.error.filter(|s| !s.is_empty()),
+            hostname: info.name.filter(|s| !s.is_empty()),
         })
     }
 
@@ -229,6 +233,31 @@ impl Engine {
 
     fn api_path(&self, path: &str) -> String {
         format!("/v{}{path}", self.docker.client_version())
+    }
+
+    /// Remove every image no container uses that was created more than
+    /// `older_than` ago (`docker image prune --all --filter until=…`).
+    /// Returns how many images and layers were deleted, and the bytes freed.
+    pub async fn prune_unused_images(&self, older_than: Duration) -> Result<(usize, u64)> {
+        let until = format!("{}s", older_than.as_secs());
+        let filters = HashMap::from([("dangling", vec!["false"]), ("until", vec![until.as_str()])]);
+        let opts = PruneImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let pruned = self
+            .docker
+            .prune_images(Some(opts))
+            .await
+            .map_err(Error::engine("image prune"))?;
+        Ok((
+            pruned
+                .images_deleted
+                .unwrap_or_default()
+                .iter()
+                .filter(|d| d.deleted.is_some())
+                .count(),
+            pruned.space_reclaimed.unwrap_or(0).max(0) as u64,
+        ))
     }
 
     pub async fn tasks_on_node(&self, node_id: &str) -> Result<Vec<Task>> {

@@ -73,6 +73,15 @@ pub enum Error {
     #[error("gave up after {waited:?} waiting for {what}")]
     Deadline { what: String, waited: Duration },
 
+    #[error(
+        "the token store {store} already belongs to {owner}, and this engine is in no swarm: \
+         no second swarm is started over it. A manager of that swarm joins it \
+         (`swarm-agent join --role manager`, what the managers' user data runs); a swarm of its \
+         own needs a prefix of its own; if that swarm is gone for good, delete its entries under \
+         the prefix and run init again"
+    )]
+    FoundedElsewhere { store: String, owner: String },
+
     #[error("refusing to {action}: {reason}")]
     Refused { action: String, reason: String },
 

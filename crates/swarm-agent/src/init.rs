@@ -1,5 +1,8 @@
 //! `swarm-agent init`: the first manager creates the swarm (once) and
 //! publishes what joining nodes need: tokens, manager addresses, cluster id.
+//! Managers that boot together (an Auto Scaling group of three) all run it:
+//! the one that claims the store's `founder` entry first creates the swarm,
+//! the others are told it is founded elsewhere (exit code 4) and join it.
 
 use bollard::models::{LocalNodeState, SwarmInitRequest};
 use tracing::info;
@@ -8,7 +11,7 @@ use crate::cli::InitArgs;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::publish;
-use crate::token_store::{Key, TokenStore};
+use crate::token_store::{Claim, Key, TokenStore};
 
 pub async fn run(engine: &Engine, args: &InitArgs, dry_run: bool) -> Result<()> {
     let store = TokenStore::open(&args.store).await?;
@@ -24,11 +27,13 @@ pub async fn run(engine: &Engine, args: &InitArgs, dry_run: bool) -> Result<()> 
             });
         }
         LocalNodeState::INACTIVE | LocalNodeState::EMPTY => {
-            refuse_a_store_in_use(&store).await?;
+            let me = local.hostname.as_deref().unwrap_or("this host");
+            refuse_a_store_in_use(&store, me).await?;
             if dry_run {
                 info!(advertise = ?args.advertise_addr, "dry-run: would initialise a new swarm, then publish its tokens");
                 return Ok(());
             }
+            claim_the_founding(&store, me).await?;
             let req = SwarmInitRequest {
                 listen_addr: Some(args.listen_addr.clone()),
                 advertise_addr: args.advertise_addr.clone(),
@@ -59,21 +64,37 @@ pub async fn run(engine: &Engine, args: &InitArgs, dry_run: bool) -> Result<()> 
     Ok(())
 }
 
-/// A first manager booted again (a replaced instance, a second stack on the
-/// same prefix) must not start a second swarm over the first one's entries:
-/// new nodes would then join whichever swarm published last.
-async fn refuse_a_store_in_use(store: &TokenStore) -> Result<()> {
-    match store.get(Key::ClusterId).await? {
-        Some(id) if !id.is_empty() => Err(Error::Refused {
-            action: "init".into(),
-            reason: format!(
-                "the token store {} already belongs to the swarm {id}, and this engine is in no \
-                 swarm: a new swarm here would take over that swarm's entries. Join it instead \
-                 (boot with the managers' user data), give this swarm a prefix of its own, or, if \
-                 that swarm is gone for good, delete its entries under the prefix and run init again",
-                store.describe()
-            ),
+/// Of several managers booting at once, only the one whose claim lands
+/// first creates the swarm; a second `swarm init` would split the fleet in
+/// two swarms, each publishing over the other's tokens.
+async fn claim_the_founding(store: &TokenStore, me: &str) -> Result<()> {
+    match store.claim(Key::Founder, me).await? {
+        Claim::Ours => {
+            info!(founder = me, store = %store.describe(), "claimed the founding of the swarm");
+            Ok(())
+        }
+        Claim::Theirs(founder) => Err(Error::FoundedElsewhere {
+            store: store.describe(),
+            owner: format!("the swarm that {founder} is founding"),
         }),
-        _ => Ok(()),
     }
+}
+
+/// A manager booted again (a replaced instance, the founder's own
+/// replacement) or a second stack on the same prefix must not start a
+/// second swarm over the first one's entries: new nodes would then join
+/// whichever swarm published last.
+async fn refuse_a_store_in_use(store: &TokenStore, me: &str) -> Result<()> {
+    let cluster = store.get(Key::ClusterId).await?.filter(|id| !id.is_empty());
+    let founder = store.get(Key::Founder).await?;
+    let owner = match (cluster, founder) {
+        (Some(id), Some(founder)) => format!("the swarm {id}, founded by {founder}"),
+        (Some(id), None) => format!("the swarm {id}"),
+        (None, Some(founder)) if founder != me => format!("the swarm that {founder} is founding"),
+        _ => return Ok(()),
+    };
+    Err(Error::FoundedElsewhere {
+        store: store.describe(),
+        owner,
+    })
 }

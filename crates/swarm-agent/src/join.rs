@@ -133,6 +133,9 @@ pub async fn run(engine: &Engine, args: &JoinArgs, dry_run: bool) -> Result<()> 
     // timeout (swarm/systemd/swarm-agent.service) can be set above it.
     let deadline = Deadline::after(args.deadline);
     let store = TokenStore::open(&args.cluster.store).await?;
+    if args.role == JoinRole::Manager {
+        wait_while_founding(&store, &deadline).await?;
+    }
     let manager_list = manager_list(&store, &args.cluster.managers.hosts).await?;
     let labels = wanted_labels(args).await?;
     let cluster_id = store.get(Key::ClusterId).await?;
@@ -159,6 +162,16 @@ pub async fn run(engine: &Engine, args: &JoinArgs, dry_run: bool) -> Result<()> 
                 state: local.state.to_string(),
                 detail,
             });
+        }
+        Membership::Pending if args.role == JoinRole::Manager => {
+            warn!("an earlier join is still completing inside the engine; waiting for it");
+            if !dry_run && let Some(reason) = wait_for_pending_join(engine, &deadline).await? {
+                return Err(Error::Deadline {
+                    what: format!("the engine's pending join ({reason})"),
+                    waited: deadline.elapsed(),
+                });
+            }
+            return labelling.apply(engine).await;
         }
         Membership::Pending => {
             warn!(
@@ -192,6 +205,29 @@ pub async fn run(engine: &Engine, args: &JoinArgs, dry_run: bool) -> Result<()> 
         return Ok(());
     }
     labelling.apply(engine).await
+}
+
+/// Managers that boot together: the one founding the swarm publishes its
+/// manager token a few seconds after the others start waiting for it. A
+/// store with no founder has nothing coming, so the usual error follows.
+async fn wait_while_founding(store: &TokenStore, deadline: &Deadline) -> Result<()> {
+    let mut said = false;
+    while store.get(Key::ManagerToken).await?.is_none() {
+        let Some(founder) = store.get(Key::Founder).await? else {
+            return Ok(());
+        };
+        if !said {
+            info!(%founder, "the swarm is being founded elsewhere: waiting for its manager token");
+            said = true;
+        }
+        if !deadline.sleep(Duration::from_secs(3)).await {
+            return Err(Error::Deadline {
+                what: format!("{founder} to publish the manager token it founds the swarm with"),
+                waited: deadline.elapsed(),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn manager_list(store: &TokenStore, given: &[String]) -> Result<Vec<String>> {
@@ -274,7 +310,7 @@ async fn join_any(
                 warn!(manager = %addr, "manager not reachable; trying the next one");
                 continue;
             }
-            match join_one(engine, args, addr, token, dry_run).await? {
+            match join_one(engine, args, addr, token, deadline, dry_run).await? {
                 None => return Ok(()),
                 Some(err) => last = err,
             }
@@ -296,6 +332,7 @@ async fn join_one(
     args: &JoinArgs,
     addr: SocketAddr,
     token: &str,
+    deadline: &Deadline,
     dry_run: bool,
 ) -> Result<Option<String>> {
     let advertise = match &args.advertise_addr {
@@ -333,15 +370,53 @@ async fn join_one(
                 });
             }
             warn!(manager = %addr, error = %message, "join attempt failed");
-            // After a timeout the engine keeps trying in the background; stop
-            // it so the next attempt (maybe another manager) starts clean.
+            // After a timeout the engine keeps trying in the background. A
+            // worker's attempt is stopped so the next one (maybe another
+            // manager) starts clean; a manager's is waited for, see
+            // wait_for_pending_join.
             match engine.local_swarm().await?.state {
+                LocalNodeState::PENDING if args.role == JoinRole::Manager => {
+                    return wait_for_pending_join(engine, deadline).await;
+                }
                 LocalNodeState::PENDING => engine.leave_swarm(true).await?,
                 // The engine finished joining after all (slow manager).
                 LocalNodeState::ACTIVE => return Ok(None),
                 _ => {}
             }
             Ok(Some(format!("{addr}: {message}")))
+        }
+    }
+}
+
+/// A manager whose join timed out may already be a member of raft: the
+/// managers committed it and it is still catching up. Cancelling it then
+/// (`leave --force`) leaves a member that never comes back, and with one
+/// manager already lost (the one this node replaces) raft counts 2 live of 4
+/// and loses quorum. So the engine's own background join is waited for.
+/// Ok(None): joined; Ok(Some(reason)): it ended without joining.
+async fn wait_for_pending_join(engine: &Engine, deadline: &Deadline) -> Result<Option<String>> {
+    info!(
+        "waiting for the engine to finish joining as a manager (never cancelled: raft may count it already)"
+    );
+    loop {
+        let local = engine.local_swarm().await?;
+        match local.state {
+            LocalNodeState::ACTIVE => {
+                info!("joined the swarm as a manager (the engine finished in the background)");
+                return Ok(None);
+            }
+            LocalNodeState::PENDING => {}
+            other => {
+                return Ok(Some(format!(
+                    "the engine's join ended in state {other}: {}",
+                    local.error.unwrap_or_default()
+                )));
+            }
+        }
+        if !deadline.sleep(Duration::from_secs(2)).await {
+            return Ok(Some(
+                "still pending at the deadline; left to finish on its own".into(),
+            ));
         }
     }
 }

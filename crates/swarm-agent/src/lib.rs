@@ -16,6 +16,7 @@ pub mod drain;
 pub mod engine;
 pub mod error;
 pub mod fleet;
+pub mod image_prune;
 pub mod imds;
 pub mod init;
 pub mod join;
@@ -36,6 +37,10 @@ pub use error::{Error, Result};
 /// Exit code for failures (bad token, unreachable manager, …). `status`
 /// uses its own codes (0/1/3) and 3 when it cannot report at all.
 pub const EXIT_FAILURE: u8 = 1;
+
+/// `init` on a manager whose swarm another manager founds (the store's
+/// `founder` entry is theirs): not a failure, the caller joins instead.
+pub const EXIT_FOUNDED_ELSEWHERE: u8 = 4;
 
 /// Run one subcommand; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
@@ -73,7 +78,12 @@ async fn dispatch(cli: Cli) -> std::result::Result<u8, (Error, u8)> {
             )
         })?;
     match &cli.command {
-        Command::Init(a) => init::run(&engine, a, g.dry_run).await.map_err(fail)?,
+        Command::Init(a) => init::run(&engine, a, g.dry_run)
+            .await
+            .map_err(|e| match e {
+                Error::FoundedElsewhere { .. } => (e, EXIT_FOUNDED_ELSEWHERE),
+                e => fail(e),
+            })?,
         Command::Join(a) => join::run(&engine, a, g.dry_run).await.map_err(fail)?,
         Command::Leave(a) => leave::run(&engine, a, g.dry_run).await.map_err(fail)?,
         Command::Serve(a) => serve::run(engine, a, g.dry_run).await.map_err(fail)?,

@@ -1,7 +1,8 @@
 //! Prometheus metrics of the reconciler, on their own port.
 
 use prometheus::{
-    Encoder, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::autoscale::{Direction, Evaluation, Policy};
@@ -27,6 +28,8 @@ pub struct Metrics {
     is_leader: IntGauge,
     node_healthy: IntGauge,
     lifecycle_notices: IntCounterVec,
+    images_pruned: IntCounter,
+    image_bytes_pruned: IntCounter,
     autoscale: AutoscaleMetrics,
 }
 
@@ -96,6 +99,12 @@ fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric");
     r.register(Box::new(g.clone())).expect("unique metric");
     g
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str) -> IntCounterVec {
@@ -203,6 +212,16 @@ impl Metrics {
                 r.register(Box::new(c.clone())).expect("unique metric");
                 c
             },
+            images_pruned: counter(
+                &r,
+                "swarm_agent_images_pruned_total",
+                "Images and layers deleted by this node's image prune (image_prune.rs)",
+            ),
+            image_bytes_pruned: counter(
+                &r,
+                "swarm_agent_image_bytes_pruned_total",
+                "Disk space those removals freed, in bytes",
+            ),
             autoscale: AutoscaleMetrics::new(&r),
             registry: r,
         }
@@ -256,6 +275,11 @@ impl Metrics {
 
     pub fn notice(&self, kind: &str) {
         self.lifecycle_notices.with_label_values(&[kind]).inc();
+    }
+
+    pub fn images_pruned(&self, images: usize, bytes: u64) {
+        self.images_pruned.inc_by(images as u64);
+        self.image_bytes_pruned.inc_by(bytes);
     }
 
     /// Replace the gauges with the latest snapshot; vanished nodes and

@@ -451,6 +451,18 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
         );
     }
 
+    tokio::spawn(
+        crate::image_prune::Pruner {
+            engine: engine.clone(),
+            every: args.image_prune_interval,
+            older_than: args.image_prune_age,
+            metrics: metrics.clone(),
+            actions: actions.clone(),
+            dry_run,
+        }
+        .run(),
+    );
+
     if args.lifecycle.imds.enabled() && args.lifecycle.asg_name.is_some() {
         tokio::spawn(crate::node_health::watch(
             engine.clone(),

@@ -20,6 +20,9 @@ pub enum Key {
     ClusterId,
     /// Bearer secret of the agents' API on managers (made by `init`).
     ApiSecret,
+    /// Which manager founds the swarm: written once, never overwritten, so
+    /// of several managers booting at once exactly one runs `swarm init`.
+    Founder,
 }
 
 impl Key {
@@ -30,12 +33,22 @@ impl Key {
             Key::Managers => "managers",
             Key::ClusterId => "cluster-id",
             Key::ApiSecret => "api-secret",
+            Key::Founder => "founder",
         }
     }
 
     pub fn is_secret(self) -> bool {
         matches!(self, Key::WorkerToken | Key::ManagerToken | Key::ApiSecret)
     }
+}
+
+/// The outcome of [`TokenStore::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The entry was free and now holds our value (or held it already).
+    Ours,
+    /// Someone else's value was there first.
+    Theirs(String),
 }
 
 pub enum TokenStore {
@@ -131,6 +144,24 @@ impl TokenStore {
         }
         Ok(true)
     }
+
+    /// Write `value` only if the entry does not exist yet, atomically (no two
+    /// callers can both see it free): a create-only file, or an SSM parameter
+    /// put without overwrite.
+    pub async fn claim(&self, key: Key, value: &str) -> Result<Claim> {
+        let created = match self {
+            TokenStore::File(f) => f.create(key, value)?,
+            #[cfg(feature = "aws")]
+            TokenStore::Ssm(s) => s.create(key, value).await?,
+        };
+        if created {
+            return Ok(Claim::Ours);
+        }
+        match self.get(key).await? {
+            Some(held) if held != value => Ok(Claim::Theirs(held)),
+            _ => Ok(Claim::Ours),
+        }
+    }
 }
 
 pub struct FileStore {
@@ -164,6 +195,29 @@ impl FileStore {
         let tmp = self.dir.join(format!(".{}.tmp", key.name()));
         write_private(&tmp, value).map_err(Error::io(tmp.display().to_string()))?;
         std::fs::rename(&tmp, &path).map_err(Error::io(path.display().to_string()))
+    }
+}
+
+impl FileStore {
+    /// Create the entry unless it exists. Returns whether it was created.
+    fn create(&self, key: Key, value: &str) -> Result<bool> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all(&self.dir).map_err(Error::io(self.dir.display().to_string()))?;
+        let path = self.path(key);
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+        match opened {
+            Ok(mut file) => {
+                writeln!(file, "{value}").map_err(Error::io(path.display().to_string()))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::io(path.display().to_string())(e)),
+        }
     }
 }
 
@@ -268,6 +322,31 @@ mod ssm {
                 .map_err(|e| self.fail(format!("writing {name}: {}", DisplayErrorContext(&e))))?;
             Ok(())
         }
+
+        /// Put without overwrite: SSM refuses with ParameterAlreadyExists
+        /// when the parameter exists. Returns whether it was created.
+        pub async fn create(&self, key: Key, value: &str) -> Result<bool> {
+            let name = self.name(key);
+            let out = self
+                .client
+                .put_parameter()
+                .name(&name)
+                .value(value)
+                .r#type(ParameterType::SecureString)
+                .overwrite(false)
+                .send()
+                .await;
+            match out {
+                Ok(_) => Ok(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_parameter_already_exists()) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(self.fail(format!("creating {name}: {}", DisplayErrorContext(&e)))),
+            }
+        }
     }
 }
 
@@ -303,6 +382,23 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "tokens must not be world-readable");
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::File(FileStore::new(dir.path()));
+        assert_eq!(store.claim(Key::Founder, "m1").await.unwrap(), Claim::Ours);
+        assert_eq!(
+            store.claim(Key::Founder, "m1").await.unwrap(),
+            Claim::Ours,
+            "claiming again is harmless"
+        );
+        assert_eq!(
+            store.claim(Key::Founder, "m2").await.unwrap(),
+            Claim::Theirs("m1".into())
+        );
+        assert_eq!(store.require(Key::Founder).await.unwrap(), "m1");
     }
 
     #[tokio::test]

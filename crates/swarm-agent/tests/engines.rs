@@ -702,6 +702,38 @@ async fn join_refuses_a_node_that_belongs_to_another_swarm() {
     );
 }
 
+/// Managers that boot together (the managers' Auto Scaling group): the one
+/// whose claim on the store's `founder` entry lands first creates the swarm.
+/// A manager that finds the claim taken, even before the founder published
+/// anything, creates no swarm of its own and says so with exit code 4 (its
+/// boot script then joins as a manager).
+#[tokio::test]
+async fn a_manager_that_finds_the_founding_claimed_creates_no_swarm() {
+    let Some(env) = common::fresh().await else {
+        return;
+    };
+    let dir = format!("{}/claimed-store", env.work.display());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(format!("{dir}/founder"), "ip-10-0-1-5\n").unwrap();
+    let run = env.agent(
+        On::Worker,
+        &["init", "--token-store", &format!("file:{dir}")],
+    );
+    assert_eq!(run.code, 4, "exit code 4: founded elsewhere, join instead");
+    run.says("the swarm that ip-10-0-1-5 is founding");
+    assert_eq!(worker_state(&env).await, LocalNodeState::INACTIVE);
+    assert!(
+        !std::path::Path::new(&format!("{dir}/cluster-id")).exists(),
+        "nothing published"
+    );
+    // The founder's own store (made by `init` on the manager) names it.
+    let founder = read(&env.tokens_dir(), "founder");
+    assert!(
+        !founder.is_empty(),
+        "init claims the founding before `swarm init`"
+    );
+}
+
 #[tokio::test]
 async fn a_second_swarm_never_publishes_over_the_first_ones_store() {
     let Some(env) = common::fresh().await else {
@@ -711,7 +743,8 @@ async fn a_second_swarm_never_publishes_over_the_first_ones_store() {
     let first = read(&dir, "cluster-id");
     // A fresh engine given the first swarm's store does not start a swarm.
     let run = env.agent(On::Worker, &["init", "--token-store", &env.store]);
-    run.fails_saying("already belongs to the swarm");
+    assert_eq!(run.code, 4, "a manager booting there joins instead");
+    run.says("already belongs to the swarm");
     assert_eq!(worker_state(&env).await, LocalNodeState::INACTIVE);
     // A second swarm's agent (the worker's engine, made a swarm of its own)
     // refuses to publish over the store; the first swarm's entries stay.
@@ -839,4 +872,91 @@ async fn a_wrong_api_secret_is_reported_and_a_rerun_finishes_the_job() {
         .unwrap();
     let node = NodeView::from(&env.engine(On::Manager).await.node(&id).await.unwrap());
     assert_eq!(node.labels.get("pool").map(String::as_str), Some("batch"));
+}
+
+/// `docker …` on one of the test engines; its stdout, or a panic with stderr.
+fn docker(env: &Env, on: On, args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", env.sock(on)))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn image_exists(env: &Env, on: On, image: &str) -> bool {
+    std::process::Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", env.sock(on)))
+        .args(["image", "inspect", image])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Every node's agent removes the images no container uses once they are
+/// older than `--image-prune-age`; an image a container uses (even a stopped
+/// one) stays.
+#[tokio::test]
+async fn serve_removes_unused_images_and_keeps_the_ones_in_use() {
+    let Some(env) = common::fresh().await else {
+        return;
+    };
+    let unused = "swarm-agent-test/unused:1";
+    let empty = env.work.join("empty.tar");
+    let made = std::process::Command::new("tar")
+        .args([
+            "cf",
+            &empty.display().to_string(),
+            "--files-from",
+            "/dev/null",
+        ])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    docker(
+        &env,
+        On::Manager,
+        &["import", &empty.display().to_string(), unused],
+    );
+    // The suite's image stays in use (the other tests run it), by a stopped
+    // container named for this run (a failed run may have left its own).
+    let keeper = format!("keeps-the-image-{}", std::process::id());
+    docker(
+        &env,
+        On::Manager,
+        &["create", "--name", &keeper, &env.image, "true"],
+    );
+    // The engine's `until` filter counts whole seconds: an image made this
+    // second is not yet older than "0s".
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let serve = env.serve(&["--image-prune-interval", "1h", "--image-prune-age", "0s"]);
+    let pruned = wait_for(
+        "the unused image removed and counted",
+        Duration::from_secs(30),
+        || async {
+            let m = env.http_get(On::Manager, "http://127.0.0.1:9465/metrics");
+            let counted: u64 = m
+                .lines()
+                .find_map(|l| l.strip_prefix("swarm_agent_images_pruned_total "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            (!image_exists(&env, On::Manager, unused) && counted >= 1).then_some(counted)
+        },
+    )
+    .await;
+    drop(serve);
+    docker(&env, On::Manager, &["rm", &keeper]);
+    assert!(
+        image_exists(&env, On::Manager, &env.image),
+        "an image in use stays"
+    );
+    assert!(pruned >= 1);
 }
