@@ -3,7 +3,9 @@
 # configured, with Prometheus metrics on :9465/metrics. Debian's packages on
 # the debootstrap base, like the stand-ins: mariadb-client (mariadb-dump
 # also dumps MySQL 8), python3-boto3 for S3.
-ARG BASE_IMAGE=bookstore/debian:bookworm
+# Debian's image where it can be pulled (scripts/publish-images); the tests
+# pass their debootstrap root of the same release (scripts/lib/images.sh).
+ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \

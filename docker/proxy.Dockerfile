@@ -1,11 +1,11 @@
 # The stack's edge proxy (stack.yml `proxy`, one per node): HAProxy from
 # Debian's packages, reading /usr/local/etc/haproxy/haproxy.cfg (the stack's
 # `proxy_conf`, docker/proxy/haproxy.cfg). Production and the local tests
-# build this same file; a machine that can pull Debian's image uses it as the
-# base:
-#   docker build -f docker/proxy.Dockerfile --build-arg BASE_IMAGE=debian:bookworm-slim \
-#     -t REGISTRY/bookstore/proxy:TAG .
-ARG BASE_IMAGE=bookstore/debian:bookworm
+# build this same file (scripts/publish-images for a registry):
+#   docker build -f docker/proxy.Dockerfile -t REGISTRY/bookstore/proxy:TAG .
+# Debian's image where it can be pulled (scripts/publish-images); the tests
+# pass their debootstrap root of the same release (scripts/lib/images.sh).
+ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy curl \

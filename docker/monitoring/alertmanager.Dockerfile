@@ -3,7 +3,9 @@
 # comes from a Docker secret (monitoring/alertmanager.yml is the template);
 # the template is also baked in so the image starts on its own.
 #   docker build -f docker/monitoring/alertmanager.Dockerfile -t bookstore/alertmanager .
-ARG BASE_IMAGE=bookstore/debian:bookworm
+# Debian's image where it can be pulled (scripts/publish-images); the tests
+# pass their debootstrap root of the same release (scripts/lib/images.sh).
+ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus-alertmanager curl \

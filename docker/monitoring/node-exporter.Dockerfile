@@ -2,7 +2,9 @@
 # from Debian's package on the debootstrap base. The stack mounts the host's
 # /proc, /sys and / read-only and passes the --path.* flags.
 #   docker build -f docker/monitoring/node-exporter.Dockerfile -t bookstore/node-exporter .
-ARG BASE_IMAGE=bookstore/debian:bookworm
+# Debian's image where it can be pulled (scripts/publish-images); the tests
+# pass their debootstrap root of the same release (scripts/lib/images.sh).
+ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus-node-exporter curl \

@@ -3,7 +3,9 @@
 # configuration and the alert rules are baked in, so the rules that run are
 # the ones scripts/test-monitoring tested:
 #   docker build -f docker/monitoring/prometheus.Dockerfile -t bookstore/prometheus .
-ARG BASE_IMAGE=bookstore/debian:bookworm
+# Debian's image where it can be pulled (scripts/publish-images); the tests
+# pass their debootstrap root of the same release (scripts/lib/images.sh).
+ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 # The package makes the `prometheus` user; it gets a fixed uid (10003) so the
 # stack can run it with the engine's docker group (dockerswarm_sd_configs
