@@ -1,10 +1,13 @@
-"""A recording stand-in for the two Auto Scaling calls moto lacks.
+"""A recording stand-in for the Auto Scaling calls moto lacks, and for
+CloudFormation's wait condition handle.
 
 Answers RecordLifecycleActionHeartbeat, CompleteLifecycleAction and
 SetInstanceHealth (AWS Query protocol, as the SDK sends them) and appends
 each call as one JSON line to CALLS_FILE, for the test to check (and, for
 SetInstanceHealth, to act on as the group would). Any other action is
-refused.
+refused. A PUT to /wait/NAME is a wait condition signal (what the founding
+manager's user data sends to the handle's presigned URL): recorded as
+{"Action": "WaitConditionSignal", "Handle": NAME, "Signal": {...}}.
 
     autoscaling.py HOST PORT CALLS_FILE
 """
@@ -41,6 +44,19 @@ class Handler(BaseHTTPRequestHandler):
             f.write(json.dumps(params) + "\n")
         self.reply(200, f'<{action}Response xmlns="{NS}"><{action}Result/>'
                         f"<ResponseMetadata><RequestId>stub</RequestId></ResponseMetadata></{action}Response>")
+
+    def do_PUT(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        if not self.path.startswith("/wait/"):
+            return self.reply(404, "<Error>no such handle</Error>")
+        try:
+            signal = json.loads(body)
+        except ValueError:
+            return self.reply(400, "<Error>a wait condition signal is a JSON document</Error>")
+        with open(CALLS, "a") as f:
+            f.write(json.dumps({"Action": "WaitConditionSignal", "Handle": self.path[len("/wait/"):],
+                                "Signal": signal, "at": time.time()}) + "\n")
+        self.reply(200, "")
 
     def log_message(self, *args):
         pass
