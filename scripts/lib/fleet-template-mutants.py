@@ -45,6 +45,13 @@ muts = [
  ("SSH default 0.0.0.0/0 allowed", "AllowedPattern: '^(\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}/(3[0-2]|[12]\\d|[89]))?$'", "AllowedPattern: '^.*$'"),
  ("9465 from anywhere in the VPC", "      SourceSecurityGroupId: !Ref LoadBalancerSecurityGroup\n      IpProtocol: tcp\n      FromPort: 9465", "      CidrIp: 10.0.0.0/8\n      IpProtocol: tcp\n      FromPort: 9465"),
  ("health check too slow for the drain delay", "HealthCheckIntervalSeconds: 10", "HealthCheckIntervalSeconds: 30"),
+ ("a worker never ready goes in service", "${AWS::StackName}-ready\n          LifecycleTransition: autoscaling:EC2_INSTANCE_LAUNCHING\n          HeartbeatTimeout: 900\n          DefaultResult: ABANDON", "${AWS::StackName}-ready\n          LifecycleTransition: autoscaling:EC2_INSTANCE_LAUNCHING\n          HeartbeatTimeout: 900\n          DefaultResult: CONTINUE"),
+ ("managers without a launch hook", "-manager-ready\n          LifecycleTransition: autoscaling:EC2_INSTANCE_LAUNCHING", "-manager-ready\n          LifecycleTransition: autoscaling:EC2_INSTANCE_TERMINATING"),
+ ("launch hook times out before the agent gives up", "HeartbeatTimeout: 900", "HeartbeatTimeout: 600"),
+ ("workers' agent not told the launch hook", "SWARM_AGENT_LAUNCH_HOOK=${AWS::StackName}-ready\n", ""),
+ ("container logs kept on the node", '"log-driver": "awslogs"', '"log-driver": "json-file"'),
+ ("log group without retention", "      RetentionInDays: !Ref LogRetentionDays\n", ""),
+ ("nodes may not write the log group", "log-group:${AWS::StackName}/containers:*", "log-group:${AWS::StackName}/other:*"),
 ]
 bad = []
 with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,6 @@
 //! The agents' API on managers. Workers cannot change swarm state
 //! themselves, so at boot and scale-in they ask a manager's agent to label,
-//! drain and remove them.
+//! drain and remove them, and whether they are ready (readiness.rs).
 //!
 //! Who may ask: every call needs the fleet's bearer secret, and a node may
 //! act on itself only: the call must come from the address the swarm knows
@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -45,6 +45,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/nodes/{id}/drain", post(drain_node).get(drain_status))
         .route("/v1/nodes/{id}/labels", post(set_labels))
         .route("/v1/nodes/{id}/remove", post(remove_node))
+        .route("/v1/nodes/{id}/ready", get(node_ready))
         .with_state(state)
 }
 
@@ -227,6 +228,17 @@ async fn drain_status(
 ) -> Result<Json<DrainProgress>, ApiError> {
     node_of_caller(&s, &headers, caller, &id).await?;
     Ok(Json(drain::progress(&s.engine, &id).await?))
+}
+
+/// Whether a booting worker is ready for its group's launch hook (readiness.rs).
+async fn node_ready(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Json<crate::readiness::Readiness>, ApiError> {
+    node_of_caller(&s, &headers, caller, &id).await?;
+    Ok(Json(crate::readiness::of_node(&s.engine, &id).await?))
 }
 
 /// Keys of `labels` a worker is not allowed to set.

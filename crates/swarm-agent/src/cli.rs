@@ -373,6 +373,17 @@ pub struct LifecycleArgs {
     #[arg(long, env = "SWARM_AGENT_LIFECYCLE_HOOK")]
     pub lifecycle_hook: Option<String>,
 
+    /// Name of the group's `autoscaling:EC2_INSTANCE_LAUNCHING` lifecycle hook,
+    /// completed once this node is ready (joined, and every task the swarm
+    /// wants on it running): the group puts it in service only then.
+    #[arg(long, env = "SWARM_AGENT_LAUNCH_HOOK")]
+    pub launch_hook: Option<String>,
+
+    /// Stop waiting for this node to be ready after this long and leave the
+    /// launch hook to time out (keep it under the hook's heartbeat timeout).
+    #[arg(long, env = "SWARM_AGENT_LAUNCH_READY_TIMEOUT", default_value = "14m", value_parser = humantime::parse_duration)]
+    pub launch_ready_timeout: Duration,
+
     /// Custom Auto Scaling endpoint URL (tests, VPC endpoints).
     #[arg(long, env = "SWARM_AGENT_AUTOSCALING_ENDPOINT")]
     pub autoscaling_endpoint: Option<String>,

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod model;
 pub mod node_health;
 pub mod publish;
+pub mod readiness;
 pub mod registry_auth;
 pub mod serve;
 pub mod status;

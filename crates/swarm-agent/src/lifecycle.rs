@@ -228,7 +228,7 @@ impl Watcher {
 }
 
 #[cfg(feature = "aws")]
-mod hook {
+pub(crate) mod hook {
     use std::time::Duration;
 
     use aws_sdk_autoscaling::error::DisplayErrorContext;
@@ -314,7 +314,7 @@ mod hook {
 }
 
 #[cfg(not(feature = "aws"))]
-mod hook {
+pub(crate) mod hook {
     use std::time::Duration;
 
     use crate::error::{Error, Result};

@@ -202,7 +202,7 @@ pub async fn watch(
     .await
 }
 
-async fn instance_id(url: &str) -> crate::Result<String> {
+pub(crate) async fn instance_id(url: &str) -> crate::Result<String> {
     let imds = crate::imds::Imds::new(url)?;
     imds.read_all(&["instance-id"])
         .await?

@@ -1,5 +1,6 @@
-//! `swarm-agent serve`, on every node: `/metrics` + `/status` on one port and
-//! the termination watcher (lifecycle.rs). On managers it also answers the
+//! `swarm-agent serve`, on every node: `/metrics` + `/status` on one port,
+//! the termination watcher (lifecycle.rs) and, on a booting node of an Auto
+//! Scaling group, the launch gate (readiness.rs). On managers it also answers the
 //! agent API; and on the raft leader only (one actor, so one join triggers
 //! one rebalance) it republishes tokens and managers to the store, removes
 //! long-Down nodes, rebalances and autoscales opted-in services' replicas
@@ -462,6 +463,20 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
         }
         .run(),
     );
+
+    if args.lifecycle.imds.enabled() && args.lifecycle.launch_hook.is_some() {
+        tokio::spawn(
+            crate::readiness::LaunchGate {
+                engine: engine.clone(),
+                args: args.lifecycle.clone(),
+                cluster: args.cluster.clone(),
+                metrics: metrics.clone(),
+                actions: actions.clone(),
+                dry_run,
+            }
+            .run(),
+        );
+    }
 
     if args.lifecycle.imds.enabled() && args.lifecycle.asg_name.is_some() {
         tokio::spawn(crate::node_health::watch(

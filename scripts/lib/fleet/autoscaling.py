@@ -4,8 +4,10 @@ CloudFormation's wait condition handle.
 Answers RecordLifecycleActionHeartbeat, CompleteLifecycleAction and
 SetInstanceHealth (AWS Query protocol, as the SDK sends them) and appends
 each call as one JSON line to CALLS_FILE, for the test to check (and, for
-SetInstanceHealth, to act on as the group would). Any other action is
-refused. A PUT to /wait/NAME is a wait condition signal (what the founding
+SetInstanceHealth and a launch hook's completion, to act on as the group
+would). As the group does, it refuses a second CompleteLifecycleAction for
+the same instance and hook: that action is no longer pending (an agent
+restarted after its node went in service). Any other action is refused. A PUT to /wait/NAME is a wait condition signal (what the founding
 manager's user data sends to the handle's presigned URL): recorded as
 {"Action": "WaitConditionSignal", "Handle": NAME, "Signal": {...}}.
 
@@ -20,6 +22,7 @@ from urllib.parse import parse_qs
 HOST, PORT, CALLS = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 KNOWN = {"RecordLifecycleActionHeartbeat", "CompleteLifecycleAction", "SetInstanceHealth"}
 NS = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
+COMPLETED = set()  # (instance, hook) whose action is no longer pending
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -39,6 +42,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(400, f'<ErrorResponse xmlns="{NS}"><Error><Type>Sender</Type>'
                                    f"<Code>InvalidAction</Code><Message>{action} is not stubbed</Message>"
                                    "</Error><RequestId>stub</RequestId></ErrorResponse>")
+        if action == "CompleteLifecycleAction":
+            key = (params.get("InstanceId"), params.get("LifecycleHookName"))
+            if key in COMPLETED:
+                return self.reply(400, f'<ErrorResponse xmlns="{NS}"><Error><Type>Sender</Type>'
+                                       "<Code>ValidationError</Code><Message>No active Lifecycle Action found "
+                                       f"with instance ID {key[0]}</Message></Error>"
+                                       "<RequestId>stub</RequestId></ErrorResponse>")
+            COMPLETED.add(key)
         params["at"] = time.time()
         with open(CALLS, "a") as f:
             f.write(json.dumps(params) + "\n")
