@@ -69,7 +69,11 @@ pub fn judge(node: &NodeView, tasks: &[WantedTask]) -> Readiness {
         waiting_for.push("raft to reach this manager".into());
     }
     for t in tasks.iter().filter(|t| t.state != "running") {
-        let why = t.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+        let why = t
+            .error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
         waiting_for.push(format!("{} is {}{why}", t.service, t.state));
     }
     Readiness {

@@ -254,6 +254,7 @@ async fn worker_life_join_label_rebalance_status_leave_and_removal() {
     let worker_id = joins_at_boot_with_its_labels(&env, &manager).await;
     acts_on_itself_only(&env, &manager, &worker_id).await;
     a_reboot_repeats_nothing(&env, &manager, &worker_id).await;
+    readiness_follows_its_tasks(&env, &worker_id).await;
 
     // The reconciler sees the new node and rebalances the opted-in service onto it.
     wait_for(
@@ -360,6 +361,68 @@ async fn acts_on_itself_only(env: &common::Fresh, manager: &Engine, worker_id: &
     assert!(pinned.contains("refused"), "{pinned}");
     let labels = NodeView::from(&manager.node(worker_id).await.unwrap()).labels;
     assert_eq!(labels.get("bookstore.mysql"), None);
+}
+
+/// What a booting worker's launch gate asks a manager's agent: ready once
+/// joined, not while a task the swarm wants on it cannot start (its image
+/// cannot be pulled), ready again once that task is gone.
+async fn readiness_follows_its_tasks(env: &common::Fresh, worker_id: &str) {
+    let url = format!("http://{}/v1/nodes/{worker_id}/ready", env.api);
+    let bearer = format!("Bearer {}", secret_value(env));
+    let look = || {
+        let (status, body) = env.http_get_as(On::Worker, &url, &bearer);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let ready = |want: bool| {
+        let look = &look;
+        move || async move {
+            let seen = look();
+            (seen["ready"] == want).then_some(seen)
+        }
+    };
+    wait_for(
+        "the joined worker ready",
+        Duration::from_secs(60),
+        ready(true),
+    )
+    .await;
+    docker(
+        env,
+        On::Manager,
+        &[
+            "service",
+            "create",
+            "--detach",
+            "--quiet",
+            "--mode",
+            "global",
+            "--name",
+            "on-every-worker",
+            "--constraint",
+            "node.role==worker",
+            "swarm-agent-test/never-published:1",
+        ],
+    );
+    let waiting = wait_for(
+        "the worker not ready while its task cannot start",
+        Duration::from_secs(60),
+        ready(false),
+    )
+    .await;
+    assert!(
+        waiting["waiting_for"]
+            .to_string()
+            .contains("on-every-worker is "),
+        "{waiting}"
+    );
+    docker(env, On::Manager, &["service", "rm", "on-every-worker"]);
+    wait_for(
+        "the worker ready again without that task",
+        Duration::from_secs(60),
+        ready(true),
+    )
+    .await;
 }
 
 /// A reboot runs join again: nothing is repeated.
