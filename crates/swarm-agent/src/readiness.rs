@@ -56,7 +56,7 @@ pub struct WantedTask {
     pub error: Option<String>,
 }
 
-/// Whether `node`, running `tasks` (those with desired state running), is ready.
+/// Whether `node`, with the tasks the swarm wants on it, is ready.
 pub fn judge(node: &NodeView, tasks: &[WantedTask]) -> Readiness {
     let mut waiting_for = Vec::new();
     if !node.is_ready() {
@@ -82,7 +82,8 @@ pub fn judge(node: &NodeView, tasks: &[WantedTask]) -> Readiness {
     }
 }
 
-/// Readiness of node `id`, read from a manager's engine.
+/// Readiness of node `id`, read from a manager's engine: its tasks wanted
+/// running (or about to be, after a restart delay).
 pub async fn of_node(engine: &Engine, id: &str) -> Result<Readiness> {
     let node = NodeView::from(&engine.node(id).await?);
     let names: HashMap<String, String> = engine
@@ -95,7 +96,9 @@ pub async fn of_node(engine: &Engine, id: &str) -> Result<Readiness> {
         .tasks_on_node(id)
         .await?
         .into_iter()
-        .filter(|t| t.desired_state == Some(TaskState::RUNNING))
+        // A task restarting after a failure waits out its restart delay with
+        // desired state `ready`: it is still wanted here.
+        .filter(|t| matches!(t.desired_state, Some(TaskState::RUNNING | TaskState::READY)))
         .map(|t| {
             let status = t.status.unwrap_or_default();
             let service = t.service_id.unwrap_or_default();

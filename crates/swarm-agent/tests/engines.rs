@@ -246,7 +246,7 @@ async fn worker_life_join_label_rebalance_status_leave_and_removal() {
         .await;
     let manager = env.engine(On::Manager).await;
     let manager_id = manager.local_swarm().await.unwrap().node_id.unwrap();
-    wait_for("web on the manager", Duration::from_secs(60), || async {
+    wait_for("web on the manager", Duration::from_secs(120), || async {
         (running_nodes(&env, &web).await.len() == 2).then_some(())
     })
     .await;
