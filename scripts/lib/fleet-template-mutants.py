@@ -52,6 +52,12 @@ muts = [
  ("container logs kept on the node", '"log-driver": "awslogs"', '"log-driver": "json-file"'),
  ("log group without retention", "      RetentionInDays: !Ref LogRetentionDays\n", ""),
  ("nodes may not write the log group", "log-group:${AWS::StackName}/containers:*", "log-group:${AWS::StackName}/other:*"),
+ ("backups deleted with the stack", "    DeletionPolicy: Retain\n    UpdateReplacePolicy: Retain\n", ""),
+ ("backup bucket open to public policies", "        RestrictPublicBuckets: true", "        RestrictPublicBuckets: false"),
+ ("backup bucket without versioning", "VersioningConfiguration: {Status: Enabled}", "VersioningConfiguration: {Status: Suspended}"),
+ ("backup role may delete dumps", "Action: [s3:PutObject, s3:GetObject]", "Action: [s3:PutObject, s3:GetObject, s3:DeleteObject]"),
+ ("managers may assume any role", "role/${AWS::StackName}-backup/*", "role/*"),
+ ("managers' agents not told the backup role", " --set 'SWARM_AGENT_BACKUP_ROLE_ARN=${BackupRole.Arn}'", ""),
 ]
 bad = []
 with tempfile.TemporaryDirectory() as tmp:

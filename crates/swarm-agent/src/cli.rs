@@ -315,6 +315,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub registry_auth: RegistryAuthArgs,
 
+    #[command(flatten)]
+    pub backup_credentials: BackupCredentialsArgs,
+
     /// Remove the images no container uses this often (0s: never), on every node.
     #[arg(long, env = "SWARM_AGENT_IMAGE_PRUNE_INTERVAL", default_value = "6h", value_parser = humantime::parse_duration)]
     pub image_prune_interval: Duration,
@@ -323,6 +326,28 @@ pub struct ServeArgs {
     /// for a rollback without a pull).
     #[arg(long, env = "SWARM_AGENT_IMAGE_PRUNE_AGE", default_value = "24h", value_parser = humantime::parse_duration)]
     pub image_prune_age: Duration,
+}
+
+/// Short-lived credentials of the backup role for the backup service's
+/// containers on this node (credentials_relay.rs).
+#[derive(Debug, Clone, Args)]
+pub struct BackupCredentialsArgs {
+    /// The role the backup job's credentials come from (the template's
+    /// BackupRole); unset: this node relays no credentials.
+    #[arg(long, env = "SWARM_AGENT_BACKUP_ROLE_ARN")]
+    pub backup_role_arn: Option<String>,
+
+    /// The only swarm service whose containers get them.
+    #[arg(
+        long,
+        env = "SWARM_AGENT_BACKUP_SERVICE",
+        default_value = "bookstore_backup"
+    )]
+    pub backup_service: String,
+
+    /// Custom STS endpoint URL (tests, VPC endpoints).
+    #[arg(long, env = "SWARM_AGENT_STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
 }
 
 /// The leader keeps the registry auth stored in services on ECR fresh

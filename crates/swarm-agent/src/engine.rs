@@ -463,6 +463,54 @@ impl Engine {
             .unwrap_or_default())
     }
 
+    /// The swarm service of the running container on this engine that holds
+    /// address `ip` (None: no such container, or not a swarm task). A swarm
+    /// task reaches its own node through `docker_gwbridge`, whose endpoints
+    /// `docker inspect` of the container does not list, so that network is
+    /// asked first; then every container's own networks (a plain bridge).
+    /// The label is the engine's, not the container's to set.
+    pub async fn service_of_container_at(&self, ip: std::net::IpAddr) -> Result<Option<String>> {
+        let wanted = ip.to_string();
+        let holds = |address: &serde_json::Value| {
+            address
+                .as_str()
+                .is_some_and(|a| a.split('/').next() == Some(wanted.as_str()))
+        };
+        let gwbridge = self
+            .raw_get("network inspect", "/networks/docker_gwbridge")
+            .await;
+        if let Ok(net) = gwbridge
+            && let Some(id) = net["Containers"]
+                .as_object()
+                .and_then(|cs| cs.iter().find(|(_, c)| holds(&c["IPv4Address"])))
+                .map(|(id, _)| id.clone())
+        {
+            let container = self
+                .raw_get("container inspect", &format!("/containers/{id}/json"))
+                .await?;
+            return Ok(
+                container["Config"]["Labels"]["com.docker.swarm.service.name"]
+                    .as_str()
+                    .map(String::from),
+            );
+        }
+        let listed = self.raw_get("container ls", "/containers/json").await?;
+        let holder = listed.as_array().into_iter().flatten().find(|c| {
+            c["NetworkSettings"]["Networks"]
+                .as_object()
+                .is_some_and(|nets| nets.values().any(|n| holds(&n["IPAddress"])))
+        });
+        Ok(holder
+            .and_then(|c| c["Labels"]["com.docker.swarm.service.name"].as_str())
+            .map(String::from))
+    }
+
+    async fn raw_get(&self, call: &'static str, path: &str) -> Result<serde_json::Value> {
+        raw::get_json(&self.endpoint, &self.api_path(path))
+            .await
+            .map_err(|message| Error::EngineRaw { call, message })
+    }
+
     /// One stats answer with two readings (`precpu_stats` is the earlier):
     /// the engine waits for its next collection, about a second.
     pub async fn container_stats(&self, id: &str) -> Result<serde_json::Value> {

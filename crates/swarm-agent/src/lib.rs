@@ -11,6 +11,7 @@ pub mod aws;
 pub mod backoff;
 pub mod cli;
 pub mod cpu;
+pub mod credentials_relay;
 pub mod decide;
 pub mod drain;
 pub mod engine;

@@ -307,7 +307,7 @@ pub(crate) mod hook {
                 .send()
                 .await
                 .map_err(|e| self.fail("CompleteLifecycleAction", e))?;
-            info!(instance = %self.instance, group = %self.group, "completed the lifecycle action (CONTINUE): the group may terminate this instance");
+            info!(instance = %self.instance, group = %self.group, hook = %self.name, "completed the lifecycle action (CONTINUE): the group goes on with this instance's launch or termination");
             Ok(())
         }
     }

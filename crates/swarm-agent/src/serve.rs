@@ -433,9 +433,17 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
             .map_err(|e| Error::Config(format!("http client: {e}")))?,
     });
     tokio::spawn(serve_http(metrics_listener, observe_router(observe)));
+    let relay = crate::credentials_relay::RelayState::new(
+        engine.clone(),
+        &args.backup_credentials,
+        args.cluster.store.aws_region.as_deref(),
+        metrics.clone(),
+    )
+    .await?;
     let api_app = api::router(api_state.clone())
         .merge(cpu::router(api_state.clone()))
-        .merge(fleet::router(api_state.clone()));
+        .merge(fleet::router(api_state.clone()))
+        .merge(crate::credentials_relay::router(Arc::new(relay)));
     tokio::spawn(serve_api(api_listener, api_app));
     if args.lifecycle.imds.enabled() {
         tokio::spawn(
@@ -527,7 +535,7 @@ fn hostname_of(report: &Report, id: &str) -> String {
         .map_or_else(|| id.to_string(), |n| n.hostname.clone())
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "this node".into())
