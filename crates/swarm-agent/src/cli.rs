@@ -399,8 +399,8 @@ pub struct LifecycleArgs {
     pub lifecycle_hook: Option<String>,
 
     /// Name of the group's `autoscaling:EC2_INSTANCE_LAUNCHING` lifecycle hook,
-    /// completed once this node is ready (joined, and every task the swarm
-    /// wants on it running): the group puts it in service only then.
+    /// completed once this node is ready (joined, and every global service's
+    /// task the swarm wants on it running): the group puts it in service only then.
     #[arg(long, env = "SWARM_AGENT_LAUNCH_HOOK")]
     pub launch_hook: Option<String>,
 

@@ -7,12 +7,16 @@
 //! node that can serve, not for one that has merely booted.
 //!
 //! Ready means: the swarm sees the node `ready` and `active` (a manager: raft
-//! reaches it too), and every task the swarm wants running on it runs (the
-//! proxy, which every node runs as a global service, among them). A node
-//! whose image pulls fail (stale registry credentials) is therefore never
-//! ready: the hook times out with `ABANDON` and the group launches another.
-//! Before the first `stack deploy` no task is wanted anywhere, so a node is
-//! ready once it has joined.
+//! reaches it too), and every task of a global service the swarm wants on it
+//! runs (the proxy, which every node must run to serve). A node whose image
+//! pulls fail (stale registry credentials) is therefore never ready: the hook
+//! times out with `ABANDON` and the group launches another. Tasks of
+//! replicated services are not waited for: their health is the shop's (a
+//! storefront replica cannot turn healthy while MySQL is away), and the
+//! scheduler can run them elsewhere; judging a node by them would have the
+//! group replace good nodes when the shop is down. Before the first
+//! `stack deploy` no task is wanted anywhere, so a node is ready once it has
+//! joined.
 //!
 //! Only managers can read tasks: a worker asks a manager's agent
 //! (`GET /v1/nodes/{id}/ready`, about itself only, see api.rs).
@@ -82,15 +86,19 @@ pub fn judge(node: &NodeView, tasks: &[WantedTask]) -> Readiness {
     }
 }
 
-/// Readiness of node `id`, read from a manager's engine: its tasks wanted
-/// running (or about to be, after a restart delay).
+/// Readiness of node `id`, read from a manager's engine: the tasks of global
+/// services wanted running there (or about to be, after a restart delay).
 pub async fn of_node(engine: &Engine, id: &str) -> Result<Readiness> {
     let node = NodeView::from(&engine.node(id).await?);
-    let names: HashMap<String, String> = engine
+    let global: HashMap<String, String> = engine
         .services()
         .await?
         .into_iter()
-        .filter_map(|s| Some((s.id?, s.spec?.name?)))
+        .filter_map(|s| {
+            let spec = s.spec?;
+            spec.mode.as_ref()?.global.as_ref()?;
+            Some((s.id?, spec.name?))
+        })
         .collect();
     let tasks: Vec<WantedTask> = engine
         .tasks_on_node(id)
@@ -99,14 +107,14 @@ pub async fn of_node(engine: &Engine, id: &str) -> Result<Readiness> {
         // A task restarting after a failure waits out its restart delay with
         // desired state `ready`: it is still wanted here.
         .filter(|t| matches!(t.desired_state, Some(TaskState::RUNNING | TaskState::READY)))
-        .map(|t| {
+        .filter_map(|t| {
+            let service = global.get(t.service_id.as_deref()?)?.clone();
             let status = t.status.unwrap_or_default();
-            let service = t.service_id.unwrap_or_default();
-            WantedTask {
-                service: names.get(&service).cloned().unwrap_or(service),
+            Some(WantedTask {
+                service,
                 state: status.state.map(|s| s.to_string()).unwrap_or_default(),
                 error: status.err.filter(|e| !e.is_empty()),
-            }
+            })
         })
         .collect();
     Ok(judge(&node, &tasks))
