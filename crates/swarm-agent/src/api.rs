@@ -450,6 +450,19 @@ pub async fn managers(given: &[String], store: Option<&TokenStore>) -> Result<Ve
         .collect())
 }
 
+/// A client for the managers' agents from this node's cluster flags: the
+/// token store opened when one is given (a store that cannot be read is an
+/// error); None when neither URLs nor a secret can be found.
+pub async fn cluster_client(
+    cluster: &crate::cli::ClusterArgs,
+) -> Result<Option<AgentClient>, Error> {
+    let store = match cluster.store.token_store {
+        Some(_) => Some(TokenStore::open(&cluster.store).await?),
+        None => None,
+    };
+    discover_client(store.as_ref(), &cluster.secret, &cluster.managers).await
+}
+
 /// A client for the managers' agents from what this node was told or can read
 /// from the store; None when neither URLs nor a secret can be found.
 pub async fn discover_client(

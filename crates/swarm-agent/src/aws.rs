@@ -10,6 +10,17 @@ pub async fn sdk_config(region: Option<&str>) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// An STS client in `region`, at `endpoint` when given (a test's stand-in):
+/// the backup role the agent relays (credentials_relay.rs).
+pub async fn sts_client(region: Option<&str>, endpoint: Option<&str>) -> aws_sdk_sts::Client {
+    let shared = sdk_config(region).await;
+    let mut conf = aws_sdk_sts::config::Builder::from(&shared);
+    if let Some(url) = endpoint {
+        conf = conf.endpoint_url(url);
+    }
+    aws_sdk_sts::Client::from_conf(conf.build())
+}
+
 /// An Auto Scaling client in `region`, at `endpoint` when given (a test's
 /// stand-in): the lifecycle hook and the node's health report share it.
 pub async fn autoscaling_client(

@@ -149,13 +149,8 @@ mod role {
 
     impl Role {
         pub async fn new(arn: &str, region: Option<&str>, endpoint: Option<&str>) -> Result<Role> {
-            let shared = crate::aws::sdk_config(region).await;
-            let mut conf = aws_sdk_sts::config::Builder::from(&shared);
-            if let Some(url) = endpoint {
-                conf = conf.endpoint_url(url);
-            }
             Ok(Role {
-                client: aws_sdk_sts::Client::from_conf(conf.build()),
+                client: crate::aws::sts_client(region, endpoint).await,
                 arn: arn.into(),
             })
         }

@@ -15,7 +15,6 @@ use crate::drain::{self, DrainProgress};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::NodeView;
-use crate::token_store::TokenStore;
 
 pub async fn run(engine: &Engine, args: &LeaveArgs, dry_run: bool) -> Result<()> {
     let local = engine.local_swarm().await?;
@@ -78,12 +77,7 @@ pub async fn run(engine: &Engine, args: &LeaveArgs, dry_run: bool) -> Result<()>
 /// The managers' agents, from the flags or the token store; a store that
 /// cannot be read is an error (leaving undrained would drop requests).
 async fn agent_client(args: &LeaveArgs) -> Result<Option<AgentClient>> {
-    let cluster = &args.cluster;
-    let store = match cluster.store.token_store {
-        Some(_) => Some(TokenStore::open(&cluster.store).await?),
-        None => None,
-    };
-    api::discover_client(store.as_ref(), &cluster.secret, &cluster.managers).await
+    api::cluster_client(&args.cluster).await
 }
 
 async fn leave_as_worker(

@@ -266,11 +266,7 @@ impl LaunchGate {
     }
 
     async fn agent_client(&self) -> Result<AgentClient> {
-        let store = match self.cluster.store.token_store {
-            Some(_) => Some(crate::token_store::TokenStore::open(&self.cluster.store).await?),
-            None => None,
-        };
-        crate::api::discover_client(store.as_ref(), &self.cluster.secret, &self.cluster.managers)
+        crate::api::cluster_client(&self.cluster)
             .await?
             .ok_or_else(|| {
                 Error::Config("no managers' agent to ask (no agent URL or API secret)".into())
