@@ -10,8 +10,8 @@
 # docker group (deploys go through SSH), initialises the swarm and publishes
 # what other nodes read (join tokens, manager addresses, cluster id, the
 # agents' API secret: swarm-agent init), starts the agent's units here,
-# labels this node for MySQL and Redis, creates the stack's five secrets with
-# random passwords (only those missing), and prints the deploy command.
+# labels the data node for MySQL and Redis, creates the stack's five secrets
+# with random passwords (only those missing), and prints the deploy command.
 # Only one manager founds a swarm: init claims the token store's `founder`
 # entry first, and refuses (exit 4) when another manager holds it.
 # Options: --join-if-founded (the managers' user data): when another manager
@@ -19,6 +19,12 @@
 #          --advertise-addr ADDR (default: the engine's choice)
 #          --set SWARM_AGENT_KEY=VALUE (extra agent settings, e.g. endpoints)
 #          --storefront-image IMAGE (only shown in the printed deploy command)
+#          --data-volume VOL-ID: the shop's EBS data volume. A manager in its zone
+#            that finds it free attaches it, formats it if blank, mounts it at
+#            /var/lib/bookstore-data and becomes the data node (the
+#            bookstore.mysql label moves to it). Without it, the founder is the
+#            data node and the data stays on its root disk.
+#          --ec2-endpoint URL (tests, VPC endpoints)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -28,6 +34,8 @@ AGENT_IMAGE=
 STOREFRONT_IMAGE=
 ADVERTISE=
 JOIN_IF_FOUNDED=false
+DATA_VOLUME=
+EC2_ENDPOINT=
 EXTRA=()
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -38,6 +46,8 @@ while [ $# -gt 0 ]; do
     --storefront-image) STOREFRONT_IMAGE=$2; shift 2 ;;
     --advertise-addr) ADVERTISE=$2; shift 2 ;;
     --set) EXTRA+=("$2"); shift 2 ;;
+    --data-volume) DATA_VOLUME=$2; shift 2 ;;
+    --ec2-endpoint) EC2_ENDPOINT=$2; shift 2 ;;
     --join-if-founded) JOIN_IF_FOUNDED=true; shift ;;
     -h|--help) usage ;;
     *) echo "unknown argument: $1" >&2; usage 2 ;;
@@ -87,6 +97,89 @@ if id admin >/dev/null 2>&1 && getent group docker >/dev/null; then
   log "added admin to the docker group (DOCKER_HOST=ssh://admin@THIS-MANAGER works)"
 fi
 
+# The shop's data volume (EBS): it outlives any instance, and only an
+# instance in its zone can attach it. Returns 1 when it is not this node's.
+DATA_DIR=/var/lib/bookstore-data
+imds() {
+  curl -fsS -H "X-aws-ec2-metadata-token: $(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' \
+    http://169.254.169.254/latest/api/token)" "http://169.254.169.254/latest/meta-data/$1"
+}
+ec2() { aws ec2 --region "$REGION" ${EC2_ENDPOINT:+--endpoint-url "$EC2_ENDPOINT"} --output text "$@"; }
+attach_data_volume() {
+  local instance zone state vol_zone holder holder_state
+  instance=$(imds instance-id) && zone=$(imds placement/availability-zone) || return 1
+  # A replaced data node may still be shutting down, its volume not yet
+  # detached: wait for EBS (5 min at most), never take it from a live one.
+  for _ in $(seq 1 60); do
+    read -r state vol_zone holder < <(ec2 describe-volumes --volume-ids "$DATA_VOLUME" \
+      --query 'Volumes[0].[State,AvailabilityZone,Attachments[0].InstanceId]') || return 1
+    [ "$vol_zone" = "$zone" ] || { log "data volume $DATA_VOLUME is in $vol_zone, not $zone"; return 1; }
+    if [ "$state" = available ]; then
+      ec2 attach-volume --volume-id "$DATA_VOLUME" --instance-id "$instance" --device /dev/xvdf >/dev/null ||
+        { log "could not attach $DATA_VOLUME (another manager was first?)"; return 1; }
+      return 0
+    fi
+    [ "$holder" != "$instance" ] || return 0
+    holder_state=$(ec2 describe-instances --instance-ids "$holder" --query 'Reservations[0].Instances[0].State.Name')
+    case $holder_state in
+      shutting-down | terminated) log "data volume $DATA_VOLUME: $holder is $holder_state, waiting for EBS to detach it" ;;
+      *) log "data volume $DATA_VOLUME is attached to $holder ($holder_state)"; return 1 ;;
+    esac
+    sleep 5
+  done
+  return 1
+}
+
+# Nitro names the device after the volume; Xen gives the requested name.
+data_device() {
+  local by_id=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${DATA_VOLUME/-/}
+  for _ in $(seq 1 90); do
+    if [ -b "$by_id" ]; then echo "$by_id"; return; fi
+    if [ -b /dev/xvdf ]; then echo /dev/xvdf; return; fi
+    sleep 2
+  done
+  echo "bootstrap-manager: $DATA_VOLUME attached, no device after 180 s" >&2
+  return 1
+}
+
+mount_data_volume() {
+  local dev status=0
+  dev=$(data_device)
+  # Formatted only when blkid finds no filesystem at all (exit 2), never over data.
+  blkid "$dev" >/dev/null || status=$?
+  case $status in
+    0) ;;
+    2) mkfs.ext4 -q -L bookstore-data "$dev" ;;
+    *) echo "bootstrap-manager: blkid $dev failed ($status)" >&2; exit 1 ;;
+  esac
+  mkdir -p "$DATA_DIR"
+  mountpoint -q "$DATA_DIR" || mount -o noatime "$dev" "$DATA_DIR"
+  grep -q " $DATA_DIR " /etc/fstab || echo "LABEL=bookstore-data $DATA_DIR ext4 noatime,nofail 0 2" >>/etc/fstab
+  # Only on the volume: on a root disk where it is not mounted, the stack's
+  # bind mounts fail (MySQL never starts empty beside its real data).
+  mkdir -p "$DATA_DIR/mysql" "$DATA_DIR/redis"
+  log "data volume $DATA_VOLUME mounted at $DATA_DIR: this is the data node"
+}
+
+# The data node carries the label that places MySQL and Redis; one node only.
+label_data_node() {
+  local self other
+  self=$(docker info --format '{{.Swarm.NodeID}}')
+  docker node update --label-add bookstore.mysql=true "$self" >/dev/null
+  for other in $(docker node ls -q --filter node.label=bookstore.mysql=true); do
+    [ "$other" = "$self" ] || docker node update --label-rm bookstore.mysql "$other" >/dev/null || true
+  done
+  log "labelled this node bookstore.mysql=true: MySQL's and Redis's data live here"
+}
+
+data_node=false
+if [ -z "$DATA_VOLUME" ]; then
+  data_node=founder
+elif attach_data_volume; then
+  mount_data_volume
+  data_node=true
+fi
+
 # The same settings the other managers get from their user data.
 mkdir -p /etc/swarm-agent
 printf '%s\n' "$AGENT_IMAGE" >/etc/swarm-agent/agent-image
@@ -132,14 +225,14 @@ if ! systemctl enable --now swarm-agent.service; then
   exit 1
 fi
 systemctl enable --now swarm-agent-serve.service
+case $data_node in
+  true) label_data_node ;;
+  founder) ! $founded_here || label_data_node ;;
+esac
 if ! $founded_here; then
-  log "done: this manager joined the swarm; the founder labelled the data node and made the secrets"
+  log "done: this manager joined the swarm; the founder made the secrets"
   exit 4
 fi
-
-node=$(docker info --format '{{.Swarm.NodeID}}')
-docker node update --label-add bookstore.mysql=true "$node" >/dev/null
-log "labelled this node bookstore.mysql=true: MySQL's and Redis's volumes live here"
 
 random() { head -c 24 /dev/urandom | base64 | tr -d '/+='; }
 secret_exists() { docker secret inspect "$1" >/dev/null 2>&1; }

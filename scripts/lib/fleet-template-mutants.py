@@ -58,6 +58,12 @@ muts = [
  ("backup role may delete dumps", "Action: [s3:PutObject, s3:GetObject]", "Action: [s3:PutObject, s3:GetObject, s3:DeleteObject]"),
  ("managers may assume any role", "role/${AWS::StackName}-backup/*", "role/*"),
  ("managers' agents not told the backup role", " --set 'SWARM_AGENT_BACKUP_ROLE_ARN=${BackupRole.Arn}'", ""),
+ ("data volume deleted with the stack", "    DeletionPolicy: Snapshot\n    UpdateReplacePolicy: Snapshot\n    Properties:\n      AvailabilityZone", "    DeletionPolicy: Delete\n    UpdateReplacePolicy: Snapshot\n    Properties:\n      AvailabilityZone"),
+ ("data volume unencrypted", "      VolumeType: gp3\n      Encrypted: true", "      VolumeType: gp3\n      Encrypted: false"),
+ ("data volume in SubnetB's zone", "      AvailabilityZone: !Ref SubnetAZone", "      AvailabilityZone: us-east-1b"),
+ ("snapshots target another tag", "        TargetTags:\n          - {Key: bookstore:data,", "        TargetTags:\n          - {Key: bookstore:other,"),
+ ("managers may attach any volume", ":volume/${DataVolume}", ":volume/*"),
+ ("managers' bootstrap not told the data volume", " --data-volume '${DataVolume}'", ""),
 ]
 bad = []
 with tempfile.TemporaryDirectory() as tmp:

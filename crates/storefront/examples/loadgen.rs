@@ -275,6 +275,10 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
         .build()?;
     let targets = Targets::new(&args);
     let per_target: Arc<PerTarget> = Arc::default();
+    // How each request was answered: its status code, or "no answer" (a
+    // refused or cut connection, a timeout), so a test can tell a friendly
+    // 503 from a 500.
+    let answers: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>> = Arc::default();
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     // The first error explains the others.
@@ -292,11 +296,12 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
     };
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.connections {
-        let (args, client, targets, per_target) = (
+        let (args, client, targets, per_target, answers) = (
             args.clone(),
             client.clone(),
             targets.clone(),
             per_target.clone(),
+            answers.clone(),
         );
         let (ok, failed, first_error) = (ok.clone(), failed.clone(), first_error.clone());
         workers.spawn(async move {
@@ -310,7 +315,12 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
-                let error = match client.get(&url).send().await {
+                let answer = client.get(&url).send().await;
+                let answered_as = answer
+                    .as_ref()
+                    .map_or("no answer".to_string(), |r| r.status().as_u16().to_string());
+                *answers.lock().unwrap().entry(answered_as).or_default() += 1;
+                let error = match answer {
                     // The whole page, read: a response dropped unread also
                     // closes its connection, so --keep-alive needs it.
                     Ok(r) if r.status() == reqwest::StatusCode::OK => {
@@ -345,6 +355,7 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
         "seconds": two_places(started.elapsed().as_secs_f64()),
         "first_error": first_error.lock().unwrap().as_str(),
         "targets": *per_target.lock().unwrap(),
+        "answers": *answers.lock().unwrap(),
     });
     println!("{report}");
     Ok(())
