@@ -115,16 +115,17 @@ attach_data_volume() {
       --query 'Volumes[0].[State,AvailabilityZone,Attachments[0].InstanceId]') || return 1
     [ "$vol_zone" = "$zone" ] || { log "data volume $DATA_VOLUME is in $vol_zone, not $zone"; return 1; }
     if [ "$state" = available ]; then
-      ec2 attach-volume --volume-id "$DATA_VOLUME" --instance-id "$instance" --device /dev/xvdf >/dev/null ||
-        { log "could not attach $DATA_VOLUME (another manager was first?)"; return 1; }
+      # Refused when another manager was first: the next look says who.
+      ec2 attach-volume --volume-id "$DATA_VOLUME" --instance-id "$instance" --device /dev/xvdf >/dev/null && return 0
+    elif [ "$holder" = "$instance" ]; then
       return 0
+    else
+      holder_state=$(ec2 describe-instances --instance-ids "$holder" --query 'Reservations[0].Instances[0].State.Name')
+      case $holder_state in
+        shutting-down | terminated) log "data volume $DATA_VOLUME: $holder is $holder_state, waiting for EBS to detach it" ;;
+        *) log "data volume $DATA_VOLUME is attached to $holder ($holder_state)"; return 1 ;;
+      esac
     fi
-    [ "$holder" != "$instance" ] || return 0
-    holder_state=$(ec2 describe-instances --instance-ids "$holder" --query 'Reservations[0].Instances[0].State.Name')
-    case $holder_state in
-      shutting-down | terminated) log "data volume $DATA_VOLUME: $holder is $holder_state, waiting for EBS to detach it" ;;
-      *) log "data volume $DATA_VOLUME is attached to $holder ($holder_state)"; return 1 ;;
-    esac
     sleep 5
   done
   return 1

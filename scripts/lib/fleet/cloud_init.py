@@ -58,9 +58,11 @@ def runcmd(commands):
         log(f"runcmd {number}: {' '.join(argv)}")
         with open(LOG, "a") as out:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for line in proc.stdout:
+            for line in proc.stdout:  # as it comes, as cloud-init's log does
                 sys.stdout.write(line)
+                sys.stdout.flush()
                 out.write(line)
+                out.flush()
         if proc.wait() != 0:
             log(f"runcmd {number} failed with exit code {proc.returncode}")
             sys.exit(1)

@@ -6,10 +6,9 @@ and instances the test creates, with EBS's rules where the fleet depends on
 them: a volume attaches only to a running instance of its own zone
 (InvalidVolume.ZoneMismatch), only while no instance holds it (VolumeInUse),
 and when its instance is terminated it is detached and available again with
-every byte it held; the instance's root disk is gone, this disk is not. A
-terminated instance is `shutting-down`, still holding its volumes, for the
-seconds the test says (the group may launch the replacement meanwhile),
-then `terminated`.
+every byte it held; the instance's root disk is gone, this disk is not. An
+instance can be `shutting-down` first, still holding its volumes, for as
+long as the test says (the group may launch the replacement meanwhile).
 
 Each volume is a file holding a block device's bytes, blank when created (as
 a new EBS volume is). Attaching it makes it a loop device and, a moment
@@ -24,7 +23,8 @@ holds the file (a filesystem still mounted somewhere is still "detaching").
 Control API (for the test only):
     PUT  /volumes/<id>              {"zone", "size_mb"}: a blank volume (the template's DataVolume)
     PUT  /instances/<id>            {"zone", "mount_ns_pid_file"}: a running instance
-    POST /instances/<id>/terminate  {"detach_after_s"}: shutting down, then gone: its volumes are detached
+    POST /instances/<id>/shutting-down   being terminated: it holds its volumes still
+    POST /instances/<id>/terminate       gone: its volumes are detached
     GET  /volumes                   every volume's state (JSON)
 """
 import json
@@ -139,13 +139,15 @@ def describe_instances(params):
             f"<groupSet/><instancesSet>{''.join(items)}</instancesSet></item></reservationSet>")
 
 
-def terminate(instance, detach_after):
-    """Shutting down, then terminated: EC2 detaches its volumes, which keep their data."""
+def shutting_down(instance):
     with LOCK:
         INSTANCES.setdefault(instance, {"zone": None, "mount_ns_pid_file": None})["state"] = "shutting-down"
-    time.sleep(detach_after)
+
+
+def terminate(instance):
+    """EC2 detaches a terminated instance's volumes, which keep their data."""
     with LOCK:
-        INSTANCES[instance]["state"] = "terminated"
+        INSTANCES.setdefault(instance, {"zone": None, "mount_ns_pid_file": None})["state"] = "terminated"
         for volume in VOLUMES.values():
             if volume["instance"] == instance:
                 for loop in loop_devices_of(volume["file"]):
@@ -171,10 +173,11 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
 
     def do_POST(self):
-        if self.path.startswith("/instances/") and self.path.endswith("/terminate"):
-            spec = json.loads(self.body() or "{}")
-            threading.Thread(target=terminate, args=(self.path.split("/")[2], spec.get("detach_after_s", 0)),
-                             daemon=True).start()
+        control = {"shutting-down": shutting_down, "terminate": terminate}
+        parts = self.path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "instances" and parts[2] in control:
+            self.body()
+            control[parts[2]](parts[1])
             return self.reply(200, "{}", "application/json")
         params = {k: v[0] for k, v in parse_qs(self.body()).items()}
         action = params.get("Action", "")
