@@ -11,7 +11,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy curl \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /usr/local/etc/haproxy
-COPY docker/proxy/haproxy.cfg /usr/local/etc/haproxy/haproxy.cfg
+COPY docker/proxy/haproxy.cfg docker/proxy/maintenance.http /usr/local/etc/haproxy/
 USER haproxy
 EXPOSE 8080
 # SIGUSR1: a soft stop. The listener closes and open connections finish.
