@@ -7,7 +7,10 @@
 //! the account it targets is, and attempts refused at the address do not eat
 //! into the owner's allowance. A successful login clears the account's count
 //! and gives its attempt back to the address, so many people behind one
-//! address who know their passwords are not held back. In the fleet the
+//! address who know their passwords are not held back. An attempt whose
+//! password was never checked (the hashing queue was full: a 503) is given
+//! back to both, so a flood of strangers' logins cannot use up a real user's
+//! attempts by making theirs fail for overload. In the fleet the
 //! counters are in Redis (one Lua script, atomic on the server), so every
 //! replica shares them; alone, they are in this process behind one lock.
 
@@ -57,6 +60,15 @@ end
 if hit(KEYS[1]) > tonumber(ARGV[2]) then return {1, redis.call('TTL', KEYS[1])} end
 if hit(KEYS[2]) > tonumber(ARGV[3]) then return {2, redis.call('TTL', KEYS[2])} end
 return {0, 0}
+";
+
+/// Gives the address and the account their attempt back (never below zero).
+const GIVE_BACK_SCRIPT: &str = r"
+for _, key in ipairs(KEYS) do
+  local n = tonumber(redis.call('GET', key) or '0')
+  if n > 0 then redis.call('DECR', key) end
+end
+return 0
 ";
 
 /// Gives the address its attempt back and forgets the account's count.
@@ -146,6 +158,32 @@ impl LoginLimiter {
                 with_redis(pool, |mut conn| async move {
                     redis::cmd("EVAL")
                         .arg(SUCCESS_SCRIPT)
+                        .arg(2)
+                        .arg(address_key)
+                        .arg(account_key)
+                        .query_async::<()>(&mut conn)
+                        .await
+                })
+                .await
+            }
+        }
+    }
+
+    /// The attempt was refused before its password was checked (overload):
+    /// it does not count against the address or the account.
+    pub async fn not_checked(&self, address: &str, account: &str) -> anyhow::Result<()> {
+        let [address_key, account_key] = Self::keys(address, account);
+        match &self.backend {
+            Backend::Memory(counters) => {
+                let mut counters = counters.lock().expect("rate-limit counters poisoned");
+                counters.give_back(&address_key);
+                counters.give_back(&account_key);
+                Ok(())
+            }
+            Backend::Redis(pool) => {
+                with_redis(pool, |mut conn| async move {
+                    redis::cmd("EVAL")
+                        .arg(GIVE_BACK_SCRIPT)
                         .arg(2)
                         .arg(address_key)
                         .arg(account_key)
@@ -261,6 +299,28 @@ mod tests {
         assert!(matches!(
             limiter.attempt("192.0.2.1", "ana").await.unwrap(),
             Verdict::AccountThrottled(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn attempts_refused_for_overload_do_not_count() {
+        let limiter = LoginLimiter::in_memory(&limits(3, 3));
+        for _ in 0..10 {
+            assert_eq!(
+                limiter.attempt("192.0.2.1", "ana").await.unwrap(),
+                Verdict::Allowed
+            );
+            limiter.not_checked("192.0.2.1", "ana").await.unwrap();
+        }
+        for _ in 0..3 {
+            assert_eq!(
+                limiter.attempt("192.0.2.1", "ana").await.unwrap(),
+                Verdict::Allowed
+            );
+        }
+        assert!(matches!(
+            limiter.attempt("192.0.2.1", "ana").await.unwrap(),
+            Verdict::AddressThrottled(_)
         ));
     }
 

@@ -126,7 +126,8 @@ const LOGIN_FAILED: &str = "login-failed";
 
 /// Every attempt is counted (per address, then per account) before its
 /// password is checked, and the password is checked only within the hashing
-/// budget: see `ratelimit` and `password::Hasher`.
+/// budget; an attempt the budget refuses (503) is given back: see
+/// `ratelimit` and `password::Hasher`.
 async fn login(
     State(app): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -153,8 +154,19 @@ async fn login(
     }
     let user = users::find_by_email(&app.db.pool, &email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = app.hasher.verify(hash, form.password.clone()).await;
-    match (verified.map_err(hash_failed)?, user) {
+    let verified = match app.hasher.verify(hash, form.password.clone()).await {
+        Err(HashError::Busy) => {
+            // Refused for overload, not judged: a flood must not spend this
+            // user's attempts.
+            app.login_limiter
+                .not_checked(&address, email.as_str())
+                .await
+                .map_err(unavailable)?;
+            return Err(hash_failed(HashError::Busy));
+        }
+        verified => verified.map_err(hash_failed)?,
+    };
+    match (verified, user) {
         (true, Some(user)) => {
             app.login_limiter
                 .succeeded(&address, email.as_str())

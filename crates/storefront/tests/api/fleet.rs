@@ -386,3 +386,38 @@ async fn cached_catalog_pages_follow_changes_after_redis_loses_its_data() {
     a.shopper("Buyer").await.on(&b).buy_ok(book, "3").await;
     shows_within_a_second(&a, "/book/catalog", &["4 available"]).await;
 }
+
+/// The Redis twin of the limiter gives an overloaded attempt back to both
+/// the address and the account, as the in-memory one does (its unit test).
+#[tokio::test]
+async fn login_attempts_refused_for_overload_do_not_count_in_redis() {
+    let Some(redis) = backends().1 else {
+        skip_because("the Redis limiter needs TEST_REDIS_URL (scripts/test sets it)");
+        return;
+    };
+    use storefront::ratelimit::{LoginLimiter, Verdict};
+    let pool = storefront::redis::redis_pool(&redis, 2).unwrap();
+    let limits = storefront::config::Limits {
+        login_per_address: 3,
+        login_per_account: 3,
+        ..storefront::config::Limits::default()
+    };
+    let limiter = LoginLimiter::in_redis(pool, &limits);
+    let (address, account) = (
+        crate::helpers::random_address(),
+        crate::helpers::unique_email("overload"),
+    );
+    for _ in 0..10 {
+        let verdict = limiter.attempt(&address, &account).await.unwrap();
+        assert_eq!(verdict, Verdict::Allowed);
+        limiter.not_checked(&address, &account).await.unwrap();
+    }
+    for _ in 0..3 {
+        let verdict = limiter.attempt(&address, &account).await.unwrap();
+        assert_eq!(verdict, Verdict::Allowed, "given back, not counted");
+    }
+    assert!(matches!(
+        limiter.attempt(&address, &account).await.unwrap(),
+        Verdict::AddressThrottled(_)
+    ));
+}

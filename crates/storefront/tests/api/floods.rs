@@ -209,6 +209,45 @@ async fn login_as_a_person(shop: &Shop, email: &str, password: &str) -> (StatusC
     }
 }
 
+/// Ana's right password, sent from her own address while the flood runs,
+/// until the full hashing queue has refused it (503) six times or she got
+/// in (303): the statuses she got, in order (0: no answer).
+async fn ana_during_the_flood(
+    base: String,
+    email: String,
+    token: String,
+    cookie: String,
+) -> Vec<u16> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let address = random_address();
+    let mut statuses = Vec::new();
+    tokio::time::sleep(Duration::from_millis(100)).await; // the flood is under way
+    while statuses.len() < 40 {
+        let sent = client
+            .post(format!("{base}/login"))
+            .header("x-forwarded-for", &address)
+            .header("cookie", &cookie)
+            .form(&[
+                ("email", email.as_str()),
+                ("password", PASSWORD),
+                ("csrf_token", &token),
+            ])
+            .send()
+            .await;
+        statuses.push(sent.map(|r| r.status().as_u16()).unwrap_or(0));
+        let refused = statuses.iter().filter(|s| **s == 503).count();
+        if statuses.last() == Some(&303) || refused == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    statuses
+}
+
 #[tokio::test]
 async fn twenty_thousand_anonymous_views_leave_memory_and_redis_flat() {
     let shop = start_shop(VIEW_FLOOD_REDIS_DB).await;
@@ -292,6 +331,15 @@ async fn after_a_login_flood_a_real_login_succeeds_within_two_seconds() {
             })
         })
         .collect();
+    // Ana tries her right password during the flood: the full hashing queue
+    // refuses her (503) again and again. Those refusals were counted as
+    // failed attempts, and locked her out for 15 minutes after five.
+    let ana_during = tokio::spawn(ana_during_the_flood(
+        shop.base.clone(),
+        ana.clone(),
+        token.clone(),
+        cookie.clone(),
+    ));
     let mut peak = rss_before;
     let all_done = futures::future::join_all(attackers);
     tokio::pin!(all_done);
@@ -305,6 +353,9 @@ async fn after_a_login_flood_a_real_login_succeeds_within_two_seconds() {
     let statuses: Vec<u16> = outcomes.into_iter().flat_map(|o| o.unwrap()).collect();
     let count = |code: u16| statuses.iter().filter(|s| **s == code).count();
 
+    let ana_statuses = ana_during.await.unwrap();
+    let ana_refused = ana_statuses.iter().filter(|s| **s == 503).count();
+    let ana_got_in = ana_statuses.last() == Some(&303);
     let started = Instant::now();
     let (status, tries) = login_as_a_person(&shop, &ana, PASSWORD).await;
     let took = started.elapsed();
@@ -318,12 +369,21 @@ async fn after_a_login_flood_a_real_login_succeeds_within_two_seconds() {
         .metric("storefront_password_hashes_total{outcome=\"computed\"}")
         .await;
     eprintln!(
-        "login flood: 3,000 attempts in {flood_took:?} ({} 401, {} 503, {} gave up); hashes computed {computed}, shed {shed}, abandoned {abandoned}; RSS {rss_before} kB, peak {peak} kB; then a real login in {took:?} ({tries} tries)",
+        "login flood: 3,000 attempts in {flood_took:?} ({} 401, {} 503, {} gave up); hashes computed {computed}, shed {shed}, abandoned {abandoned}; RSS {rss_before} kB, peak {peak} kB; Ana's logins during it {ana_statuses:?}; then a real login in {took:?} ({tries} tries)",
         count(401),
         count(503),
         count(0)
     );
-    assert_eq!(status, StatusCode::SEE_OTHER, "the real login succeeded");
+    // Counted as failed attempts, her sixth refusal would have been a 429.
+    assert!(
+        ana_got_in || ana_refused > 5,
+        "Ana neither got in during the flood nor was refused for overload more often than her account's limit (5): {ana_statuses:?}"
+    );
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the real login succeeded (503s are not failed attempts)"
+    );
     assert!(
         took < Duration::from_secs(2),
         "the real login took {took:?}"
