@@ -130,13 +130,16 @@ async fn status_json(cli: &Cli) -> u8 {
     }
 }
 
-/// Logs go to stderr so `status --json` output on stdout stays parseable.
+/// Logs go to stderr so `status --json` output on stdout stays parseable;
+/// colour only on a terminal (journald and files get plain text).
 pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWARM_AGENT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

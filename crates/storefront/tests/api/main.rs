@@ -12,6 +12,7 @@ mod fleet;
 mod floods;
 mod helpers;
 mod language;
+mod logs;
 mod orders;
 mod security;
 mod seller;
