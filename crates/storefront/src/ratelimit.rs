@@ -155,16 +155,7 @@ impl LoginLimiter {
                 Ok(())
             }
             Backend::Redis(pool) => {
-                with_redis(pool, |mut conn| async move {
-                    redis::cmd("EVAL")
-                        .arg(SUCCESS_SCRIPT)
-                        .arg(2)
-                        .arg(address_key)
-                        .arg(account_key)
-                        .query_async::<()>(&mut conn)
-                        .await
-                })
-                .await
+                eval_on_both(pool, SUCCESS_SCRIPT, address_key, account_key).await
             }
         }
     }
@@ -181,19 +172,30 @@ impl LoginLimiter {
                 Ok(())
             }
             Backend::Redis(pool) => {
-                with_redis(pool, |mut conn| async move {
-                    redis::cmd("EVAL")
-                        .arg(GIVE_BACK_SCRIPT)
-                        .arg(2)
-                        .arg(address_key)
-                        .arg(account_key)
-                        .query_async::<()>(&mut conn)
-                        .await
-                })
-                .await
+                eval_on_both(pool, GIVE_BACK_SCRIPT, address_key, account_key).await
             }
         }
     }
+}
+
+/// Runs one of the scripts above that takes the address's and the account's
+/// keys and answers nothing.
+async fn eval_on_both(
+    pool: &deadpool_redis::Pool,
+    script: &'static str,
+    address_key: String,
+    account_key: String,
+) -> anyhow::Result<()> {
+    with_redis(pool, |mut conn| async move {
+        redis::cmd("EVAL")
+            .arg(script)
+            .arg(2)
+            .arg(address_key)
+            .arg(account_key)
+            .query_async::<()>(&mut conn)
+            .await
+    })
+    .await
 }
 
 /// Fixed windows per key, in this process. Expired windows are swept at most
