@@ -146,12 +146,18 @@ data_device() {
 mount_data_volume() {
   local dev status=0
   dev=$(data_device)
-  # Formatted only when blkid finds no filesystem at all (exit 2), never over data.
-  blkid "$dev" >/dev/null || status=$?
+  # Formatted only when blkid's probe finds no signature (exit 2) and the
+  # first MiB reads back as zeros (a new volume): never over data, never
+  # on a read error.
+  blkid -p "$dev" >/dev/null || status=$?
   case $status in
     0) ;;
-    2) mkfs.ext4 -q -L bookstore-data "$dev" ;;
-    *) echo "bootstrap-manager: blkid $dev failed ($status)" >&2; exit 1 ;;
+    2)
+      cmp -s -n 1048576 "$dev" /dev/zero ||
+        { echo "bootstrap-manager: $dev has no filesystem but is not blank: not formatting it" >&2; exit 1; }
+      mkfs.ext4 -q -L bookstore-data "$dev"
+      ;;
+    *) echo "bootstrap-manager: blkid -p $dev failed ($status)" >&2; exit 1 ;;
   esac
   mkdir -p "$DATA_DIR"
   mountpoint -q "$DATA_DIR" || mount -o noatime "$dev" "$DATA_DIR"

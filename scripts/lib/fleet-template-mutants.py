@@ -63,6 +63,7 @@ muts = [
  ("data volume in SubnetB's zone", "      AvailabilityZone: !Ref SubnetAZone", "      AvailabilityZone: us-east-1b"),
  ("snapshots target another tag", "        TargetTags:\n          - {Key: bookstore:data,", "        TargetTags:\n          - {Key: bookstore:other,"),
  ("managers may attach any volume", ":volume/${DataVolume}", ":volume/*"),
+ ("SubnetAZone unchecked", "!ValueOf [SubnetA, AvailabilityZone]", "!ValueOf [SubnetB, AvailabilityZone]"),
  ("managers' bootstrap not told the data volume", " --data-volume '${DataVolume}'", ""),
 ]
 bad = []
