@@ -37,6 +37,17 @@ ensure_packages() {
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
+# The fleet test's registry and its node image's packages (the user data's
+# `packages:`): scripts/test fetches them during the build, scripts/e2e-fleet
+# when run alone.
+ensure_fleet_packages() {
+  local pkg missing=()
+  for pkg in docker-registry amazon-ecr-credential-helper awscli; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local limit=$1 what=$2; shift 2
   local deadline=$((SECONDS + limit))
