@@ -12,6 +12,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /usr/local/etc/haproxy
 COPY docker/proxy/haproxy.cfg docker/proxy/maintenance.http /usr/local/etc/haproxy/
+# haproxy.cfg's settings, for a run outside the stack (stack.yml sets them).
+ENV TRUSTED_LOAD_BALANCERS="" PROXY_MAX_CONNECTIONS_PER_ADDRESS=64 PROXY_REQUESTS_PER_10S=1000
 USER haproxy
 EXPOSE 8080
 # SIGUSR1: a soft stop. The listener closes and open connections finish.

@@ -11,6 +11,9 @@ FROM ${RUNTIME_IMAGE} AS runtime
 RUN groupadd --system --gid 10002 swarm-agent \
  && useradd --system --uid 10002 --gid swarm-agent --no-create-home swarm-agent
 ENV SWARM_AGENT_LOG_FORMAT=json
+# Not run here: bootstrap-manager.sh copies it onto the founder with the
+# binary (the managers' user data has no room left under EC2's 16 KB).
+COPY swarm/data-secrets /usr/local/lib/swarm-agent/data-secrets
 # Non-root: the stack adds the host's docker group (DOCKER_GID) for the engine socket.
 USER 10002:10002
 EXPOSE 9465 9466

@@ -10,8 +10,8 @@
 # docker group (deploys go through SSH), initialises the swarm and publishes
 # what other nodes read (join tokens, manager addresses, cluster id, the
 # agents' API secret: swarm-agent init), starts the agent's units here,
-# labels the data node for MySQL and Redis, creates the stack's five secrets
-# with random passwords (only those missing), and prints the deploy command.
+# labels the data node for MySQL and Redis, creates the stack's secrets
+# (swarm/data-secrets: only those missing), and prints the deploy command.
 # Only one manager founds a swarm: init claims the token store's `founder`
 # entry first, and refuses (exit 4) when another manager holds it.
 # Options: --join-if-founded (the managers' user data): when another manager
@@ -25,6 +25,11 @@
 #            bookstore.mysql label moves to it). Without it, the founder is the
 #            data node and the data stays on its root disk.
 #          --ec2-endpoint URL (tests, VPC endpoints)
+#          --database HOST:PORT --database-secret ID --cache HOST:PORT --cache-secret ID:
+#            managed data (RDS and ElastiCache): the founder makes the stack's
+#            secrets from these and Secrets Manager (swarm/data-secrets);
+#            no data node. Not with --data-volume. An empty value is no value.
+#          --secrets-endpoint URL, --ca-bundle-url URL (tests, VPC endpoints)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -36,6 +41,7 @@ ADVERTISE=
 JOIN_IF_FOUNDED=false
 DATA_VOLUME=
 EC2_ENDPOINT=
+MANAGED=()
 EXTRA=()
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -48,6 +54,8 @@ while [ $# -gt 0 ]; do
     --set) EXTRA+=("$2"); shift 2 ;;
     --data-volume) DATA_VOLUME=$2; shift 2 ;;
     --ec2-endpoint) EC2_ENDPOINT=$2; shift 2 ;;
+    --database|--database-secret|--cache|--cache-secret|--secrets-endpoint|--ca-bundle-url)
+      [ -z "$2" ] || MANAGED+=("$1" "$2"); shift 2 ;;
     --join-if-founded) JOIN_IF_FOUNDED=true; shift ;;
     -h|--help) usage ;;
     *) echo "unknown argument: $1" >&2; usage 2 ;;
@@ -55,6 +63,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$AGENT_IMAGE" ] || { echo "--agent-image is required" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 1; }
+[ -z "$DATA_VOLUME" ] || [ ${#MANAGED[@]} -eq 0 ] || { echo "--data-volume or managed data (--database …), not both" >&2; exit 2; }
 
 log() { echo "bootstrap-manager: $*"; }
 
@@ -66,7 +75,9 @@ systemctl enable --now docker.service
 timeout 120 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done' ||
   { echo "bootstrap-manager: the Docker engine did not answer within 120 s (journalctl -u docker)" >&2; exit 1; }
 
-if [ ! -x /usr/local/bin/swarm-agent ]; then
+# The agent's image carries the binary and swarm/data-secrets.
+HELPERS=/usr/local/lib/swarm-agent
+if [ ! -x /usr/local/bin/swarm-agent ] || [ ! -x $HELPERS/data-secrets ]; then
   log "installing swarm-agent from $AGENT_IMAGE"
   registry=${AGENT_IMAGE%%/*}
   case "$registry" in
@@ -84,6 +95,7 @@ if [ ! -x /usr/local/bin/swarm-agent ]; then
   done
   container=$(docker create "$AGENT_IMAGE")
   docker cp "$container:/usr/local/bin/swarm-agent" /usr/local/bin/swarm-agent.new
+  mkdir -p $HELPERS && docker cp "$container:$HELPERS/data-secrets" $HELPERS/data-secrets
   docker rm "$container" >/dev/null
   chmod 0755 /usr/local/bin/swarm-agent.new
   /usr/local/bin/swarm-agent.new --version >/dev/null
@@ -168,19 +180,37 @@ mount_data_volume() {
   log "data volume $DATA_VOLUME mounted at $DATA_DIR: this is the data node"
 }
 
+# node_update ARGS…: `docker node update`, again while Swarm answers "update
+# out of sequence": the agent sets this node's labels at the same moment
+# (`swarm-agent join`), and a node's spec takes one update at a time.
+node_update() {
+  local attempt out
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    if out=$(docker node update "$@" 2>&1 >/dev/null); then return 0; fi
+    case $out in
+      *"out of sequence"*) sleep 1 ;;
+      *) echo "$out" >&2; return 1 ;;
+    esac
+  done
+  echo "bootstrap-manager: docker node update $*: still out of sequence after $attempt tries" >&2
+  return 1
+}
+
 # The data node carries the label that places MySQL and Redis; one node only.
 label_data_node() {
   local self other
   self=$(docker info --format '{{.Swarm.NodeID}}')
-  docker node update --label-add bookstore.mysql=true "$self" >/dev/null
+  node_update --label-add bookstore.mysql=true "$self"
   for other in $(docker node ls -q --filter node.label=bookstore.mysql=true); do
-    [ "$other" = "$self" ] || docker node update --label-rm bookstore.mysql "$other" >/dev/null || true
+    [ "$other" = "$self" ] || node_update --label-rm bookstore.mysql "$other" || true
   done
   log "labelled this node bookstore.mysql=true: MySQL's and Redis's data live here"
 }
 
 data_node=false
-if [ -z "$DATA_VOLUME" ]; then
+if [ ${#MANAGED[@]} -gt 0 ]; then
+  data_node=false
+elif [ -z "$DATA_VOLUME" ]; then
   data_node=founder
 elif attach_data_volume; then
   mount_data_volume
@@ -241,20 +271,11 @@ if ! $founded_here; then
   exit 4
 fi
 
-random() { head -c 24 /dev/urandom | base64 | tr -d '/+='; }
-secret_exists() { docker secret inspect "$1" >/dev/null 2>&1; }
-if ! secret_exists mysql_password; then
-  mysql_pw=$(random); redis_pw=$(random)
-  printf '%s' "$mysql_pw" | docker secret create mysql_password - >/dev/null
-  printf '%s' "$(random)" | docker secret create mysql_root_password - >/dev/null
-  printf '%s' "$redis_pw" | docker secret create redis_password - >/dev/null
-  printf 'mysql://bookstore:%s@mysql:3306/bookstore' "$mysql_pw" | docker secret create storefront_database_url - >/dev/null
-  printf 'redis://:%s@redis:6379' "$redis_pw" | docker secret create storefront_redis_url - >/dev/null
-  log "created the stack's five secrets"
-fi
+"$HELPERS/data-secrets" ${REGION:+--region "$REGION"} ${MANAGED[@]+"${MANAGED[@]}"}
 
-log "done. Deploy the stack from a checkout of this repository on this manager:"
+files="-c stack.yml" && [ ${#MANAGED[@]} -eq 0 ] || files+=" -c stack.external.yml"
+log "done. Deploy the stack from a checkout of this repository (swarm/deploy-stack and deploy.env do the same):"
 log "  STOREFRONT_IMAGE=${STOREFRONT_IMAGE:-REGISTRY/bookstore/storefront:TAG} PUBLIC_ORIGIN=https://YOUR-SHOP-DOMAIN \\"
 log "  PROXY_IMAGE=REGISTRY/bookstore/proxy:TAG BACKUP_IMAGE=REGISTRY/bookstore/backup:TAG \\"
 log "  BACKUP_S3_BUCKET=YOUR-BACKUP-BUCKET \\"
-log "  docker stack deploy --with-registry-auth -c stack.yml bookstore"
+log "  docker stack deploy --with-registry-auth $files bookstore"

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # shellcheck disable=SC1071 # Python, not shell: this tells tools that run shellcheck over every script
 """Proves that scripts/check-fleet-template can fail: breaks swarm/aws/fleet.yaml
-one way at a time (each a thing issue 11 forbids) into a temporary copy and
-expects the check to refuse every copy. Run by scripts/check-swarm-files."""
+one way at a time (each breaking one of the fleet's AWS rules that the check
+enforces) into a temporary copy and expects the check to refuse every copy.
+Run by scripts/check-swarm-files."""
 import pathlib
 import subprocess
 import sys
@@ -64,7 +65,22 @@ muts = [
  ("snapshots target another tag", "        TargetTags:\n          - {Key: bookstore:data,", "        TargetTags:\n          - {Key: bookstore:other,"),
  ("managers may attach any volume", ":volume/${DataVolume}", ":volume/*"),
  ("SubnetAZone unchecked", "!ValueOf [SubnetA, AvailabilityZone]", "!ValueOf [SubnetB, AvailabilityZone]"),
- ("managers' bootstrap not told the data volume", " --data-volume '${DataVolume}'", ""),
+ ("managers' bootstrap not told the data volume", "DataVolumeArg: !If [InSwarmData, !Ref DataVolume, \"\"]", "DataVolumeArg: \"\""),
+ ("managers' bootstrap not told the database's secret", "DatabaseSecretArg: !If [ManagedData, !Ref DatabaseSecret, \"\"]", "DatabaseSecretArg: \"\""),
+ ("data volume in both modes", "    Type: AWS::EC2::Volume\n    Condition: InSwarmData\n", "    Type: AWS::EC2::Volume\n"),
+ ("database in one zone", "      MultiAZ: true", "      MultiAZ: false"),
+ ("database unencrypted", "      StorageEncrypted: true", "      StorageEncrypted: false"),
+ ("database public", "      PubliclyAccessible: false", "      PubliclyAccessible: true"),
+ ("database deletable", "      DeletionProtection: true", "      DeletionProtection: false"),
+ ("database deleted with the stack", "    DeletionPolicy: Snapshot\n    UpdateReplacePolicy: Snapshot\n    Metadata:\n      # A major", "    DeletionPolicy: Delete\n    UpdateReplacePolicy: Snapshot\n    Metadata:\n      # A major"),
+ ("no point-in-time recovery possible", "    MinValue: 1\n    MaxValue: 35", "    MinValue: 0\n    MaxValue: 35"),
+ ("database accepts plain text", 'require_secure_transport: "1"', 'require_secure_transport: "0"'),
+ ("MySQL from anywhere", "FromPort: 3306, ToPort: 3306, SourceSecurityGroupId: !Ref NodeSecurityGroup", "FromPort: 3306, ToPort: 3306, CidrIp: 10.0.0.0/8"),
+ ("cache without TLS", "      TransitEncryptionEnabled: true", "      TransitEncryptionEnabled: false"),
+ ("cache evicts sessions", "maxmemory-policy: noeviction", "maxmemory-policy: allkeys-lru"),
+ ("database password with punctuation", "        GenerateStringKey: password\n        PasswordLength: 32\n        ExcludePunctuation: true", "        GenerateStringKey: password\n        PasswordLength: 32\n        ExcludePunctuation: false"),
+ ("cache token under another key", "        GenerateStringKey: token", "        GenerateStringKey: auth"),
+ ("managers may read any secret", "Resource: [!Ref DatabaseSecret, !Ref CacheSecret]", "Resource: \"*\""),
 ]
 bad = []
 with tempfile.TemporaryDirectory() as tmp:

@@ -17,15 +17,17 @@ REDIS_PORT=${REDIS_PORT:-6380}
 if [ -t 2 ]; then LOG_BOLD=$'\033[1m' LOG_PLAIN=$'\033[0m'; else LOG_BOLD="" LOG_PLAIN=""; fi
 log() { printf '%s==> [%dm%02ds] %s%s\n' "$LOG_BOLD" $((SECONDS / 60)) $((SECONDS % 60)) "$*" "$LOG_PLAIN" >&2; }
 
+# shellcheck source=scripts/lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 apt_updated=false
 apt_install() {
   if [ "$apt_updated" = false ]; then
     log "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_get update
     apt_updated=true
   fi
   log "installing $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y -qq --no-install-recommends "$@" >/dev/null
+  apt_get install --no-install-recommends "$@" >/dev/null
 }
 
 ensure_packages() {

@@ -182,7 +182,13 @@ async fn checkout(user: &User, base: &str, book: i64) -> anyhow::Result<bool> {
         form.push(("csrf_token", user.token.clone()));
         user.client.post(format!("{base}{path}")).form(&form).send()
     };
-    let bought = post(format!("/buy/{book}"), vec![("quantity", "1".into())]).await?;
+    // A fresh page's buy key: each checkout is a new order.
+    let buy_key = storefront::web::catalog::new_buy_key();
+    let bought = post(
+        format!("/buy/{book}"),
+        vec![("quantity", "1".into()), ("buy_key", buy_key)],
+    )
+    .await?;
     let location = bought
         .headers()
         .get("location")
@@ -295,7 +301,10 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
         })
     };
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..args.connections {
+    // Each connection is one shopper behind the load balancer, named in
+    // X-Forwarded-For (the proxy's per-client limits count shoppers, not the
+    // load balancer), as in the checkout scenarios.
+    for shopper in 0..args.connections {
         let (args, client, targets, per_target, answers) = (
             args.clone(),
             client.clone(),
@@ -315,7 +324,11 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
-                let answer = client.get(&url).send().await;
+                let answer = client
+                    .get(&url)
+                    .header(FORWARDED_FOR, shopper_address(shopper))
+                    .send()
+                    .await;
                 let answered_as = answer
                     .as_ref()
                     .map_or("no answer".to_string(), |r| r.status().as_u16().to_string());

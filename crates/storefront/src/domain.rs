@@ -32,22 +32,22 @@ impl TryFrom<i64> for Cents {
 const MAX_PRICE_CENTS: i64 = 10_000_000;
 
 impl Cents {
-    /// Parses a shop price such as `12`, `12.5` or `12.50`.
+    /// Parses a shop price as either language writes it: `12`, `12.5`,
+    /// `12.50`, `12,50`, `$1,234.50` or `1.234,50 US$`. The last separator
+    /// followed by one or two digits is the decimal one; any other groups
+    /// thousands (three digits each, one kind of separator). What reads two
+    /// ways (`1.234`: a thousand in Spanish, three decimals in English) is
+    /// refused.
     pub fn parse_price(raw: &str) -> Result<Cents, &'static str> {
-        let raw = raw.trim().trim_start_matches('$');
+        let raw = raw.trim();
+        let raw = raw.strip_suffix("US$").unwrap_or(raw).trim();
+        let raw = raw.strip_prefix('$').unwrap_or(raw).trim();
         if raw.is_empty() {
             return Err("invalid-price-empty");
         }
-        let (whole, fraction) = raw.split_once('.').unwrap_or((raw, ""));
-        let digits_only = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-        if whole.is_empty() || !digits_only(whole) || !digits_only(fraction) {
-            return Err("invalid-price-shape");
-        }
-        if fraction.len() > 2 {
-            return Err("invalid-price-decimals");
-        }
+        let (whole, fraction) = split_decimals(raw)?;
         if whole.len() > 7 {
-            return Err("invalid-price-high");
+            return Err("invalid-price-max");
         }
         let whole: i64 = whole.parse().map_err(|_| "invalid-price-shape")?;
         let fraction: i64 = format!("{fraction:0<2}").parse().unwrap_or(0);
@@ -75,6 +75,39 @@ impl Cents {
     pub fn plain(&self) -> String {
         format!("{}.{:02}", self.0 / 100, self.0 % 100)
     }
+}
+
+/// A price's whole part (its digits only) and decimals (`Cents::parse_price`).
+fn split_decimals(raw: &str) -> Result<(String, &str), &'static str> {
+    let digits_only = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (whole, decimal_mark, fraction) = match raw.rfind([',', '.']) {
+        Some(at) if raw.len() - at - 1 <= 2 => (&raw[..at], Some(&raw[at..=at]), &raw[at + 1..]),
+        Some(at) if raw.len() - at - 1 > 3 || raw[..at].contains(['.', ',']) => {
+            // `12.3456`, or a last group that is not one of thousands.
+            if raw.len() - at - 1 > 3 {
+                return Err("invalid-price-decimals");
+            }
+            (raw, None, "")
+        }
+        Some(at) if &raw[at..=at] == "." => return Err("invalid-price-decimals"),
+        _ => (raw, None, ""),
+    };
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("invalid-price-shape");
+    }
+    let separators: Vec<char> = whole.chars().filter(|c| matches!(c, ',' | '.')).collect();
+    let groups: Vec<&str> = whole.split([',', '.']).collect();
+    let one_kind = separators.windows(2).all(|pair| pair[0] == pair[1]);
+    let apart_from_the_mark = decimal_mark.is_none_or(|mark| !whole.contains(mark));
+    let thousands = groups.len() == 1
+        || (one_kind
+            && apart_from_the_mark
+            && (1..=3).contains(&groups[0].len())
+            && groups[1..].iter().all(|g| g.len() == 3));
+    if !thousands || !groups.iter().all(|g| digits_only(g)) {
+        return Err("invalid-price-shape");
+    }
+    Ok((groups.concat(), fraction))
 }
 
 impl fmt::Display for Cents {
@@ -222,15 +255,96 @@ pub fn bounded_text(
 /// characters other than line breaks and tabs (a NUL, an escape), and the
 /// bidirectional overrides that make text display in another order than it
 /// is stored (a title that reads differently from what the search finds).
+/// Tag characters (U+E0000 to U+E007F) hide text inside text too.
 fn is_hidden_control(c: char) -> bool {
     (c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
         || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || matches!(c, '\u{E0000}'..='\u{E007F}')
 }
 
-/// Whitespace and the zero-width characters: a field of only these shows as
-/// blank, so it counts as empty (they are trimmed from both ends).
+/// Whitespace and the characters that show nothing (zero-width spaces and
+/// joiners, direction marks, the word joiner and its kin, the byte-order
+/// mark, tags): a field of only these shows as blank, so it counts as empty
+/// (they are trimmed from both ends).
 fn is_invisible(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{FEFF}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
+/// [`bounded_text`] on one line: a name, a title or an author, which pages
+/// show on one line (a line break or a tab in one is a paste gone wrong).
+pub fn one_line_text(
+    raw: &str,
+    max_chars: usize,
+    required: &'static str,
+) -> Result<String, Message> {
+    let text = bounded_text(raw, max_chars, required)?;
+    if text.contains(['\n', '\r', '\t']) {
+        return Err("invalid-text-one-line".into());
+    }
+    Ok(text)
+}
+
+/// The name of the shop's own seller (the demo catalog's), which nobody
+/// else may take: "Sold by" is where a shopper reads who sells a book.
+pub const HOUSE_SELLER_NAME: &str = "Bookstore Classics";
+
+/// A shopper's or seller's name: one line, and not one that reads as the
+/// shop's own ([`HOUSE_SELLER_NAME`], or the shop's name) however it is
+/// cased, spaced or spelt with look-alike letters.
+pub fn person_name(raw: &str) -> Result<String, Message> {
+    let name = one_line_text(raw, 100, "invalid-name-empty")?;
+    let reserved = [HOUSE_SELLER_NAME, "Bookstore"].map(look_alike_skeleton);
+    if reserved.contains(&look_alike_skeleton(&name)) {
+        return Err("invalid-name-reserved".into());
+    }
+    Ok(name)
+}
+
+/// What a name looks like, for comparing names that should not pass for one
+/// another: lower case, no spacing, punctuation or invisible characters,
+/// full-width forms as ASCII, and the Cyrillic and Greek letters (and digits)
+/// that look like Latin ones folded into them (`I`, `l`, `1` and `|` alike).
+fn look_alike_skeleton(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            c => c,
+        })
+        .flat_map(char::to_lowercase)
+        .filter(|c| c.is_alphanumeric())
+        .map(|c| match c {
+            'а' | 'α' => 'a',
+            'в' | 'β' => 'b',
+            'с' | 'ϲ' => 'c',
+            'ԁ' => 'd',
+            'е' | 'ε' | 'ё' => 'e',
+            'ɡ' => 'g',
+            'н' | 'һ' => 'h',
+            'і' | 'ı' | 'ι' | 'ӏ' | 'l' | '1' | 'ℓ' | 'i' => 'l',
+            'ј' => 'j',
+            'к' | 'κ' => 'k',
+            'м' => 'm',
+            'п' => 'n',
+            'о' | 'ο' | '0' | 'σ' => 'o',
+            'р' | 'ρ' => 'p',
+            'ѕ' | '5' => 's',
+            'т' | 'τ' => 't',
+            'υ' | 'ս' => 'u',
+            'ν' => 'v',
+            'х' | 'χ' => 'x',
+            'у' | 'γ' => 'y',
+            c => c,
+        })
+        .collect()
 }
 
 pub fn parse_password(raw: &str) -> Result<String, &'static str> {
@@ -281,7 +395,12 @@ impl PaymentMethod {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderStatus {
+    /// Unpaid, its copies taken from the shelf until it is paid or expires.
     PendingPayment,
+    /// Unpaid, its copies still on the shelf: a new buyer's order beyond
+    /// what new buyers together may hold (`store::orders::NewBuyerShare`).
+    /// Payment takes the copies, if they are still there.
+    Unreserved,
     Paid,
     Cancelled,
     Expired,
@@ -291,14 +410,16 @@ impl OrderStatus {
     pub fn as_db(&self) -> &'static str {
         match self {
             Self::PendingPayment => "pending_payment",
+            Self::Unreserved => "unreserved",
             Self::Paid => "paid",
             Self::Cancelled => "cancelled",
             Self::Expired => "expired",
         }
     }
 
-    const ALL: [OrderStatus; 4] = [
+    const ALL: [OrderStatus; 5] = [
         Self::PendingPayment,
+        Self::Unreserved,
         Self::Paid,
         Self::Cancelled,
         Self::Expired,
@@ -308,10 +429,16 @@ impl OrderStatus {
     pub fn message_id(&self) -> &'static str {
         match self {
             Self::PendingPayment => "status-pending-payment",
+            Self::Unreserved => "status-unreserved",
             Self::Paid => "status-paid",
             Self::Cancelled => "status-cancelled",
             Self::Expired => "status-expired",
         }
+    }
+
+    /// Waiting for payment, whether or not its copies are held.
+    pub fn is_unpaid(&self) -> bool {
+        matches!(self, Self::PendingPayment | Self::Unreserved)
     }
 }
 
@@ -352,13 +479,68 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shops_own_names_are_reserved_however_they_are_spelt() {
+        for taken in [
+            "Bookstore Classics",
+            "bookstore classics",
+            " BOOKSTORE  CLASSICS ",
+            "Bookstore-Classics",
+            "B\u{043E}\u{043E}kstore Classics",
+            "Bookstore C1assics",
+            "Bookstore CIassics",
+            "Ｂｏｏｋｓｔｏｒｅ Classics",
+            "Book\u{200B}store Classics",
+            "Bookstore",
+        ] {
+            assert_eq!(
+                person_name(taken),
+                Err("invalid-name-reserved".into()),
+                "{taken:?}"
+            );
+        }
+        for free in ["Bookstore Fan", "Classics Reader", "Ana", "Bob Bookstore"] {
+            assert!(person_name(free).is_ok(), "{free:?}");
+        }
+        assert!(person_name("Ana\nMaría").is_err());
+        assert_eq!(person_name("\u{200B}"), Err("invalid-name-empty".into()));
+    }
+
+    #[test]
     fn prices_parse_to_exact_cents() {
         assert_eq!(Cents::parse_price("12"), Ok(Cents(1200)));
         assert_eq!(Cents::parse_price("12.5"), Ok(Cents(1250)));
         assert_eq!(Cents::parse_price(" 0.09 "), Ok(Cents(9)));
         assert_eq!(Cents::parse_price("$3.99"), Ok(Cents(399)));
+        // As Spanish writes it, and with thousands grouped either way.
+        assert_eq!(Cents::parse_price("12,50"), Ok(Cents(1250)));
+        assert_eq!(Cents::parse_price("12,5 US$"), Ok(Cents(1250)));
+        assert_eq!(Cents::parse_price("1.234,50"), Ok(Cents(123_450)));
+        assert_eq!(Cents::parse_price("$1,234.50"), Ok(Cents(123_450)));
+        assert_eq!(Cents::parse_price("1,234"), Ok(Cents(123_400)));
+        assert_eq!(Cents::parse_price("100.000,00"), Ok(Cents(10_000_000)));
+        assert_eq!(Cents::parse_price("1.234"), Err("invalid-price-decimals"));
+        assert_eq!(Cents::parse_price("99999999"), Err("invalid-price-max"));
+        assert_eq!(Cents::parse_price("1000000"), Err("invalid-price-max"));
         for bad in [
-            "", "abc", "-1", "0", "0.00", "1.234", "1e3", "99999999", "1.2.3", ".5",
+            "",
+            "abc",
+            "-1",
+            "0",
+            "0.00",
+            "1.234",
+            "1e3",
+            "99999999",
+            "1.2.3",
+            ".5",
+            "1,23,4",
+            "1.234.5,6",
+            "1,234,56",
+            "12,3456",
+            "1.234,567",
+            "1,234.567.8",
+            "1.234.567,5.5",
+            ",5",
+            "12,,5",
         ] {
             assert!(
                 Cents::parse_price(bad).is_err(),
@@ -427,6 +609,29 @@ mod tests {
             "Dune"
         );
         assert_eq!(bounded_text("a\u{200D}b", 20, "").unwrap(), "a\u{200D}b");
+        // A direction mark, a tag or a word joiner alone is no text either.
+        for blank in [
+            "\u{200E}",
+            "\u{200F}\u{200B}",
+            "\u{E0041}\u{E0042}",
+            "\u{2060} ",
+        ] {
+            assert_eq!(
+                bounded_text(blank, 20, "required"),
+                Err("required".into()),
+                "{blank:?}"
+            );
+        }
+        assert!(
+            bounded_text("An\u{E0041}a", 20, "").is_err(),
+            "a tag inside"
+        );
+        assert_eq!(
+            one_line_text("Ana\nMaría", 20, "").unwrap_err(),
+            "invalid-text-one-line".into()
+        );
+        assert!(one_line_text("Ana\tMaría", 20, "").is_err());
+        assert_eq!(one_line_text("  Ana María ", 20, "").unwrap(), "Ana María");
         assert_eq!(bounded_text("سلام", 20, "required").unwrap(), "سلام");
     }
 

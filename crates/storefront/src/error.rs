@@ -5,6 +5,7 @@ use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::app::telemetry::Throttled;
 use crate::i18n::{self, Lang};
 use crate::metrics::SessionStoreFailed;
 
@@ -142,6 +143,36 @@ impl AppError {
     }
 }
 
+/// The refusals a flood repeats are written once a minute with a count
+/// (`telemetry::Throttled`); a real failure (500) is written every time.
+static UNAVAILABLE_LOG: Throttled = Throttled::per_minute();
+static SESSION_STORE_LOG: Throttled = Throttled::per_minute();
+static SHED_LOG: Throttled = Throttled::per_minute();
+
+impl AppError {
+    fn log(&self) {
+        match self {
+            AppError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            AppError::Unavailable(cause) => {
+                if let Some(unwritten) = UNAVAILABLE_LOG.admit() {
+                    tracing::warn!(%cause, unwritten, "dependency unavailable (more in this minute are counted, not written)");
+                }
+            }
+            AppError::SessionStore(cause) => {
+                if let Some(unwritten) = SESSION_STORE_LOG.admit() {
+                    tracing::warn!(%cause, unwritten, "session store unavailable (more in this minute are counted, not written)");
+                }
+            }
+            AppError::Busy(what) => {
+                if let Some(unwritten) = SHED_LOG.admit() {
+                    tracing::warn!(%what, unwritten, "shedding load (more in this minute are counted, not written)");
+                }
+            }
+            other => tracing::debug!(error = %other, "request refused"),
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let lang = i18n::current();
@@ -161,13 +192,7 @@ impl IntoResponse for AppError {
             _ => {}
         }
         let (status, title, message) = self.status_and_text();
-        match &self {
-            AppError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
-            AppError::Unavailable(cause) => tracing::warn!(%cause, "dependency unavailable"),
-            AppError::SessionStore(cause) => tracing::warn!(%cause, "session store unavailable"),
-            AppError::Busy(what) => tracing::warn!(%what, "shedding load"),
-            other => tracing::debug!(error = %other, "request refused"),
-        }
+        self.log();
         let show_login = matches!(self, AppError::Forbidden);
         let mut response = error_page(status, &lang.t(title), &lang.t(message), show_login);
         match self {

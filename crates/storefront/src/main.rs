@@ -4,11 +4,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use storefront::config::Config;
+use storefront::app::config::Config;
+use storefront::app::startup::Application;
+use storefront::app::{healthcheck, telemetry};
 use storefront::db::Db;
 use storefront::domain::Email;
-use storefront::startup::Application;
-use storefront::{healthcheck, seed, store, telemetry};
+use storefront::{seed, store};
 
 const ENVIRONMENT: &str = "\
 Configuration (environment variables; secrets also accept NAME_FILE, a file to read):
@@ -26,12 +27,20 @@ Configuration (environment variables; secrets also accept NAME_FILE, a file to r
   DATABASE_WAIT_SECS    how long start-up waits for the database (default 120)
   DATABASE_MAX_CONNECTIONS  database pool size (default 16)
   CATALOG_CACHE_ENTRIES catalog and book pages each replica caches (default 2048; 0: none)
-  TRUSTED_PROXIES   proxies whose X-Forwarded-For names the client (default: loopback and private ranges; `none`)
+  TRUSTED_PROXIES   proxies whose X-Forwarded-For names the client: ranges, addresses, host names
+                    (looked up every 5 s; the stack gives `tasks.proxy`); default none
   LOGIN_MAX_PER_ADDRESS, LOGIN_MAX_PER_ACCOUNT, LOGIN_WINDOW_SECS  login attempts (default 20, 5 per 900 s)
+  REGISTER_MAX_PER_ADDRESS, REGISTER_WINDOW_SECS  new accounts per client address (default 10 per 3600 s)
   PASSWORD_HASH_QUEUE   password hashes queued or running; beyond it 503 at once (default 16)
   MAX_OPEN_ORDERS, MAX_HELD_PER_TITLE  unpaid orders and copies of one title per shopper (default 5, 10)
+  NEW_BUYERS_MAX_SHOP_PERCENT, NEW_BUYERS_MAX_TITLE_PERCENT  what shoppers who never paid
+                        may hold together, in % of the shop's and of a title's copies (default 20, 50);
+                        a new buyer's order beyond it waits unreserved, payment takes the copies
   HTTP_HEADER_TIMEOUT_SECS, HTTP_BODY_TIMEOUT_SECS  slow clients are cut (default 10, 10)
-  HTTP_MAX_CONNECTIONS  open connections (default 4096)";
+  HTTP_MAX_CONNECTIONS  open connections (default 4096)
+  HTTP_MAX_CONNECTIONS_PER_ADDRESS  open connections of one client address, trusted proxies
+                    not counted (default 64; beyond it a bare 429)
+  HTTP_MAX_HEADER_BYTES  the longest request head (default 16384; longer: 431)";
 
 /// The Bookstore shop: an HTTP storefront over SQLite (alone) or MySQL + Redis (a fleet).
 #[derive(Parser)]

@@ -20,7 +20,7 @@ use prometheus::{
 };
 use sqlx::AnyPool;
 
-use crate::after_response::{AfterResponseLayer, Finish, OnResponse};
+use crate::edge::after_response::{AfterResponseLayer, Finish, OnResponse};
 
 /// Debug shows no figures: they are on the metrics page.
 impl std::fmt::Debug for Metrics {
@@ -40,12 +40,15 @@ pub struct Metrics {
     session_store_errors: IntCounter,
     password_hashes: IntCounterVec,
     logins_throttled: IntCounterVec,
+    registrations: IntCounterVec,
 }
 
 /// A state change of an order, as `storefront_orders_total` counts it.
 #[derive(Debug, Clone, Copy)]
 pub enum OrderEvent {
     Created,
+    /// A new buyer's order placed beyond the new buyers' share (also `created`).
+    CreatedUnreserved,
     Paid,
     Cancelled,
     Expired,
@@ -55,6 +58,7 @@ impl OrderEvent {
     fn label(self) -> &'static str {
         match self {
             Self::Created => "created",
+            Self::CreatedUnreserved => "created_unreserved",
             Self::Paid => "paid",
             Self::Cancelled => "cancelled",
             Self::Expired => "expired",
@@ -129,7 +133,7 @@ impl Metrics {
             orders: counters(
                 r,
                 "storefront_orders_total",
-                "Order state changes made by this replica: created, paid, cancelled, expired.",
+                "Order state changes made by this replica: created (of which created_unreserved), paid, cancelled, expired.",
                 &["event"],
             ),
             session_store_errors: register(
@@ -152,6 +156,12 @@ impl Metrics {
                 "Login attempts refused before their password was checked, by the limit that refused them.",
                 &["limit"],
             ),
+            registrations: counters(
+                r,
+                "storefront_registrations_total",
+                "Registrations by outcome: created, duplicate (the address had an account), throttled (its client address was past its limit).",
+                &["outcome"],
+            ),
             registry,
         };
         let build_info = gauges(
@@ -163,6 +173,11 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), replica])
             .set(1);
+        // Every outcome from the first scrape (a rule's rate of a series that
+        // appears only with the first registration would miss it).
+        for outcome in ["created", "duplicate", "throttled"] {
+            metrics.registrations.with_label_values(&[outcome]);
+        }
         Arc::new(metrics)
     }
 
@@ -182,6 +197,10 @@ impl Metrics {
 
     pub fn login_throttled(&self, limit: &str) {
         self.logins_throttled.with_label_values(&[limit]).inc();
+    }
+
+    pub fn registration(&self, outcome: &str) {
+        self.registrations.with_label_values(&[outcome]).inc();
     }
 
     pub fn session_store_error(&self) {

@@ -138,10 +138,13 @@ pub enum HashError {
 }
 
 /// A replica's budget for password hashing: at most `capacity` hashes queued
-/// or running; beyond it, callers are refused at once. Counts what it did.
+/// or running; beyond it, callers are refused at once. A known device's login
+/// (`web::device`) may also take one of a few reserved places, which a flood
+/// of strangers' logins cannot fill. Counts what it did.
 #[derive(Debug, Clone)]
 pub struct Hasher {
     budget: Arc<Semaphore>,
+    reserve: Arc<Semaphore>,
     stats: Arc<HashStats>,
     metrics: Arc<Metrics>,
 }
@@ -160,6 +163,7 @@ impl Hasher {
     pub fn new(capacity: usize, metrics: Arc<Metrics>) -> Self {
         Hasher {
             budget: Arc::new(Semaphore::new(capacity.max(1))),
+            reserve: Arc::new(Semaphore::new(RESERVED_FOR_KNOWN_DEVICES)),
             stats: Arc::default(),
             metrics,
         }
@@ -171,9 +175,18 @@ impl Hasher {
 
     async fn run<T: Send + 'static>(
         &self,
+        known_device: bool,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let Ok(permit) = self.budget.clone().try_acquire_owned() else {
+        let permit = self
+            .budget
+            .clone()
+            .try_acquire_owned()
+            .or_else(|full| match known_device {
+                true => self.reserve.clone().try_acquire_owned(),
+                false => Err(full),
+            });
+        let Ok(permit) = permit else {
             self.stats.shed.fetch_add(1, Ordering::Relaxed);
             self.metrics.password_hash("shed");
             return Err(HashError::Busy);
@@ -198,14 +211,20 @@ impl Hasher {
     }
 
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        Ok(self.run(move || hash_blocking(&password)).await??)
+        Ok(self.run(false, move || hash_blocking(&password)).await??)
     }
 
-    /// Checks `password` against `hash`, or against a dummy hash when there is no account.
-    pub async fn verify(&self, hash: Option<String>, password: String) -> Result<bool, HashError> {
+    /// Checks `password` against `hash`, or against a dummy hash when there is
+    /// no account; a known device's check may use the reserve.
+    pub async fn verify(
+        &self,
+        hash: Option<String>,
+        password: String,
+        known_device: bool,
+    ) -> Result<bool, HashError> {
         let found = hash.is_some();
         let ok = self
-            .run(move || {
+            .run(known_device, move || {
                 let hash = hash.as_deref().unwrap_or(DUMMY_HASH.as_str());
                 verify_blocking(hash, &password)
             })
@@ -213,6 +232,9 @@ impl Hasher {
         Ok(found && ok)
     }
 }
+
+/// Places beyond the budget that only known devices' logins may take.
+const RESERVED_FOR_KNOWN_DEVICES: usize = 4;
 
 /// Computes the dummy hash at start-up (on the hashing thread, whose buffer it
 /// then reuses), so the first unknown-user login is not slower.
@@ -236,7 +258,7 @@ mod tests {
 
     async fn verify(hash: Option<String>, password: String) -> Result<bool, HashError> {
         Hasher::new(4, Metrics::new("test"))
-            .verify(hash, password)
+            .verify(hash, password, false)
             .await
     }
 
@@ -245,14 +267,14 @@ mod tests {
         let hasher = Hasher::new(3, Metrics::new("test"));
         let started = std::time::Instant::now();
         let mut waiting: Vec<_> = (0..3)
-            .map(|_| Box::pin(hasher.verify(None, "x".into())))
+            .map(|_| Box::pin(hasher.verify(None, "x".into(), false)))
             .collect();
         // Poll each once so it takes its place in the queue, then give up on them.
         for w in &mut waiting {
             let _ = futures::poll!(w.as_mut());
         }
         assert!(matches!(
-            hasher.verify(None, "x".into()).await,
+            hasher.verify(None, "x".into(), false).await,
             Err(HashError::Busy)
         ));
         assert!(
@@ -268,7 +290,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert_eq!(hasher.budget.available_permits(), 3, "the budget came back");
-        assert!(!hasher.verify(None, "x".into()).await.unwrap());
+        assert!(!hasher.verify(None, "x".into(), false).await.unwrap());
         let stats = hasher.stats();
         assert_eq!(stats.shed.load(Ordering::Relaxed), 1);
         let abandoned = stats.abandoned.load(Ordering::Relaxed);
@@ -281,6 +303,25 @@ mod tests {
             abandoned + computed,
             4,
             "every queued job either ran or was skipped once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_known_device_is_checked_when_strangers_fill_the_budget() {
+        let hasher = Hasher::new(2, Metrics::new("test"));
+        let mut strangers: Vec<_> = (0..2)
+            .map(|_| Box::pin(hasher.verify(None, "x".into(), false)))
+            .collect();
+        for s in &mut strangers {
+            let _ = futures::poll!(s.as_mut());
+        }
+        assert!(matches!(
+            hasher.verify(None, "x".into(), false).await,
+            Err(HashError::Busy)
+        ));
+        assert!(
+            hasher.verify(None, "x".into(), true).await.is_ok(),
+            "a reserved place"
         );
     }
 

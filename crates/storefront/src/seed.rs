@@ -6,7 +6,7 @@ pub mod generated;
 use futures::{StreamExt, TryStreamExt};
 use sqlx::AnyPool;
 
-use crate::domain::{Cents, Email, parse_stock};
+use crate::domain::{Cents, Email, HOUSE_SELLER_NAME, parse_stock};
 use crate::password::UNUSABLE_HASH;
 use crate::store::books::{self, BookFields};
 use crate::store::users;
@@ -99,7 +99,7 @@ async fn demo_seller(pool: &AnyPool) -> anyhow::Result<i64> {
     if let Some(user) = users::find_by_email(pool, &email).await? {
         return Ok(user.id);
     }
-    Ok(users::insert(pool, "Bookstore Classics", &email, UNUSABLE_HASH).await?)
+    Ok(users::insert(pool, HOUSE_SELLER_NAME, &email, UNUSABLE_HASH).await?)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use fantoccini::Locator;
 use futures::FutureExt;
-use storefront::config::Config;
+use storefront::app::config::Config;
 use storefront::domain::{Cents, Email};
 use storefront::store::users;
 
@@ -47,6 +47,7 @@ const TELLING: &[&str] = &[
     "phone-checkout",
     "desktop-order-paid",
     "phone-order-paid",
+    "desktop-price-changed",
     "desktop-my-books",
     "phone-es-catalog",
 ];
@@ -234,6 +235,7 @@ async fn flow(shop: &Shop, b: &Browser) {
 
     seller_lists_and_edits(b, &cast).await;
     shopper_buys(shop, b, &cast).await;
+    a_changed_price_stops_the_purchase(shop, b, &cast).await;
     seller_sees_the_stock_go_down(b, &cast).await;
     admin_sees_the_users(shop, b, &cast).await;
 }
@@ -365,9 +367,42 @@ async fn checks_out_and_pays(shop: &Shop, b: &Browser, cast: &Cast) {
     b.shot("order-paid").await;
     let order = b.path().await.trim_start_matches("/orders/").to_string();
 
+    // The payment page again from the history (or a second click on Pay):
+    // the paid order, calmly, not an error page.
+    b.client.back().await.expect("history back");
+    b.expect_text(&format!("Order #{order} is paid: nothing more to do."))
+        .await;
+    assert_eq!(b.text_of("status").await, "Paid");
+
     b.follow("Orders").await;
     b.expect_text(&format!("#{order}")).await;
     b.shot("orders").await;
+}
+
+/// The seller changes the price while the shopper looks at the book: Buy now
+/// stops with both prices, and the page's own button buys at the new one.
+async fn a_changed_price_stops_the_purchase(shop: &Shop, b: &Browser, cast: &Cast) {
+    login_ok(b, &cast.shopper).await;
+    b.open("/book/catalog").await;
+    b.fill("Search by title or author", cast.search).await;
+    b.press("Show").await;
+    b.follow(cast.title).await;
+    let set_price = |cents: i64| async move {
+        sqlx::query("UPDATE books SET price_cents = ? WHERE title = ?")
+            .bind(cents)
+            .bind(cast.title)
+            .execute(&shop.running.state.db.pool)
+            .await
+            .unwrap();
+        shop.running.state.catalog_changed().await;
+    };
+    set_price(PRICE_CENTS + 100).await;
+    b.press("Buy now").await;
+    b.expect_text("changed from $14.50 to $15.50 since you saw it")
+        .await;
+    b.shot("price-changed").await;
+    set_price(PRICE_CENTS).await;
+    logout(b).await;
 }
 
 async fn seller_sees_the_stock_go_down(b: &Browser, cast: &Cast) {
@@ -415,6 +450,19 @@ async fn spanish_shopper_buys(shop: &Shop, b: &Browser) {
     b.fill("Contraseña", PASSWORD).await;
     b.press("Iniciar sesión").await;
     b.expect_text("Hola de nuevo, Lucía Lectora.").await;
+
+    // She sells a book too, its price typed as Spanish writes it.
+    b.open("/book/add_book").await;
+    b.fill("Título", "Cuaderno de la lectora").await;
+    b.fill("Autor", "Lucía Lectora").await;
+    b.fill("Descripción", "Notas al margen.").await;
+    b.fill("Precio (USD)", "12,50").await;
+    b.fill("Ejemplares disponibles", "3").await;
+    b.press("Guardar").await;
+    b.expect_text("«Cuaderno de la lectora» ya está a la venta.")
+        .await;
+    b.expect_text("12,50 US$").await;
+    b.open("/book/catalog").await;
 
     b.fill("Buscar por título o autor", CLASSIC.1).await;
     b.press("Mostrar").await;

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use storefront::config::Config;
-use storefront::startup::Application;
+use storefront::app::config::Config;
+use storefront::app::startup::Application;
 
 mod common;
 use common::{Running, csrf_token_in, free_port, skip_because};
@@ -337,7 +337,8 @@ async fn losing_redis_gives_fast_friendly_503s_and_recovers_without_restart() {
     );
 }
 
-/// Issue 10: with Redis down, GET /login and /register answered a bare, empty 500.
+/// With Redis down, GET /login and /register once answered a bare, empty 500:
+/// every page, these included, must be the shop's own page.
 #[tokio::test]
 async fn with_redis_down_every_page_is_a_friendly_page_never_a_bare_500() {
     let Some((mut redis, _redis_dir)) = redis_server().await else {

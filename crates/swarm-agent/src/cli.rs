@@ -351,7 +351,7 @@ pub struct BackupCredentialsArgs {
 }
 
 /// The leader keeps the registry auth stored in services on ECR fresh
-/// (registry_auth.rs).
+/// (`cluster::renew_auth`).
 #[derive(Debug, Clone, Args)]
 pub struct RegistryAuthArgs {
     /// `ecr`: renew the stored auth of services whose image is on ECR with a

@@ -24,6 +24,24 @@ use crate::error::{Error, Result};
 /// take ~20 s inside the engine, so this must stay well above that.
 const REQUEST_TIMEOUT_SECS: u64 = 60;
 
+/// A registry login, as a token from the registry's API gives it.
+#[derive(Clone)]
+pub struct Credential {
+    pub username: String,
+    pub password: String,
+    /// The registry's address as the token names it (ECR's proxy endpoint).
+    pub server: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("username", &self.username)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
@@ -421,7 +439,7 @@ impl Engine {
     pub async fn renew_registry_auth(
         &self,
         service: &Service,
-        credential: &crate::registry_auth::Credential,
+        credential: &Credential,
         label: (&str, String),
     ) -> Result<()> {
         let mut spec: ServiceSpec = service.spec.clone().unwrap_or_default();

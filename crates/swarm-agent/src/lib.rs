@@ -2,36 +2,31 @@
 //!
 //! `main.rs` only parses the command line and calls [`run`].
 
-pub mod actions;
-pub mod api;
+// One folder per role (docs/architecture.md has the map); no module reaches
+// itself through its imports (the module_graph test):
+// - foundation: the command line, errors, retries, the Docker engine;
+// - `store`: the token store, the API secret, AWS clients;
+// - `cluster`: the swarm as a manager sees it, its pure rules, the
+//   leader's duties (reconcile, publish, registry auth, image prune);
+// - `observe`: metrics, the action log, the status report and routes;
+// - `autoscale`: replica autoscaling (policy, CPU measurement, controller);
+// - `node`: this node's life (join, readiness, drain, leave, termination);
+// - `agent_api`: the agents' HTTP API, its client and the fleet page;
+// - `serve`: the long-running agent, wiring the above together.
+pub mod agent_api;
 pub mod autoscale;
-pub mod autoscaler;
-#[cfg(feature = "aws")]
-pub mod aws;
 pub mod backoff;
 pub mod cli;
-pub mod cpu;
-pub mod credentials_relay;
-pub mod decide;
-pub mod drain;
+pub mod cluster;
 pub mod engine;
 pub mod error;
-pub mod fleet;
-pub mod image_prune;
-pub mod imds;
-pub mod init;
-pub mod join;
-pub mod leave;
-pub mod lifecycle;
-pub mod metrics;
-pub mod model;
-pub mod node_health;
-pub mod publish;
-pub mod readiness;
-pub mod registry_auth;
+pub mod node;
+pub mod observe;
 pub mod serve;
-pub mod status;
-pub mod token_store;
+pub mod store;
+
+#[cfg(test)]
+mod module_graph;
 
 use cli::{Cli, Command, LogFormat};
 pub use error::{Error, Result};
@@ -73,27 +68,31 @@ async fn dispatch(cli: Cli) -> std::result::Result<u8, (Error, u8)> {
             (
                 e,
                 if is_status {
-                    decide::Health::Down.exit_code()
+                    cluster::rules::Health::Down.exit_code()
                 } else {
                     EXIT_FAILURE
                 },
             )
         })?;
     match &cli.command {
-        Command::Init(a) => init::run(&engine, a, g.dry_run)
+        Command::Init(a) => {
+            cluster::init::run(&engine, a, g.dry_run)
+                .await
+                .map_err(|e| match e {
+                    Error::FoundedElsewhere { .. } => (e, EXIT_FOUNDED_ELSEWHERE),
+                    e => fail(e),
+                })?
+        }
+        Command::Join(a) => node::join::run(&engine, a, g.dry_run).await.map_err(fail)?,
+        Command::Leave(a) => node::leave::run(&engine, a, g.dry_run)
             .await
-            .map_err(|e| match e {
-                Error::FoundedElsewhere { .. } => (e, EXIT_FOUNDED_ELSEWHERE),
-                e => fail(e),
-            })?,
-        Command::Join(a) => join::run(&engine, a, g.dry_run).await.map_err(fail)?,
-        Command::Leave(a) => leave::run(&engine, a, g.dry_run).await.map_err(fail)?,
+            .map_err(fail)?,
         Command::Serve(a) => serve::run(engine, a, g.dry_run).await.map_err(fail)?,
         Command::Status(a) => {
-            return status::run(&engine, a)
+            return observe::status::run(&engine, a)
                 .await
                 .map(|h| h.exit_code())
-                .map_err(|e| (e, decide::Health::Down.exit_code()));
+                .map_err(|e| (e, cluster::rules::Health::Down.exit_code()));
         }
     }
     Ok(0)
@@ -103,7 +102,7 @@ async fn dispatch(cli: Cli) -> std::result::Result<u8, (Error, u8)> {
 /// document on stdout, so a script never has to parse a log line.
 async fn status_json(cli: &Cli) -> u8 {
     let g = &cli.global;
-    let down = decide::Health::Down.exit_code();
+    let down = cluster::rules::Health::Down.exit_code();
     let failed = |e: Error| {
         println!(
             "{}",
@@ -118,13 +117,13 @@ async fn status_json(cli: &Cli) -> u8 {
     let Command::Status(args) = &cli.command else {
         unreachable!("status_json runs for `status --json` only")
     };
-    match status::full_report(&engine, args).await {
+    match observe::status::full_report(&engine, args).await {
         Ok(report) => {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("report serialises")
             );
-            report.health.exit_code()
+            report.swarm.health.exit_code()
         }
         Err(e) => failed(e),
     }

@@ -10,10 +10,10 @@ use base64::Engine as _;
 use bollard::models::{LocalNodeState, TaskState};
 use bollard::query_parameters::{LeaveSwarmOptionsBuilder, ListTasksOptionsBuilder};
 use common::{Env, On, wait_for};
+use swarm_agent::cluster::model::{Availability, NodeView};
+use swarm_agent::cluster::reconcile::{Policy, Reconciler};
 use swarm_agent::engine::Engine;
-use swarm_agent::metrics::Metrics;
-use swarm_agent::model::NodeView;
-use swarm_agent::serve::{Policy, Reconciler};
+use swarm_agent::observe::metrics::Metrics;
 
 fn read(dir: &str, key: &str) -> String {
     std::fs::read_to_string(format!("{dir}/{key}"))
@@ -540,7 +540,7 @@ async fn leaves_at_scale_in_and_is_removed(
     env.agent(On::Worker, &dry_leave).ok();
     assert_eq!(
         NodeView::from(&manager.node(worker_id).await.unwrap()).availability,
-        "active"
+        Availability::Active
     );
     assert_eq!(worker_state(env).await, LocalNodeState::ACTIVE);
 

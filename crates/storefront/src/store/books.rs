@@ -30,6 +30,8 @@ pub struct BookCard {
     #[sqlx(try_from = "i64")]
     pub price_cents: Cents,
     pub stock: i64,
+    /// Whose book it is: a card offers its seller no buy form.
+    pub seller_id: i64,
 }
 
 impl BookCard {
@@ -74,7 +76,7 @@ pub async fn cards_by_ids(pool: &AnyPool, ids: &[i64]) -> sqlx::Result<Vec<BookC
     }
     let placeholders = vec!["?"; ids.len()].join(", ");
     let sql = format!(
-        "SELECT id, title, author, price_cents, stock FROM books WHERE id IN ({placeholders}) ORDER BY title, id"
+        "SELECT id, title, author, price_cents, stock, seller_id FROM books WHERE id IN ({placeholders}) ORDER BY title, id"
     );
     let mut query = sqlx::query_as(&sql);
     for id in ids {

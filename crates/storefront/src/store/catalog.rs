@@ -15,7 +15,7 @@ use sqlx::{Any, Arguments};
 
 use super::books::BookCard;
 use crate::db::{Backend, Db};
-use crate::read_cache::Derived;
+use crate::shared::read_cache::Derived;
 
 /// Matches are counted up to this many; past it the page says "more than".
 pub const COUNT_CAP: i64 = 1_000;
@@ -178,6 +178,10 @@ pub struct CatalogPage {
     pub total: Total,
     /// Whether a page follows this one.
     pub has_next: bool,
+    /// Which page this is, counted from the books before it: a link's own
+    /// page number is only a label a hand can edit. `None` when the books
+    /// before it are past the count's cap (a deep page of a big catalog).
+    pub number: Option<i64>,
     /// What the web layer makes of this page (its rendered cards), kept with it.
     pub derived: Derived,
 }
@@ -188,6 +192,7 @@ impl CatalogPage {
             books: Vec::new(),
             total: Total::Exact(0),
             has_next: false,
+            number: Some(1),
             derived: Derived::default(),
         }
     }
@@ -371,7 +376,8 @@ fn order_by(columns: &[(&str, Direction)], backwards: bool) -> String {
         .join(", ")
 }
 
-const CARD_COLUMNS: &str = "books.id, books.title, books.author, books.price_cents, books.stock";
+const CARD_COLUMNS: &str =
+    "books.id, books.title, books.author, books.price_cents, books.stock, books.seller_id";
 
 /// One page of the catalog (see the module's comment for what bounds its cost).
 pub async fn catalog(db: &Db, query: &CatalogQuery) -> sqlx::Result<CatalogPage> {
@@ -384,6 +390,10 @@ pub async fn catalog(db: &Db, query: &CatalogQuery) -> sqlx::Result<CatalogPage>
     };
     let backwards = anchor.is_some() && matches!(query.cursor, Some(Cursor::Before(_)));
     let total = count_capped(&db.pool, &filter).await?;
+    let number = match &anchor {
+        None => Some(query.page),
+        Some(anchor) => page_number_at(&db.pool, &filter, query, anchor, backwards).await?,
+    };
     let mut books = page_of_cards(&db.pool, &filter, query, anchor.as_ref(), backwards).await?;
     let more = books.len() as i64 > query.per_page;
     books.truncate(query.per_page as usize);
@@ -395,8 +405,33 @@ pub async fn catalog(db: &Db, query: &CatalogQuery) -> sqlx::Result<CatalogPage>
         total,
         // Going back, the page the shopper came from follows.
         has_next: more || backwards,
+        number,
         derived: Derived::default(),
     })
+}
+
+/// The number of the page a cursor leads to, from the books that come before
+/// its anchor (counted no further than the cap, like the total): after the
+/// anchor, the page starts past the anchor and those before it; before it,
+/// the page ends just before the anchor.
+async fn page_number_at(
+    pool: &AnyPool,
+    filter: &Filter,
+    query: &CatalogQuery,
+    anchor: &Anchor,
+    backwards: bool,
+) -> sqlx::Result<Option<i64>> {
+    let earlier = count_up_to_cap(pool, filter, Some((query.sort, anchor))).await?;
+    if earlier > COUNT_CAP {
+        return Ok(None);
+    }
+    // The books shown start at this index (0-based) in the whole order.
+    let first = if backwards {
+        (earlier - query.per_page).max(0)
+    } else {
+        earlier + 1
+    };
+    Ok(Some(first / query.per_page + 1))
 }
 
 /// `per_page + 1` cards, the extra one telling whether more follow.
@@ -444,17 +479,32 @@ fn where_clause(conditions: &[String]) -> String {
 
 /// How many books match, counted no further than just past the cap.
 async fn count_capped(pool: &AnyPool, filter: &Filter) -> sqlx::Result<Total> {
+    Ok(Total::of_capped(count_up_to_cap(pool, filter, None).await?))
+}
+
+/// The books that match (and, with `before`, come before its anchor in its
+/// order), counted no further than one past [`COUNT_CAP`].
+async fn count_up_to_cap(
+    pool: &AnyPool,
+    filter: &Filter,
+    before: Option<(Sort, &Anchor)>,
+) -> sqlx::Result<i64> {
     let mut args = AnyArguments::default();
-    filter.bind_condition(&mut args);
-    let conditions: Vec<String> = filter.condition.iter().map(|c| c.to_string()).collect();
+    let mut conditions = Vec::new();
+    if let Some(condition) = filter.condition {
+        conditions.push(condition.to_string());
+        filter.bind_condition(&mut args);
+    }
+    if let Some((sort, anchor)) = before {
+        conditions.push(keyset_condition(sort.columns(), true, anchor, &mut args));
+    }
     let sql = format!(
         "SELECT COUNT(*) FROM (SELECT 1 FROM {} {} LIMIT {}) AS matching",
         filter.from,
         where_clause(&conditions),
         COUNT_CAP + 1
     );
-    let counted: i64 = sqlx::query_scalar_with(&sql, args).fetch_one(pool).await?;
-    Ok(Total::of_capped(counted))
+    sqlx::query_scalar_with(&sql, args).fetch_one(pool).await
 }
 
 /// How many books the shop lists, up to the cap (the home page says it).

@@ -42,6 +42,36 @@ pub fn stored_cents(column: &str, cents: i64) -> sqlx::Result<Cents> {
     })
 }
 
+/// `text` as a LIKE pattern matching it anywhere, its own `%` and `_` (and
+/// the escape character `!`, which SQLite and MySQL read alike) taken literally.
+pub fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '!' | '%' | '_') {
+            pattern.push('!');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// One page of a newest-first list and whether older rows follow.
+pub struct AdminPage<T> {
+    pub rows: Vec<T>,
+    pub more: bool,
+}
+
+impl<T> AdminPage<T> {
+    /// From `limit + 1` rows fetched: the extra one only says there are more.
+    pub fn of(mut rows: Vec<T>, limit: i64) -> Self {
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit.max(0) as usize);
+        AdminPage { rows, more }
+    }
+}
+
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => {

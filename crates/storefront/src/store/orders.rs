@@ -1,11 +1,18 @@
 //! Orders move stock, so every change here is one transaction whose first
 //! statement is a conditional write: the database, not the application,
 //! decides who gets the last copy, on SQLite and MySQL alike.
+//!
+//! An unpaid order holds its copies ([`OrderStatus::PendingPayment`]),
+//! except a new buyer's order beyond what new buyers together may hold
+//! ([`NewBuyerShare`]): it waits unreserved ([`OrderStatus::Unreserved`]) and
+//! payment takes the copies if they are still there (docs/decisions.md,
+//! "Holds are earned by paying").
 
 use std::time::Duration;
 
 use sqlx::{Any, AnyPool, Transaction};
 
+use super::{AdminPage, contains_pattern};
 use crate::domain::{Cents, OrderStatus, PaymentMethod, Quantity, now_epoch};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +29,13 @@ pub enum OrderError {
     /// The shopper already holds the most unpaid orders allowed.
     #[error("{open} unpaid orders already (at most {max})")]
     TooManyOpen { open: i64, max: i64 },
+    /// The price of a book changed since the shopper saw it (`ShownPrices`).
+    #[error("the price of “{title}” changed from {shown} to {now}")]
+    PriceChanged {
+        title: String,
+        shown: Cents,
+        now: Cents,
+    },
     /// The order would take the shopper past the copies of one title they may hold unpaid.
     #[error("holding {held} of “{title}” already (at most {max})")]
     HoldLimit { title: String, held: i64, max: i64 },
@@ -37,10 +51,36 @@ pub struct HoldPolicy {
     pub ttl: Duration,
     pub max_open_orders: i64,
     pub max_held_per_title: i64,
+    pub new_buyers: NewBuyerShare,
 }
 
+/// What new buyers (shoppers who have never paid for an order) may hold
+/// together in unpaid orders, in percent of the shop's copies and of each
+/// title's copies (on the shelf and held). A swarm of fresh accounts cannot
+/// take more, however many there are; a new buyer's order beyond it is
+/// placed unreserved. Copies are counted as they are when the order is made.
+#[derive(Debug, Clone, Copy)]
+pub struct NewBuyerShare {
+    pub shop_percent: i64,
+    pub title_percent: i64,
+    /// The shop's copies ([`shop_copies`]), as the caller last counted them:
+    /// a sum over every book, which at a million books takes a tenth of a
+    /// second, so replicas count it every few seconds rather than under the
+    /// new buyers' lock (`AppState::hold_policy`).
+    pub shop_copies: i64,
+}
+
+/// The two statuses of an unpaid order, as SQL binds them (`status IN (?, ?)`).
+const UNPAID: [OrderStatus; 2] = [OrderStatus::PendingPayment, OrderStatus::Unreserved];
+
+/// The prices a shopper's page showed, by book id: an order whose price
+/// changed since is refused ([`OrderError::PriceChanged`]), so nobody buys
+/// at a price they did not see. A book not in it is not checked.
+pub type ShownPrices = std::collections::HashMap<i64, Cents>;
+
 /// Places one order for `lines` (book id, quantity): all lines or none.
-/// Prices come from the books table, never from the request.
+/// Prices come from the books table, never from the request; `shown` only
+/// stops the order when they differ from what the shopper saw.
 ///
 /// `checkout_key` names the cart being checked out (or the buy form sent):
 /// when this shopper already has an unpaid order made with it, that order's
@@ -52,6 +92,7 @@ pub async fn create(
     lines: &[(i64, Quantity)],
     policy: HoldPolicy,
     checkout_key: Option<&str>,
+    shown: &ShownPrices,
 ) -> Result<Created, OrderError> {
     if lines.is_empty() {
         return Err(OrderError::Empty);
@@ -59,21 +100,35 @@ pub async fn create(
     // A fixed lock order (by book id) keeps concurrent carts from deadlocking on MySQL.
     let mut lines = lines.to_vec();
     lines.sort_by_key(|(book_id, _)| *book_id);
+    // Read before the transaction: a shopper only ever turns from new to
+    // proven, and a stale "new" merely counts them in the new buyers' share.
+    let new_buyer = !has_paid(pool, user_id).await?;
 
     let mut tx = pool.begin().await?;
     lock_shopper(&mut tx, user_id).await?;
+    if new_buyer {
+        lock_new_buyers_share(&mut tx).await?;
+    }
     if let Some(key) = checkout_key
         && let Some(order_id) = unpaid_order_by_key(&mut tx, user_id, key).await?
     {
         return Ok(Created {
             order_id,
             new: false,
+            reserved: true,
         });
     }
     check_holds(&mut tx, user_id, &lines, policy).await?;
+    let reserved =
+        !new_buyer || within_new_buyers_share(&mut tx, &lines, policy.new_buyers).await?;
     let mut priced = Vec::with_capacity(lines.len());
     for (book_id, quantity) in &lines {
-        if !take_stock(&mut tx, *book_id, *quantity).await? {
+        let available = if reserved {
+            take_stock(&mut tx, *book_id, quantity.get()).await?
+        } else {
+            in_stock(&mut tx, *book_id, *quantity).await?
+        };
+        if !available {
             drop(tx);
             return Err(why_not_available(pool, *book_id).await);
         }
@@ -86,6 +141,15 @@ pub async fn create(
             return Err(OrderError::OwnBook { title });
         }
         let unit = super::stored_cents("price_cents", unit_cents)?;
+        if let Some(&seen) = shown.get(book_id)
+            && seen != unit
+        {
+            return Err(OrderError::PriceChanged {
+                title,
+                shown: seen,
+                now: unit,
+            });
+        }
         priced.push((*book_id, title, unit, *quantity));
     }
     let items: Cents = priced
@@ -98,7 +162,7 @@ pub async fn create(
          VALUES (?, ?, ?, 0, ?, ?, ?)",
     )
     .bind(user_id)
-    .bind(OrderStatus::PendingPayment.as_db())
+    .bind(if reserved { OrderStatus::PendingPayment } else { OrderStatus::Unreserved }.as_db())
     .bind(items.get())
     .bind(now)
     .bind(now + policy.ttl.as_secs() as i64)
@@ -120,6 +184,7 @@ pub async fn create(
     Ok(Created {
         order_id,
         new: true,
+        reserved,
     })
 }
 
@@ -128,6 +193,107 @@ pub async fn create(
 pub struct Created {
     pub order_id: i64,
     pub new: bool,
+    /// A new order's copies are held (false: a new buyer's order beyond the
+    /// new buyers' share); not looked up for an order found by its key.
+    pub reserved: bool,
+}
+
+/// A shopper who has paid for an order is no longer a new buyer.
+pub async fn has_paid(pool: &AnyPool, user_id: i64) -> sqlx::Result<bool> {
+    let paid: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM orders WHERE user_id = ? AND status = ? LIMIT 1")
+            .bind(user_id)
+            .bind(OrderStatus::Paid.as_db())
+            .fetch_optional(pool)
+            .await?;
+    Ok(paid.is_some())
+}
+
+/// Makes new buyers' orders one after the other (a row lock on
+/// `hold_locks`, taken before the transaction reads anything, so MySQL's
+/// snapshot includes every order placed under it before), so that two of
+/// them cannot pass the new buyers' share together. Other shoppers' orders
+/// never take it.
+async fn lock_new_buyers_share(tx: &mut Transaction<'_, Any>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE hold_locks SET name = name WHERE name = 'new_buyers'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The shop's copies: on the shelf plus held by unpaid orders.
+pub async fn shop_copies(pool: &AnyPool) -> sqlx::Result<i64> {
+    let on_shelf: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(stock), 0) AS SIGNED) FROM books")
+            .fetch_one(pool)
+            .await?;
+    let held: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(l.quantity), 0) AS SIGNED) FROM order_lines l \
+         JOIN orders o ON o.id = l.order_id WHERE o.status = ? AND l.book_id IS NOT NULL",
+    )
+    .bind(OrderStatus::PendingPayment.as_db())
+    .fetch_one(pool)
+    .await?;
+    Ok(on_shelf + held)
+}
+
+/// Copies held by unpaid orders, and of those the ones new buyers hold: of
+/// the whole shop, or of one book.
+async fn held_and_held_by_new_buyers(
+    tx: &mut Transaction<'_, Any>,
+    book_id: Option<i64>,
+) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(l.quantity), 0) AS SIGNED), \
+                CAST(COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM orders p \
+                     WHERE p.user_id = o.user_id AND p.status = ?) THEN 0 ELSE l.quantity END), 0) AS SIGNED) \
+         FROM order_lines l JOIN orders o ON o.id = l.order_id \
+         WHERE o.status = ? AND l.book_id IS NOT NULL AND (? IS NULL OR l.book_id = ?)",
+
+    )
+    .bind(OrderStatus::Paid.as_db())
+    .bind(OrderStatus::PendingPayment.as_db())
+    .bind(book_id)
+    .bind(book_id)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// One book's copies (on the shelf plus held) and the new buyers' holds of it.
+async fn title_copies_and_new_buyers_holds(
+    tx: &mut Transaction<'_, Any>,
+    book_id: i64,
+) -> sqlx::Result<(i64, i64)> {
+    let on_shelf: Option<i64> = sqlx::query_scalar("SELECT stock FROM books WHERE id = ?")
+        .bind(book_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let (held, held_by_new) = held_and_held_by_new_buyers(tx, Some(book_id)).await?;
+    Ok((on_shelf.unwrap_or(0) + held, held_by_new))
+}
+
+/// Whether a new buyer's `lines` may hold their copies: the new buyers'
+/// holds with them stay within [`NewBuyerShare`] of the shop and of each title.
+async fn within_new_buyers_share(
+    tx: &mut Transaction<'_, Any>,
+    lines: &[(i64, Quantity)],
+    share: NewBuyerShare,
+) -> sqlx::Result<bool> {
+    let within = |held: i64, wanted: i64, copies: i64, percent: i64| {
+        (held + wanted) * 100 <= copies * percent
+    };
+    let wanted: i64 = lines.iter().map(|(_, quantity)| quantity.get()).sum();
+    let (_, held) = held_and_held_by_new_buyers(tx, None).await?;
+    if !within(held, wanted, share.shop_copies, share.shop_percent) {
+        return Ok(false);
+    }
+    for (book_id, quantity) in lines {
+        let (copies, held) = title_copies_and_new_buyers_holds(tx, *book_id).await?;
+        if !within(held, quantity.get(), copies, share.title_percent) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Locks the shopper's own row (a no-op update: MySQL's row lock, SQLite's
@@ -159,7 +325,7 @@ async fn unpaid_order_by_key(
             .fetch_optional(&mut **tx)
             .await?;
     match found {
-        Some((order_id, status)) if status == OrderStatus::PendingPayment.as_db() => {
+        Some((order_id, status)) if UNPAID.iter().any(|unpaid| unpaid.as_db() == status) => {
             Ok(Some(order_id))
         }
         Some((order_id, _)) => {
@@ -197,10 +363,11 @@ async fn check_holds(
 ) -> Result<(), OrderError> {
     let now = now_epoch();
     let open: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM orders WHERE user_id = ? AND status = ? AND expires_at > ?",
+        "SELECT COUNT(*) FROM orders WHERE user_id = ? AND status IN (?, ?) AND expires_at > ?",
     )
     .bind(user_id)
-    .bind(OrderStatus::PendingPayment.as_db())
+    .bind(UNPAID[0].as_db())
+    .bind(UNPAID[1].as_db())
     .bind(now)
     .fetch_one(&mut **tx)
     .await?;
@@ -214,10 +381,11 @@ async fn check_holds(
         let held: i64 = sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(l.quantity), 0) AS SIGNED) FROM order_lines l \
              JOIN orders o ON o.id = l.order_id \
-             WHERE o.user_id = ? AND o.status = ? AND o.expires_at > ? AND l.book_id = ?",
+             WHERE o.user_id = ? AND o.status IN (?, ?) AND o.expires_at > ? AND l.book_id = ?",
         )
         .bind(user_id)
-        .bind(OrderStatus::PendingPayment.as_db())
+        .bind(UNPAID[0].as_db())
+        .bind(UNPAID[1].as_db())
         .bind(now)
         .bind(book_id)
         .fetch_one(&mut **tx)
@@ -242,15 +410,28 @@ async fn check_holds(
 async fn take_stock(
     tx: &mut Transaction<'_, Any>,
     book_id: i64,
-    quantity: Quantity,
+    copies: i64,
 ) -> sqlx::Result<bool> {
     let result = sqlx::query("UPDATE books SET stock = stock - ? WHERE id = ? AND stock >= ?")
-        .bind(quantity.get())
+        .bind(copies)
         .bind(book_id)
-        .bind(quantity.get())
+        .bind(copies)
         .execute(&mut **tx)
         .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// Whether `quantity` copies are on the shelf, for an order that does not take them.
+async fn in_stock(
+    tx: &mut Transaction<'_, Any>,
+    book_id: i64,
+    quantity: Quantity,
+) -> sqlx::Result<bool> {
+    let stock: Option<i64> = sqlx::query_scalar("SELECT stock FROM books WHERE id = ?")
+        .bind(book_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(stock.is_some_and(|stock| stock >= quantity.get()))
 }
 
 async fn why_not_available(pool: &AnyPool, book_id: i64) -> OrderError {
@@ -305,7 +486,12 @@ impl Order {
     }
 
     pub fn is_open(&self) -> bool {
-        self.status() == OrderStatus::PendingPayment && self.expires_at > now_epoch()
+        self.status().is_unpaid() && self.expires_at > now_epoch()
+    }
+
+    /// Open, with its copies still on the shelf until it is paid.
+    pub fn is_unreserved(&self) -> bool {
+        self.status() == OrderStatus::Unreserved && self.is_open()
     }
 }
 
@@ -380,14 +566,28 @@ impl OrderOverview {
     }
 }
 
-pub async fn recent_all(pool: &AnyPool, limit: i64) -> sqlx::Result<Vec<OrderOverview>> {
-    sqlx::query_as(
+/// The admin's list, newest first, `limit` at a time below the id `before`:
+/// orders whose buyer's e-mail contains `search`, or whose number it is
+/// (`#12` or `12`); every order when it is empty.
+pub async fn page_for_admin(
+    pool: &AnyPool,
+    search: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<AdminPage<OrderOverview>> {
+    let number: i64 = search.trim().trim_start_matches('#').parse().unwrap_or(-1);
+    let rows = sqlx::query_as(
         "SELECT o.id, u.email, o.status, o.items_cents, o.delivery_cents, o.created_at \
-         FROM orders o JOIN users u ON u.id = o.user_id ORDER BY o.id DESC LIMIT ?",
+         FROM orders o JOIN users u ON u.id = o.user_id \
+         WHERE (u.email LIKE ? ESCAPE '!' OR o.id = ?) AND o.id < ? ORDER BY o.id DESC LIMIT ?",
     )
-    .bind(limit)
+    .bind(contains_pattern(search))
+    .bind(number)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit + 1)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(AdminPage::of(rows, limit))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -400,6 +600,9 @@ pub enum StepError {
     NoDelivery,
     #[error("unknown delivery provider")]
     UnknownProvider,
+    /// An unreserved order's copies went to someone who paid first.
+    #[error("only {available} left of “{title}”")]
+    OutOfStock { title: String, available: i64 },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -419,13 +622,14 @@ pub async fn choose_delivery(
     let cost = cost.ok_or(StepError::UnknownProvider)?;
     let result = sqlx::query(
         "UPDATE orders SET provider_id = ?, delivery_cents = ? \
-         WHERE id = ? AND user_id = ? AND status = ? AND expires_at > ?",
+         WHERE id = ? AND user_id = ? AND status IN (?, ?) AND expires_at > ?",
     )
     .bind(provider_id)
     .bind(cost)
     .bind(id)
     .bind(user_id)
-    .bind(OrderStatus::PendingPayment.as_db())
+    .bind(UNPAID[0].as_db())
+    .bind(UNPAID[1].as_db())
     .bind(now_epoch())
     .execute(pool)
     .await?;
@@ -436,30 +640,30 @@ pub async fn choose_delivery(
 }
 
 /// Pays the buyer's open order once: the status change is conditional, and the
-/// payments table holds at most one row per order.
+/// payments table holds at most one row per order. An unreserved order takes
+/// its copies now, all or none; without them it is not paid and stays open.
 pub async fn pay(
     pool: &AnyPool,
     id: i64,
     user_id: i64,
     method: PaymentMethod,
-) -> Result<Cents, StepError> {
+) -> Result<Payment, StepError> {
     let mut tx = pool.begin().await?;
     let now = now_epoch();
-    let result = sqlx::query(
-        "UPDATE orders SET status = ?, paid_at = ? \
-         WHERE id = ? AND user_id = ? AND status = ? AND provider_id IS NOT NULL AND expires_at > ?",
-    )
-    .bind(OrderStatus::Paid.as_db())
-    .bind(now)
-    .bind(id)
-    .bind(user_id)
-    .bind(OrderStatus::PendingPayment.as_db())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    if result.rows_affected() != 1 {
+    let mut paid_from = None;
+    for unpaid in UNPAID {
+        if mark_paid(&mut tx, id, user_id, unpaid, now).await? {
+            paid_from = Some(unpaid);
+            break;
+        }
+    }
+    let Some(paid_from) = paid_from else {
         drop(tx);
         return Err(classify_refusal(pool, id, user_id).await);
+    };
+    let took_copies = paid_from == OrderStatus::Unreserved;
+    if took_copies {
+        take_copies_at_payment(&mut tx, id).await?;
     }
     let total: (i64, i64) =
         sqlx::query_as("SELECT items_cents, delivery_cents FROM orders WHERE id = ?")
@@ -478,7 +682,70 @@ pub async fn pay(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(amount)
+    Ok(Payment {
+        amount,
+        took_copies,
+    })
+}
+
+/// What [`pay`] did: the amount, and whether the order took its copies now
+/// (an unreserved order), which changes the catalog's stock.
+#[derive(Debug, Clone, Copy)]
+pub struct Payment {
+    pub amount: Cents,
+    pub took_copies: bool,
+}
+
+/// The conditional status change of [`pay`], from one unpaid status.
+async fn mark_paid(
+    tx: &mut Transaction<'_, Any>,
+    id: i64,
+    user_id: i64,
+    from: OrderStatus,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE orders SET status = ?, paid_at = ? \
+         WHERE id = ? AND user_id = ? AND status = ? AND provider_id IS NOT NULL AND expires_at > ?",
+    )
+    .bind(OrderStatus::Paid.as_db())
+    .bind(now)
+    .bind(id)
+    .bind(user_id)
+    .bind(from.as_db())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Takes an unreserved order's copies from the shelf (books in id order, as
+/// every transaction here locks them). A line whose copies are gone fails
+/// the payment; the caller's transaction is then dropped, undoing it all.
+async fn take_copies_at_payment(tx: &mut Transaction<'_, Any>, id: i64) -> Result<(), StepError> {
+    let lines: Vec<(Option<i64>, String, i64)> = sqlx::query_as(
+        "SELECT book_id, title, quantity FROM order_lines WHERE order_id = ? ORDER BY book_id",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (book_id, title, quantity) in lines {
+        let taken = match book_id {
+            Some(book_id) => take_stock(tx, book_id, quantity).await?,
+            None => false,
+        };
+        if !taken {
+            let available: Option<i64> = sqlx::query_scalar("SELECT stock FROM books WHERE id = ?")
+                .bind(book_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            return Err(StepError::OutOfStock {
+                title,
+                available: available.unwrap_or(0),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn classify_refusal(pool: &AnyPool, id: i64, user_id: i64) -> StepError {
@@ -500,9 +767,10 @@ pub async fn cancel(pool: &AnyPool, id: i64, user_id: i64) -> Result<bool, StepE
 /// transaction returns its stock.
 pub async fn expire_due(pool: &AnyPool) -> sqlx::Result<u64> {
     let due: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM orders WHERE status = ? AND expires_at <= ? ORDER BY id LIMIT 500",
+        "SELECT id FROM orders WHERE status IN (?, ?) AND expires_at <= ? ORDER BY id LIMIT 500",
     )
-    .bind(OrderStatus::PendingPayment.as_db())
+    .bind(UNPAID[0].as_db())
+    .bind(UNPAID[1].as_db())
     .bind(now_epoch())
     .fetch_all(pool)
     .await?;
@@ -522,18 +790,14 @@ async fn close_and_restock(
     to: OrderStatus,
 ) -> sqlx::Result<bool> {
     let mut tx = pool.begin().await?;
-    let result = sqlx::query(
-        "UPDATE orders SET status = ? WHERE id = ? AND status = ? AND (? IS NULL OR user_id = ?)",
-    )
-    .bind(to.as_db())
-    .bind(id)
-    .bind(OrderStatus::PendingPayment.as_db())
-    .bind(user_id)
-    .bind(user_id)
-    .execute(&mut *tx)
-    .await?;
-    if result.rows_affected() != 1 {
-        return Ok(false);
+    // Most unpaid orders hold their copies: that status is tried first. An
+    // unreserved order took no copies, so it returns none.
+    if !close(&mut tx, id, user_id, OrderStatus::PendingPayment, to).await? {
+        let closed = close(&mut tx, id, user_id, OrderStatus::Unreserved, to).await?;
+        if closed {
+            tx.commit().await?;
+        }
+        return Ok(closed);
     }
     let lines: Vec<(Option<i64>, i64)> = sqlx::query_as(
         "SELECT book_id, quantity FROM order_lines WHERE order_id = ? ORDER BY book_id",
@@ -552,4 +816,25 @@ async fn close_and_restock(
     }
     tx.commit().await?;
     Ok(true)
+}
+
+/// The conditional status change that closes an unpaid order (`from`) once.
+async fn close(
+    tx: &mut Transaction<'_, Any>,
+    id: i64,
+    user_id: Option<i64>,
+    from: OrderStatus,
+    to: OrderStatus,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE orders SET status = ? WHERE id = ? AND status = ? AND (? IS NULL OR user_id = ?)",
+    )
+    .bind(to.as_db())
+    .bind(id)
+    .bind(from.as_db())
+    .bind(user_id)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }

@@ -15,6 +15,16 @@ impl Provider {
     pub fn cost(&self) -> Cents {
         self.cost_cents
     }
+
+    /// The catalogue's message for the coverage areas the shop ships with
+    /// (stored in English); another area an operator added shows as stored.
+    pub fn coverage_message_id(&self) -> Option<&'static str> {
+        match self.coverage_area.as_str() {
+            "International" => Some("coverage-international"),
+            "National" => Some("coverage-national"),
+            _ => None,
+        }
+    }
 }
 
 pub async fn list(pool: &AnyPool) -> sqlx::Result<Vec<Provider>> {

@@ -1,3 +1,4 @@
+use super::{AdminPage, contains_pattern};
 use sqlx::AnyPool;
 
 use crate::domain::{Email, now_epoch};
@@ -82,8 +83,24 @@ pub async fn grant_admin(pool: &AnyPool, email: &Email) -> sqlx::Result<bool> {
     Ok(result.rows_affected() > 0 || find_by_email(pool, email).await?.is_some())
 }
 
-pub async fn list_all(pool: &AnyPool) -> sqlx::Result<Vec<User>> {
-    sqlx::query_as(&format!("{USER_COLUMNS} ORDER BY id"))
-        .fetch_all(pool)
-        .await
+/// The admin's list, newest first, `limit` at a time below the id `before`:
+/// users whose e-mail or name contains `search` (everyone when it is empty).
+pub async fn page_for_admin(
+    pool: &AnyPool,
+    search: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<AdminPage<User>> {
+    let pattern = contains_pattern(search);
+    let rows = sqlx::query_as(&format!(
+        "{USER_COLUMNS} WHERE (email LIKE ? ESCAPE '!' OR name LIKE ? ESCAPE '!') AND id < ? \
+         ORDER BY id DESC LIMIT ?"
+    ))
+    .bind(&pattern)
+    .bind(&pattern)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(AdminPage::of(rows, limit))
 }

@@ -2,29 +2,31 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Deserialize;
+use tower_cookies::Cookies;
 use tower_sessions::Session;
 
 use super::csrf::AnonymousToken;
+use super::device::{attempts_key, known_device, remember_device};
 use super::page::{CsrfForm, FieldErrors, Page, SessionUser, flash, log_in, log_out, render_as};
-use crate::client_addr::{self, ClientAddr};
-use crate::domain::{Email, bounded_text, parse_password};
+use crate::app::state::AppState;
+use crate::domain::{Email, parse_password, person_name};
+use crate::edge::client_addr::{self, ClientAddr};
+use crate::edge::ratelimit::Verdict;
 use crate::error::{AppError, AppResult, set_retry_after};
-use crate::i18n::{t, t_args};
+use crate::i18n::{self, t, t_args};
 use crate::password::HashError;
-use crate::ratelimit::Verdict;
-use crate::state::AppState;
 use crate::store::users::{self, InsertUserError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/register", get(register_page).post(register))
         .route("/login", get(login_page).post(login))
-        .route("/logout", post(logout))
+        .route("/logout", get(logout_page).post(logout))
 }
 
 #[derive(Template)]
@@ -55,25 +57,44 @@ async fn register_page(page: Page, anonymous: AnonymousToken) -> AppResult<Respo
 
 async fn register(
     State(app): State<AppState>,
+    ClientAddr(client): ClientAddr,
     page: Page,
     session: Session,
     anonymous: AnonymousToken,
     CsrfForm(form): CsrfForm<RegisterForm>,
 ) -> AppResult<Response> {
     let mut errors = FieldErrors::default();
-    let name = errors.check("name", bounded_text(&form.name, 100, "invalid-name-empty"));
+    let name = errors.check("name", person_name(&form.name));
     let email = errors.check("email", Email::parse(&form.email));
     let password = errors.check("password", parse_password(&form.password));
     let (Some(name), Some(email), Some(password)) = (name, email, password) else {
         return show_register(page, &anonymous, form, errors);
     };
+    let address = client_addr::limit_key(client);
+    if let Some(seconds) = app
+        .registration_limiter
+        .attempt(&address)
+        .await
+        .map_err(unavailable)?
+    {
+        app.metrics.registration("throttled");
+        errors.add("email", t("register-throttled"));
+        let mut response = show_register(page, &anonymous, form, errors)?;
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.into());
+        return Ok(response);
+    }
     let hash = app.hasher.hash(password).await.map_err(hash_failed)?;
     match users::insert(&app.db.pool, &name, &email, &hash).await {
         Ok(_) => {
+            app.metrics.registration("created");
             flash(&session, "success", t("register-done")).await?;
             Ok(Redirect::to("/login").into_response())
         }
         Err(InsertUserError::DuplicateEmail) => {
+            app.metrics.registration("duplicate");
             errors.add("email", t("register-email-taken"));
             show_register(page, &anonymous, form, errors)
         }
@@ -109,6 +130,8 @@ struct LoginPage {
     page: Page,
     email: String,
     error: Option<String>,
+    /// Where the shopper goes after logging in (a path on this site).
+    next: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -116,10 +139,32 @@ struct LoginPage {
 struct LoginForm {
     email: String,
     password: String,
+    next: String,
 }
 
-async fn login_page(page: Page, anonymous: AnonymousToken) -> AppResult<Response> {
-    show_login(page, &anonymous, String::new(), StatusCode::OK, None)
+/// `/login?next=/book/12`: the page that sent the shopper to log in.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LoginQuery {
+    next: String,
+}
+
+/// Where a login leads: back to the page that asked for it (a path on this
+/// site only, never another site), else the catalog.
+fn after_login(next: &str) -> &str {
+    match i18n::safe_next(next.trim()) {
+        "/" if next.trim() != "/" => "/book/catalog",
+        path => path,
+    }
+}
+
+async fn login_page(
+    page: Page,
+    anonymous: AnonymousToken,
+    Query(query): Query<LoginQuery>,
+) -> AppResult<Response> {
+    let next = after_login(&query.next).to_string();
+    show_login(page, &anonymous, String::new(), next, StatusCode::OK, None)
 }
 
 const LOGIN_FAILED: &str = "login-failed";
@@ -131,6 +176,7 @@ const LOGIN_FAILED: &str = "login-failed";
 async fn login(
     State(app): State<AppState>,
     ClientAddr(client): ClientAddr,
+    cookies: Cookies,
     page: Page,
     session: Session,
     anonymous: AnonymousToken,
@@ -138,15 +184,19 @@ async fn login(
 ) -> AppResult<Response> {
     let refuse = |status: StatusCode, error: &'static str| {
         let email = form.email.clone();
-        show_login(page.clone(), &anonymous, email, status, Some(error))
+        let next = after_login(&form.next).to_string();
+        show_login(page.clone(), &anonymous, email, next, status, Some(error))
     };
     let Ok(email) = Email::parse(&form.email) else {
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, LOGIN_FAILED);
     };
     let address = client_addr::limit_key(client);
+    // A known device's attempts count apart from everyone else's on the account.
+    let device = known_device(&app, &cookies, email.as_str());
+    let account = attempts_key(email.as_str(), device.as_deref());
     let verdict = app
         .login_limiter
-        .attempt(&address, email.as_str())
+        .attempt(&address, &account)
         .await
         .map_err(unavailable)?;
     if let Some(response) = throttled(&app, verdict, refuse) {
@@ -154,12 +204,16 @@ async fn login(
     }
     let user = users::find_by_email(&app.db.pool, &email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = match app.hasher.verify(hash, form.password.clone()).await {
+    let verified = match app
+        .hasher
+        .verify(hash, form.password.clone(), device.is_some())
+        .await
+    {
         Err(HashError::Busy) => {
             // Refused for overload, not judged: a flood must not spend this
             // user's attempts.
             app.login_limiter
-                .not_checked(&address, email.as_str())
+                .not_checked(&address, &account)
                 .await
                 .map_err(unavailable)?;
             return Err(hash_failed(HashError::Busy));
@@ -169,9 +223,10 @@ async fn login(
     match (verified, user) {
         (true, Some(user)) => {
             app.login_limiter
-                .succeeded(&address, email.as_str())
+                .succeeded(&address, &account)
                 .await
                 .map_err(unavailable)?;
+            remember_device(&app, &cookies, email.as_str(), device);
             let who = SessionUser {
                 id: user.id,
                 name: user.name.clone(),
@@ -180,7 +235,7 @@ async fn login(
             log_in(&session, who).await?;
             let welcome = t_args("login-welcome-back", &[("name", user.name.as_str().into())]);
             flash(&session, "success", welcome).await?;
-            Ok(Redirect::to("/book/catalog").into_response())
+            Ok(Redirect::to(after_login(&form.next)).into_response())
         }
         _ => refuse(StatusCode::UNAUTHORIZED, LOGIN_FAILED),
     }
@@ -211,6 +266,7 @@ fn show_login(
     page: Page,
     anonymous: &AnonymousToken,
     email: String,
+    next: String,
     status: StatusCode,
     error: Option<&'static str>,
 ) -> AppResult<Response> {
@@ -221,6 +277,7 @@ fn show_login(
             error: error.map(|id| page.t(id).into_owned()),
             page,
             email,
+            next,
         },
     )
 }
@@ -234,6 +291,22 @@ fn hash_failed(err: HashError) -> AppError {
         HashError::Busy => AppError::Busy("password hashing queue full"),
         HashError::Failed(err) => AppError::Internal(err),
     }
+}
+
+#[derive(Template)]
+#[template(path = "auth/logout.html")]
+struct LogoutPage {
+    page: Page,
+}
+
+/// `GET /logout` (a bookmark, a typed address): a page with the log-out
+/// button, since logging out is a form (CSRF) and a link must not do it.
+/// Nobody logged in: the login page.
+async fn logout_page(page: Page) -> AppResult<Response> {
+    if page.user.is_none() {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    render_as(StatusCode::OK, &LogoutPage { page })
 }
 
 async fn logout(

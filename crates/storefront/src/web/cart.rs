@@ -10,15 +10,16 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::catalog::refuse_quantity;
+use super::catalog::{over_the_most, refuse_quantity};
 use super::csrf::{is_token_of_len, new_token};
 use super::orders::explain_order_error;
 use super::page::{CsrfForm, Page, SignedIn, flash, parse_id, render, render_as};
+use crate::app::state::AppState;
 use crate::domain::{Cents, Quantity};
 use crate::error::{AppError, AppResult};
 use crate::i18n::{t, t_args};
 use crate::metrics::OrderEvent;
-use crate::state::AppState;
+use crate::store::orders::ShownPrices;
 use crate::store::{books, orders};
 
 const CART_KEY: &str = "cart";
@@ -102,6 +103,32 @@ struct CartPage {
     total: Cents,
     error: Option<String>,
     checkout_key: Option<String>,
+    /// The most copies one order may take (`MAX_HELD_PER_TITLE`).
+    per_title: i64,
+}
+
+impl CartPage {
+    /// The prices this page shows, for the checkout form: `id:cents` by commas.
+    fn shown_prices(&self) -> String {
+        let prices: Vec<String> = self
+            .rows
+            .iter()
+            .map(|row| format!("{}:{}", row.book.id, row.book.price().get()))
+            .collect();
+        prices.join(",")
+    }
+}
+
+/// The checkout form's `shown_prices`, as the store checks them; malformed
+/// entries are left out (those books are then not checked).
+fn parse_shown_prices(raw: &str) -> ShownPrices {
+    raw.split(',')
+        .filter_map(|entry| {
+            let (id, cents) = entry.trim().split_once(':')?;
+            let cents = Cents::try_from(cents.parse::<i64>().ok()?).ok()?;
+            Some((id.parse().ok()?, cents))
+        })
+        .collect()
 }
 
 async fn cart_page(me: SignedIn, error: Option<String>) -> AppResult<CartPage> {
@@ -121,6 +148,7 @@ async fn cart_page(me: SignedIn, error: Option<String>) -> AppResult<CartPage> {
     // existed shows no key, and checking it out makes one).
     let checkout_key = me.session.get::<String>(CHECKOUT_KEY).await?;
     Ok(CartPage {
+        per_title: me.app.config.limits.held_per_title,
         page: me.page,
         rows,
         total,
@@ -138,19 +166,6 @@ async fn show(me: SignedIn) -> AppResult<Response> {
 struct LineForm {
     book_id: String,
     quantity: String,
-}
-
-/// Why a cart cannot take more of a book: sold out, or how many are left
-/// (and, when some are already in the cart, how many).
-fn over_stock_message(title: &str, stock: i64, in_cart: i64) -> String {
-    match (stock, in_cart) {
-        (0, _) => t_args("order-sold-out", &[("title", title.into())]),
-        (stock, 0) => t_args("cart-only-left", &[("count", stock.into())]),
-        (stock, in_cart) => t_args(
-            "cart-over-stock",
-            &[("stock", stock.into()), ("in_cart", in_cart.into())],
-        ),
-    }
 }
 
 async fn add(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<Response> {
@@ -183,9 +198,8 @@ async fn add(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<Resp
         .find(|l| l.book_id == book_id)
         .map_or(0, |l| l.quantity.get());
     let wanted = in_cart + quantity.get();
-    if wanted > book.stock {
-        let msg = over_stock_message(&book.title, book.stock, in_cart);
-        return refuse(StatusCode::CONFLICT, msg).await;
+    if let Some(why) = over_the_most(&me.app, &book.title, wanted, book.stock, in_cart) {
+        return refuse(StatusCode::CONFLICT, why).await;
     }
     let wanted = match Quantity::try_from(wanted) {
         Ok(wanted) => wanted,
@@ -229,6 +243,12 @@ async fn update(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<R
             .iter_mut()
             .find(|l| l.book_id == book_id)
             .ok_or(AppError::NotFound)?;
+        let book = books::get(&me.app.db.pool, book_id).await?;
+        let (title, stock) = book.map_or((String::new(), 0), |b| (b.title, b.stock));
+        if let Some(why) = over_the_most(&me.app, &title, quantity.get(), stock, 0) {
+            let cart = cart_page(me, Some(why)).await?;
+            return render_as(StatusCode::CONFLICT, &cart);
+        }
         line.quantity = quantity;
     }
     store(&me.session, &lines).await?;
@@ -241,6 +261,9 @@ struct CheckoutForm {
     /// The key of the cart the page showed (optional: a client without it
     /// checks out the cart as it is now).
     checkout_key: String,
+    /// The prices the page showed (`CartPage::shown_prices`): the order
+    /// stops if one changed since.
+    shown_prices: String,
 }
 
 async fn checkout(me: SignedIn, CsrfForm(form): CsrfForm<CheckoutForm>) -> AppResult<Response> {
@@ -261,14 +284,18 @@ async fn checkout(me: SignedIn, CsrfForm(form): CsrfForm<CheckoutForm>) -> AppRe
         &app.db.pool,
         me.user.id,
         &wanted,
-        app.hold_policy(),
+        app.hold_policy().await?,
         key.as_deref(),
+        &parse_shown_prices(&form.shown_prices),
     )
     .await;
     match created {
         Ok(created) => {
             if created.new {
                 app.metrics.order_event(OrderEvent::Created);
+                if !created.reserved {
+                    app.metrics.order_event(OrderEvent::CreatedUnreserved);
+                }
                 app.catalog_changed().await;
             }
             store(&me.session, &[]).await?;

@@ -11,9 +11,10 @@ use serde::Deserialize;
 
 use super::csrf::new_token;
 use super::page::{Page, parse_id, render, render_as};
+use crate::app::state::AppState;
 use crate::cover;
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
+use crate::i18n::t_args;
 use crate::store::books::{self, Book};
 use crate::store::catalog::{CatalogPage as Found, CatalogQuery, Cursor, Sort, Total};
 use std::sync::{Arc, LazyLock};
@@ -103,6 +104,13 @@ struct Cards<'a> {
     page: &'a Page,
     found: &'a Found,
     buy_key: &'a str,
+    /// Put before a card's buy form, with its seller's id and a `.`, and
+    /// after it: each response leaves out its own shopper's books' forms.
+    not_for_seller: &'a str,
+    end_not_for_seller: &'a str,
+    /// The most copies one order may take (`MAX_HELD_PER_TITLE`): a card's
+    /// quantity field allows no more than the book page's does.
+    per_title: i64,
 }
 
 /// A random key for the buy forms of one page (128 bits, lowercase hex; see
@@ -117,6 +125,10 @@ static TOKEN_MARKER: LazyLock<String> =
     LazyLock::new(|| format!("csrf-marker-{:016x}", rand::random::<u64>()));
 static BUY_KEY_MARKER: LazyLock<String> =
     LazyLock::new(|| format!("buy-key-marker-{:016x}", rand::random::<u64>()));
+static NOT_FOR_SELLER_MARKER: LazyLock<String> =
+    LazyLock::new(|| format!("not-for-seller-{:016x}-", rand::random::<u64>()));
+static END_NOT_FOR_SELLER_MARKER: LazyLock<String> =
+    LazyLock::new(|| format!("end-not-for-seller-{:016x}", rand::random::<u64>()));
 
 /// A piece of the shared cards: their text, or a hole that each response
 /// fills with its own value.
@@ -127,6 +139,11 @@ enum Piece {
     Token,
     /// This response's buy key (see `orders::BuyForm`).
     BuyKey,
+    /// What follows, up to [`Piece::EndNotForSeller`], is a buy form that
+    /// this seller's own responses leave out (the store refuses the purchase
+    /// anyway: a card offering it would only lead to an error).
+    NotForSeller(i64),
+    EndNotForSeller,
 }
 
 /// The cards of a catalog page as HTML, cut where each form's CSRF token and
@@ -136,7 +153,7 @@ enum Piece {
 struct RenderedCards(Vec<Piece>);
 
 impl RenderedCards {
-    fn of(page: &Page, found: &Found) -> AppResult<Arc<RenderedCards>> {
+    fn of(page: &Page, found: &Found, per_title: i64) -> AppResult<Arc<RenderedCards>> {
         let slot = (page.lang as u8) << 1 | u8::from(page.user.is_some());
         found.derived.get_or_make(slot, || {
             let stand_in = Page {
@@ -148,6 +165,9 @@ impl RenderedCards {
                 page: &stand_in,
                 found,
                 buy_key: &BUY_KEY_MARKER,
+                not_for_seller: &NOT_FOR_SELLER_MARKER,
+                end_not_for_seller: &END_NOT_FOR_SELLER_MARKER,
+                per_title,
             };
             Ok(RenderedCards::cut(&without_indentation(&cards.render()?)))
         })
@@ -155,9 +175,11 @@ impl RenderedCards {
 
     /// Cuts the HTML at every marker into text and holes.
     fn cut(mut html: &str) -> RenderedCards {
-        let holes: [(&str, Piece); 2] = [
+        let holes: [(&str, Piece); 4] = [
             (&TOKEN_MARKER, Piece::Token),
             (&BUY_KEY_MARKER, Piece::BuyKey),
+            (&NOT_FOR_SELLER_MARKER, Piece::NotForSeller(0)),
+            (&END_NOT_FOR_SELLER_MARKER, Piece::EndNotForSeller),
         ];
         let next_marker = |html: &str| {
             holes
@@ -170,8 +192,17 @@ impl RenderedCards {
         let mut pieces = Vec::new();
         while let Some((at, len, hole)) = next_marker(html) {
             pieces.push(Piece::Text(html[..at].to_owned()));
-            pieces.push(hole);
             html = &html[at + len..];
+            // The seller's id follows its marker, ended by a `.`.
+            let hole = match hole {
+                Piece::NotForSeller(_) => {
+                    let (id, rest) = html.split_once('.').unwrap_or((html, ""));
+                    html = rest;
+                    Piece::NotForSeller(id.parse().unwrap_or(0))
+                }
+                hole => hole,
+            };
+            pieces.push(hole);
         }
         pieces.push(Piece::Text(html.to_owned()));
         RenderedCards(pieces)
@@ -191,17 +222,29 @@ fn without_indentation(html: &str) -> String {
     compact
 }
 
-/// The cards with one shopper's token and one response's buy key in place.
+/// The cards with one shopper's token and one response's buy key in place,
+/// and without the buy forms of the shopper's own books.
 struct CardsWithToken {
     cards: Arc<RenderedCards>,
     token: String,
     buy_key: String,
+    viewer: Option<i64>,
 }
 
 impl std::fmt::Display for CardsWithToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut leaving_out = false;
         for piece in &self.cards.0 {
             let value = match piece {
+                Piece::NotForSeller(seller) => {
+                    leaving_out = self.viewer == Some(*seller);
+                    continue;
+                }
+                Piece::EndNotForSeller => {
+                    leaving_out = false;
+                    continue;
+                }
+                _ if leaving_out => continue,
                 Piece::Text(text) => {
                     f.write_str(text)?;
                     continue;
@@ -222,17 +265,23 @@ impl std::fmt::Display for CardsWithToken {
 }
 
 impl CatalogPage {
-    /// "Page 3 of 41", or "Page 3" when the matches were not all counted.
+    /// "Page 3 of 41", or "Page 3" when the matches were not all counted,
+    /// the number being the page's own (`found.number`), whatever the link
+    /// said; "Further pages" past the count's cap.
     fn position(&self) -> String {
-        match self.pages {
-            Some(pages) => self
-                .page
-                .tn2("pager-position", "page", self.query.page, "pages", pages),
-            None => self
-                .page
-                .tn("pager-page", "page", self.query.page)
-                .to_string(),
+        match (self.found.number, self.pages) {
+            (Some(number), Some(pages)) => {
+                self.page
+                    .tn2("pager-position", "page", number, "pages", pages)
+            }
+            (Some(number), None) => self.page.tn("pager-page", "page", number).to_string(),
+            (None, _) => self.page.t("pager-far").into_owned(),
         }
+    }
+
+    /// This page's number for its links: its own, else the link's.
+    fn number(&self) -> i64 {
+        self.found.number.unwrap_or(self.query.page)
     }
 
     /// The page after this one: it starts after this page's last book
@@ -242,11 +291,11 @@ impl CatalogPage {
             (Sort::Relevance, _) | (_, None) => None,
             (_, Some(last)) => Some(("after", last.id)),
         };
-        self.page_link(self.query.page + 1, cursor)
+        self.page_link(self.number() + 1, cursor)
     }
 
     fn previous_link(&self) -> String {
-        let page = self.query.page - 1;
+        let page = self.number() - 1;
         let cursor = match (self.query.sort, self.found.books.first()) {
             (Sort::Relevance, _) | (_, None) => None,
             _ if page <= 1 => None,
@@ -290,13 +339,15 @@ async fn catalog(
     };
     // A typed page number past the end goes to the last page, rather than
     // showing "Page 999 of 5" over no books.
-    if let Some(last) = pages.filter(|last| query.page > *last) {
+    let number = found.number.unwrap_or(query.page);
+    if let Some(last) = pages.filter(|last| number > *last) {
         return Ok(Redirect::to(&page_link(&query, last, None)).into_response());
     }
     let cards = CardsWithToken {
-        cards: RenderedCards::of(&page, &found)?,
+        cards: RenderedCards::of(&page, &found, app.config.limits.held_per_title)?,
         token: page.csrf.clone(),
         buy_key: new_buy_key(),
+        viewer: page.user_id(),
     };
     render(&CatalogPage {
         cards,
@@ -318,6 +369,47 @@ struct BookPage {
     quantity_error: Option<String>,
     /// Sent back by the buy form, so that a double click makes one order.
     buy_key: String,
+    /// The most copies one order may take (`MAX_HELD_PER_TITLE`), stated by the field.
+    per_title: i64,
+}
+
+impl BookPage {
+    /// What the quantity field allows: the copies left, up to one order's most.
+    fn most(&self) -> i64 {
+        self.book.stock.min(self.per_title)
+    }
+}
+
+/// The one rule on how many copies of a title a shopper takes at once,
+/// whether to the cart or straight to an order: the copies left, and at most
+/// `MAX_HELD_PER_TITLE` (what checkout allows a shopper to hold). `None`
+/// when `wanted` fits, else why not, as the shopper reads it.
+pub fn over_the_most(
+    app: &AppState,
+    title: &str,
+    wanted: i64,
+    stock: i64,
+    in_cart: i64,
+) -> Option<String> {
+    let per_title = app.config.limits.held_per_title;
+    if wanted > per_title {
+        return Some(t_args(
+            "quantity-over-most",
+            &[
+                ("max", per_title.into()),
+                ("title", title.into()),
+                ("in_cart", in_cart.into()),
+            ],
+        ));
+    }
+    (wanted > stock).then(|| match (stock, in_cart) {
+        (0, _) => t_args("order-sold-out", &[("title", title.into())]),
+        (stock, 0) => t_args("cart-only-left", &[("count", stock.into())]),
+        (stock, in_cart) => t_args(
+            "cart-over-stock",
+            &[("stock", stock.into()), ("in_cart", in_cart.into())],
+        ),
+    })
 }
 
 async fn book_page(
@@ -335,6 +427,7 @@ async fn book_page(
         quantity: "1".into(),
         quantity_error: None,
         buy_key: new_buy_key(),
+        per_title: app.config.limits.held_per_title,
     })
 }
 
@@ -360,6 +453,7 @@ pub async fn refuse_quantity(
             quantity,
             quantity_error: Some(error),
             buy_key: new_buy_key(),
+            per_title: app.config.limits.held_per_title,
         },
     )
 }

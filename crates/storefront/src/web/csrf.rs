@@ -19,8 +19,8 @@ use tower_cookies::{Cookie, Cookies, Key};
 
 use tower_sessions::Session;
 
+use crate::app::state::AppState;
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 
 const ANONYMOUS_COOKIE: &str = "bookstore_csrf";
 /// Where a logged-in shopper's token is kept in the session.

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cart;
 pub mod catalog;
 pub mod csrf;
+pub mod device;
 pub mod ops;
 pub mod orders;
 pub mod page;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,12 +30,12 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::after_response::{AfterResponseLayer, Finish, OnResponse};
+use crate::app::state::AppState;
+use crate::edge::after_response::{AfterResponseLayer, Finish, OnResponse};
 use crate::error::{AppError, page_for_status};
 use crate::i18n;
 use crate::metrics::{Metrics, SessionStoreFailed};
-use crate::session_store::Store;
-use crate::state::AppState;
+use crate::shared::session_store::Store;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -64,7 +66,7 @@ pub fn app(state: AppState, sessions: Store) -> Router {
 
     let routes = Router::new()
         .merge(pages)
-        .route("/lang/{code}", get(i18n::switch))
+        .route("/lang/{code}", get(switch_language))
         .merge(ops::router())
         .layer(crate::metrics::track(state.metrics.clone()))
         .layer(RequestBodyTimeoutLayer::new(state.config.http.body))
@@ -103,10 +105,12 @@ fn edge(
     let [csp, nosniff, no_frames, referrer, hsts, no_store] = security_headers(https);
     ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Spans for every request; no line of its own for a 5xx: the error
+        // behind it writes one (AppError::log), or one a minute in a flood.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
-        }))
+        }).on_failure(()))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetResponseHeaderLayer::overriding(HeaderName::from_static("x-served-by"), served_by))
         .layer(csp)
@@ -212,4 +216,14 @@ fn security_headers(https: bool) -> [SetResponseHeaderLayer<HeaderValue>; 6] {
             HeaderValue::from_static(value),
         )
     })
+}
+
+/// `GET /lang/{code}?next=/path`: the header's language switch (`i18n::switch`),
+/// its cookie `Secure` where the shop is on https.
+async fn switch_language(
+    State(app): State<AppState>,
+    Path(code): Path<String>,
+    Query(query): Query<i18n::SwitchQuery>,
+) -> Response {
+    i18n::switch(&code, &query, app.config.secure_cookies())
 }

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -10,15 +10,18 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
-use super::catalog::refuse_quantity;
+use super::catalog::{over_the_most, refuse_quantity};
 use super::csrf::is_token_of_len;
 use super::page::{CsrfForm, NoPage, Page, SignedIn, flash, parse_id, render, render_as, shown_as};
-use crate::domain::{PaymentMethod, Quantity};
+use tower_sessions::Session;
+
+use crate::app::state::AppState;
+use crate::domain::{Cents, OrderStatus, PaymentMethod, Quantity};
 use crate::error::{AppError, AppResult};
-use crate::i18n::{t, t_args};
+use crate::i18n::{self, t, t_args};
 use crate::metrics::OrderEvent;
-use crate::state::AppState;
-use crate::store::orders::{self, Order, OrderError, OrderLine, StepError};
+use crate::store::books;
+use crate::store::orders::{self, Order, OrderError, OrderLine, ShownPrices, StepError};
 use crate::store::providers::{self, Provider};
 
 pub fn router() -> Router<AppState> {
@@ -75,6 +78,20 @@ pub fn explain_order_error(err: &OrderError) -> (StatusCode, String) {
                 ],
             ),
         ),
+        OrderError::PriceChanged { title, shown, now } => {
+            let money = |cents: &Cents| i18n::current().money(cents.get()).to_string();
+            (
+                StatusCode::CONFLICT,
+                t_args(
+                    "order-price-changed",
+                    &[
+                        ("title", title.as_str().into()),
+                        ("shown", money(shown).into()),
+                        ("now", money(now).into()),
+                    ],
+                ),
+            )
+        }
         OrderError::Db(_) => (StatusCode::SERVICE_UNAVAILABLE, t("order-try-again")),
     }
 }
@@ -86,9 +103,22 @@ struct BuyForm {
     quantity: String,
     /// New in every page that shows a buy form (`catalog::new_buy_key`): the
     /// same form sent twice (a double click, a resend) carries the same key
-    /// and leads to the one order. Optional: without it every buy is a new
-    /// order.
+    /// and leads to the one order. Required: a post without it, or with a
+    /// malformed one, is refused as an expired form, so no client can turn
+    /// its retries into new orders.
     buy_key: String,
+    /// The price the page showed, in cents: the order stops if it changed.
+    shown_price: String,
+}
+
+/// The price a buy form says its page showed, if it says one.
+fn shown_price(book_id: i64, raw: &str) -> ShownPrices {
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|cents| Cents::try_from(cents).ok())
+        .map(|cents| ShownPrices::from([(book_id, cents)]))
+        .unwrap_or_default()
 }
 
 /// What the order stores for a buy-now form's key (orders.checkout_key):
@@ -119,19 +149,42 @@ async fn buy(
         }
     };
     let app = &me.app;
-    let key = buy_checkout_key(form.buy_key.trim(), book_id, quantity);
+    let Some(key) = buy_checkout_key(form.buy_key.trim(), book_id, quantity) else {
+        return Err(AppError::CrossSite("buy-now form without a valid buy_key"));
+    };
+    if quantity.get() > app.config.limits.held_per_title {
+        let title = books::get(&app.db.pool, book_id)
+            .await?
+            .ok_or(AppError::NotFound)?
+            .title;
+        let stock = i64::MAX;
+        let why = over_the_most(app, &title, quantity.get(), stock, 0).unwrap_or_default();
+        return refuse_quantity(
+            app,
+            me.page,
+            book_id,
+            form.quantity,
+            StatusCode::CONFLICT,
+            why,
+        )
+        .await;
+    }
     match orders::create(
         &app.db.pool,
         me.user.id,
         &[(book_id, quantity)],
-        app.hold_policy(),
-        key.as_deref(),
+        app.hold_policy().await?,
+        Some(&key),
+        &shown_price(book_id, &form.shown_price),
     )
     .await
     {
         Ok(created) => {
             if created.new {
                 app.metrics.order_event(OrderEvent::Created);
+                if !created.reserved {
+                    app.metrics.order_event(OrderEvent::CreatedUnreserved);
+                }
                 app.catalog_changed().await;
             }
             Ok(Redirect::to(&format!("/delivery/{}", created.order_id)).into_response())
@@ -178,13 +231,43 @@ impl<F: DeserializeOwned + Send, P: FromRequestParts<AppState, Rejection = AppEr
     }
 }
 
-/// The shopper's order, for a step's page: a paid or cancelled one has no steps left.
-async fn open_order(app: &AppState, raw_id: &str, user_id: i64) -> AppResult<Order> {
-    let order = own_order(app, raw_id, user_id).await?;
+/// The shopper's order for a step's page, or, when it has no steps left
+/// (paid, cancelled, expired), the way to its own page.
+async fn open_order(me: &SignedIn, raw_id: &str) -> AppResult<Result<Order, Response>> {
+    let order = own_order(&me.app, raw_id, me.user.id).await?;
     if !order.is_open() {
-        return Err(step_refused(StepError::NotOpen));
+        return Ok(Err(to_settled_order(&me.session, &order).await?));
     }
-    Ok(order)
+    Ok(Ok(order))
+}
+
+/// A step on an order that is no longer open (a second click on Pay or
+/// Cancel, a page restored from the history, a checkout sent again): the
+/// order's own page, saying calmly what it is now, rather than an error.
+async fn to_settled_order(session: &Session, order: &Order) -> AppResult<Response> {
+    let message = match order.status() {
+        OrderStatus::Paid => "order-settled-paid",
+        OrderStatus::Cancelled => "order-settled-cancelled",
+        _ => "order-settled-expired",
+    };
+    flash(session, "info", t_args(message, &[("id", order.id.into())])).await?;
+    Ok(Redirect::to(&format!("/orders/{}", order.id)).into_response())
+}
+
+/// [`to_settled_order`] after a step refused as no longer open, with the
+/// order as it is now; any other refusal as [`step_refused`] says.
+async fn refused_step(
+    me: &SignedIn<impl Send>,
+    order_id: i64,
+    err: StepError,
+) -> AppResult<Response> {
+    if !matches!(err, StepError::NotOpen) {
+        return Err(step_refused(err));
+    }
+    let order = orders::get_owned(&me.app.db.pool, order_id, me.user.id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    to_settled_order(&me.session, &order).await
 }
 
 /// Refusals of a step, as the shopper should read them.
@@ -194,6 +277,13 @@ fn step_refused(err: StepError) -> AppError {
         StepError::NotOpen => AppError::Conflict(t("order-not-open")),
         StepError::NoDelivery => AppError::Conflict(t("order-no-delivery")),
         StepError::UnknownProvider => AppError::BadRequest("unknown provider".into()),
+        StepError::OutOfStock { title, available } => AppError::Conflict(t_args(
+            "order-paid-too-late",
+            &[
+                ("title", title.as_str().into()),
+                ("available", available.into()),
+            ],
+        )),
         StepError::Db(err) => err.into(),
     }
 }
@@ -228,7 +318,10 @@ async fn show_delivery(
 }
 
 async fn delivery_page(me: SignedIn, Path(id): Path<String>) -> AppResult<Response> {
-    let order = open_order(&me.app, &id, me.user.id).await?;
+    let order = match open_order(&me, &id).await? {
+        Ok(order) => order,
+        Err(settled) => return Ok(settled),
+    };
     show_delivery(&me.app, me.page, order, None).await
 }
 
@@ -252,7 +345,7 @@ async fn choose_delivery(
         Err(StepError::UnknownProvider) => {
             show_delivery(&me.app, me.page, order, Some(t("delivery-choose-one"))).await
         }
-        Err(err) => Err(step_refused(err)),
+        Err(err) => refused_step(&me, order.id, err).await,
     }
 }
 
@@ -286,7 +379,10 @@ fn show_payment(
 }
 
 async fn payment_page(me: SignedIn, Path(id): Path<String>) -> AppResult<Response> {
-    let order = open_order(&me.app, &id, me.user.id).await?;
+    let order = match open_order(&me, &id).await? {
+        Ok(order) => order,
+        Err(settled) => return Ok(settled),
+    };
     let Some(provider) = provider_of(&me.app, &order).await? else {
         flash(&me.session, "info", t("delivery-first")).await?;
         return Ok(Redirect::to(&format!("/delivery/{}", order.id)).into_response());
@@ -314,10 +410,15 @@ async fn pay(OrderForm { me, order, form }: OrderForm<PaymentForm>) -> AppResult
             .ok_or_else(|| step_refused(StepError::NoDelivery))?;
         return show_payment(me.page, order, provider, Some(t("payment-choose")));
     };
-    let amount = orders::pay(&app.db.pool, order.id, me.user.id, method)
-        .await
-        .map_err(step_refused)?;
+    let payment = match orders::pay(&app.db.pool, order.id, me.user.id, method).await {
+        Ok(payment) => payment,
+        Err(err) => return refused_step(&me, order.id, err).await,
+    };
     app.metrics.order_event(OrderEvent::Paid);
+    if payment.took_copies {
+        app.catalog_changed().await;
+    }
+    let amount = payment.amount;
     tracing::info!(
         order_id = order.id,
         amount_cents = amount.get(),
@@ -382,7 +483,7 @@ async fn cancel(OrderForm { me, order, .. }: OrderForm<IgnoredAny, NoPage>) -> A
         .await
         .map_err(step_refused)?
     {
-        return Err(step_refused(StepError::NotOpen));
+        return refused_step(&me, order.id, StepError::NotOpen).await;
     }
     app.metrics.order_event(OrderEvent::Cancelled);
     app.catalog_changed().await;

@@ -16,10 +16,10 @@ use tower_sessions::{Expiry, Session};
 
 pub use super::csrf::CsrfForm;
 use super::csrf::{AnonymousToken, CSRF_KEY, new_token, session_of};
+use crate::app::state::AppState;
 use crate::domain::Cents;
 use crate::error::{AppError, AppResult};
 use crate::i18n::{self, Counted, Lang, Message, Money, TextArgument};
-use crate::state::AppState;
 use crate::store::catalog::Total;
 use fluent_bundle::FluentValue;
 

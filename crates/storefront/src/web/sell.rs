@@ -11,10 +11,10 @@ use serde::Deserialize;
 use super::page::{
     CsrfForm, FieldErrors, NoPage, Page, SignedIn, flash, parse_id, render, render_as,
 };
-use crate::domain::{Cents, bounded_text, parse_stock};
+use crate::app::state::AppState;
+use crate::domain::{Cents, bounded_text, one_line_text, parse_stock};
 use crate::error::{AppError, AppResult};
 use crate::i18n::t_args;
-use crate::state::AppState;
 use crate::store::books::{self, Book, BookFields};
 
 pub fn router() -> Router<AppState> {
@@ -76,11 +76,11 @@ impl BookForm {
         let mut errors = FieldErrors::default();
         let title = errors.check(
             "title",
-            bounded_text(&self.title, 150, "invalid-title-empty"),
+            one_line_text(&self.title, 150, "invalid-title-empty"),
         );
         let author = errors.check(
             "author",
-            bounded_text(&self.author, 100, "invalid-author-empty"),
+            one_line_text(&self.author, 100, "invalid-author-empty"),
         );
         let description = errors.check("description", bounded_text(&self.description, 5000, ""));
         let price = errors.check("price", Cents::parse_price(&self.price));

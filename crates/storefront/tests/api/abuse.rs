@@ -1,11 +1,13 @@
-//! Abuse resistance (issue 14): login bursts, spraying, forged client
+//! Abuse resistance: login bursts, spraying, forged client
 //! addresses, hoarding stock, framework rejections. The floods that measure a
 //! process's memory are in `floods.rs`; slow clients in `slow_clients.rs`.
 
 use reqwest::StatusCode;
 use std::sync::atomic::Ordering;
 
-use crate::helpers::{PASSWORD, Shopper, location, random_address, spawn_app, spawn_app_with};
+use crate::helpers::{
+    PASSWORD, Shopper, fresh_buy_key, location, random_address, spawn_app, spawn_app_with,
+};
 
 /// Sends the login form `n` times at once, each from its own address (a
 /// distributed attack: only the account's limit can stop it). Statuses
@@ -124,7 +126,7 @@ async fn an_attackers_address_is_throttled_before_the_account_it_targets() {
 #[tokio::test]
 async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
     let app = spawn_app_with(|c| {
-        c.trusted_proxies.clear();
+        c.trusted_proxies = Default::default();
         c.limits.login_per_address = 3;
     })
     .await;
@@ -212,7 +214,11 @@ async fn parallel_orders_from_one_shopper_never_pass_the_cap() {
                 hoarder
                     .post_raw(
                         &format!("/buy/{book}"),
-                        &[("quantity", "1"), ("csrf_token", token.as_str())],
+                        &[
+                            ("quantity", "1"),
+                            ("buy_key", &fresh_buy_key()),
+                            ("csrf_token", token.as_str()),
+                        ],
                     )
                     .await
                     .status()
@@ -240,7 +246,7 @@ async fn framework_rejections_are_the_shops_pages_with_truthful_statuses() {
         ("/book/catalog?q=a&q=b", StatusCode::BAD_REQUEST),
         ("/book/%FF", StatusCode::BAD_REQUEST),
         ("/book/%FF/cover.svg", StatusCode::BAD_REQUEST),
-        ("/logout", StatusCode::METHOD_NOT_ALLOWED),
+        ("/cart/checkout", StatusCode::METHOD_NOT_ALLOWED),
         ("/no/such/page", StatusCode::NOT_FOUND),
     ];
     for (path, status) in cases {
@@ -266,7 +272,7 @@ async fn framework_rejections_are_the_shops_pages_with_truthful_statuses() {
         );
         assert!(!html.contains("Failed to deserialize") && !html.contains("Invalid UTF-8"));
     }
-    let not_allowed = visitor.get("/logout").await;
+    let not_allowed = visitor.get("/cart/checkout").await;
     assert_eq!(not_allowed.headers()["allow"], "POST");
     // Probes keep their plain answers.
     assert_eq!(
@@ -326,4 +332,122 @@ async fn anonymous_pages_store_no_session_and_their_forms_still_work() {
         "logging in stores a session"
     );
     assert_eq!(location(&returning.get("/orders").await), "");
+}
+
+/// Registrations were unlimited: 5,000 from one address in 112 s. Each
+/// client address may now make `REGISTER_MAX_PER_ADDRESS` in its window (a
+/// duplicate address counts too); the next is the form again, 429, with
+/// `Retry-After`, and no account is made. Another address is not affected.
+#[tokio::test]
+async fn registrations_from_one_address_are_limited() {
+    let app = spawn_app_with(|c| c.limits.register_per_address = 3).await;
+    let registrar = app.visitor();
+    let register = |n: usize| {
+        let registrar = registrar.clone();
+        async move {
+            registrar
+                .post(
+                    "/register",
+                    &[
+                        ("name", "Bulk"),
+                        (
+                            "email",
+                            &format!("bulk-{n}-{}@example.com", std::process::id()),
+                        ),
+                        ("password", PASSWORD),
+                    ],
+                )
+                .await
+        }
+    };
+    for n in 0..3 {
+        assert_eq!(
+            register(n).await.status(),
+            StatusCode::SEE_OTHER,
+            "registration {n}"
+        );
+    }
+    let refused = register(3).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many new accounts from your network")
+    );
+    let made = app
+        .count(&format!(
+            "SELECT COUNT(*) FROM users WHERE email LIKE 'bulk-%-{}@example.com'",
+            std::process::id()
+        ))
+        .await;
+    assert_eq!(made, 3, "no account beyond the limit");
+
+    let elsewhere = app.visitor();
+    let other = elsewhere
+        .post(
+            "/register",
+            &[
+                ("name", "Other"),
+                (
+                    "email",
+                    &format!("other-{}@example.com", std::process::id()),
+                ),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(
+        other.status(),
+        StatusCode::SEE_OTHER,
+        "another address registers"
+    );
+}
+
+/// Five wrong passwords from rotating addresses used to lock Ana out for 15
+/// minutes, even with her right password. Strangers now lock out unknown
+/// devices only: the browser she logged in from before (its signed device
+/// cookie) still gets in; a new browser waits out the window; and a device
+/// cookie copied to another account, or forged, counts for nothing.
+#[tokio::test]
+async fn strangers_cannot_lock_a_user_out_of_her_own_browser() {
+    let app = spawn_app().await;
+    let ana = app.shopper("Ana").await; // logged in once: a known device
+    let email = ana.email();
+    assert_eq!(
+        ana.post("/logout", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    for _ in 0..6 {
+        let stranger = app.visitor(); // a new address each time
+        let refused = stranger.login(&email, "guess").await.status();
+        assert!(
+            matches!(
+                refused,
+                StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+            ),
+            "{refused}"
+        );
+    }
+    let new_browser = app.visitor();
+    assert_eq!(
+        new_browser.login(&email, PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "an unknown device waits out the window"
+    );
+    ana.login_ok(&email, PASSWORD).await;
+
+    // Bob's known device is not a known device of Ana's account.
+    let bob = app.shopper("Bob").await;
+    assert_eq!(
+        bob.post("/logout", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        bob.login(&email, PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "another account's device cookie counts for nothing"
+    );
 }

@@ -29,18 +29,27 @@ async fn a_visitor_registers_logs_in_and_logs_out() {
     assert_eq!(location(&ana.get("/orders").await), "/login");
 }
 
+/// Logging out is a form (CSRF): a GET of `/logout` (a bookmark, a typed
+/// address) shows a page with the button, and logs nobody out by itself.
 #[tokio::test]
-async fn logout_is_not_a_get() {
+async fn logout_by_get_is_a_page_with_the_button() {
     let app = spawn_app().await;
     let ana = app.shopper("Ana").await;
-    assert_eq!(
-        ana.get("/logout").await.status(),
-        StatusCode::METHOD_NOT_ALLOWED
-    );
+    let (status, page) = ana.page("/logout").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Log out of the shop?"));
+    assert!(page.contains(r#"<form class="stacked" method="post" action="/logout">"#));
     let (_, page) = ana.page("/").await;
     assert!(
         page.contains("Signed in as"),
         "a GET must not log anyone out"
+    );
+    let logout = ana.post("/logout", &[]).await;
+    assert_eq!(location(&logout), "/login");
+    assert_eq!(
+        location(&ana.get("/logout").await),
+        "/login",
+        "nobody to log out"
     );
 }
 
@@ -205,4 +214,79 @@ async fn failed_logins_are_rate_limited_per_address() {
     // Another address is not affected.
     let bob = app.shopper("Bob").await;
     assert_eq!(bob.get("/orders").await.status(), StatusCode::OK);
+}
+
+/// "Log in to buy" on a book's page returns the shopper to that book; a
+/// `next` that leaves the site is ignored (the catalog instead).
+#[tokio::test]
+async fn logging_in_returns_to_the_book_and_never_to_another_site() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Wanted", "3.00", "5").await;
+    let email = crate::helpers::unique_email("pat");
+    let pat = app.visitor();
+    pat.register("Pat", &email, PASSWORD).await;
+    let (_, book_page) = pat.page(&format!("/book/{book}")).await;
+    let link = format!("/login?next=/book/{book}");
+    assert!(book_page.contains(&link), "the book's login link");
+    let (_, login_page) = pat.page(&link).await;
+    assert!(login_page.contains(&format!(r#"name="next" value="/book/{book}""#)));
+    let token = pat.token().await;
+    let next = format!("/book/{book}");
+    let form = [
+        ("email", email.as_str()),
+        ("password", PASSWORD),
+        ("next", next.as_str()),
+        ("csrf_token", token.as_str()),
+    ];
+    let logged_in = pat.post_raw("/login", &form).await;
+    assert_eq!(location(&logged_in), next);
+
+    for elsewhere in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+    ] {
+        let visitor = app.visitor();
+        let token = visitor.token().await;
+        let form = [
+            ("email", email.as_str()),
+            ("password", PASSWORD),
+            ("next", elsewhere),
+            ("csrf_token", token.as_str()),
+        ];
+        let response = visitor.post_raw("/login", &form).await;
+        assert_eq!(location(&response), "/book/catalog", "{elsewhere}");
+    }
+}
+
+/// Anyone could register as "Bookstore Classics", the demo catalog's seller,
+/// and sell as the shop; or as a name of only a zero-width space, or with a
+/// line break in it. Such names are refused with a message, and nobody is made.
+#[tokio::test]
+async fn the_shops_own_name_and_invisible_or_broken_names_are_refused() {
+    let app = spawn_app().await;
+    let visitor = app.visitor();
+    for (name, message) in [
+        ("Bookstore Classics", "That name is the shop&#39;s own"),
+        ("bookstore  CLASSICS", "That name is the shop&#39;s own"),
+        (
+            "B\u{043E}\u{043E}kstore Classics",
+            "That name is the shop&#39;s own",
+        ),
+        ("\u{200B}", "Enter your name."),
+        ("\u{200E}\u{E0041}", "Enter your name."),
+        ("Ana\nMaría", "Write it on one line."),
+    ] {
+        let email = crate::helpers::unique_email("name");
+        let response = visitor.register(name, &email, PASSWORD).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name:?}"
+        );
+        let page = response.text().await.unwrap();
+        assert!(page.contains(message), "{name:?}: {page}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
 }

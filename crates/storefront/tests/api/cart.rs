@@ -1,10 +1,13 @@
 use reqwest::{Response, StatusCode};
 
-use crate::helpers::{PASSWORD, Shopper, hidden_value_in, location, order_id_in, spawn_app};
+use crate::helpers::{
+    PASSWORD, Shopper, every_order_holds, hidden_value_in, location, order_id_in, spawn_app,
+    spawn_app_with,
+};
 
 #[tokio::test]
 async fn a_cart_of_two_books_checks_out_as_one_order() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(every_order_holds).await;
     let seller = app.shopper("Seller").await;
     let emma = app.listed_book(&seller, "Emma", "8.00", "5").await;
     let dracula = app.listed_book(&seller, "Dracula", "6.50", "5").await;
@@ -173,7 +176,7 @@ async fn the_cart_refuses_bad_lines() {
 
 #[tokio::test]
 async fn a_sold_out_book_is_refused_as_sold_out() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(every_order_holds).await;
     let seller = app.shopper("Seller").await;
     let book = app.listed_book(&seller, "Gone", "2.00", "1").await;
     app.shopper("Rival").await.buy_ok(book, "1").await;
@@ -332,4 +335,58 @@ async fn a_cart_checked_out_several_times_at_once_makes_one_order() {
     assert_eq!(next.status(), StatusCode::SEE_OTHER);
     assert_ne!(order_id_in(&location(&next)), order);
     assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 2);
+}
+
+/// The cart took 100 copies and said "Only 11 left", then checkout refused
+/// more than 10 of a title. One rule now, stated by the quantity field and
+/// the same whether the copies go to the cart or straight to an order.
+#[tokio::test]
+async fn one_quantity_rule_for_the_cart_and_buy_now_stated_where_it_is_chosen() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Plentiful", "3.00", "50").await;
+    let scarce = app.listed_book(&seller, "Scarce", "3.00", "4").await;
+    let buyer = app.shopper("Buyer").await;
+    let (_, page) = buyer.page(&format!("/book/{book}")).await;
+    assert!(page.contains(r#"max="10""#) && page.contains("At most 10 per order."));
+    let (_, page) = buyer.page(&format!("/book/{scarce}")).await;
+    assert!(page.contains(r#"max="4""#) && page.contains("At most 4 per order."));
+
+    let refused = buyer.add_to_cart(book, "11").await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("One order takes at most 10 copies of “Plentiful”."),
+        "{text}"
+    );
+    assert_eq!(
+        buyer.add_to_cart(book, "6").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let more = buyer.add_to_cart(book, "5").await;
+    assert_eq!(more.status(), StatusCode::CONFLICT);
+    assert!(more.text().await.unwrap().contains("and your cart has 6"));
+    let update = buyer
+        .post(
+            "/cart/update",
+            &[("book_id", &book.to_string()), ("quantity", "11")],
+        )
+        .await;
+    assert_eq!(update.status(), StatusCode::CONFLICT);
+
+    let buy = buyer.buy(book, "11").await;
+    assert_eq!(buy.status(), StatusCode::CONFLICT);
+    assert!(
+        buy.text()
+            .await
+            .unwrap()
+            .contains("One order takes at most 10 copies")
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 0);
+    let checkout = buyer.post("/cart/checkout", &[]).await;
+    assert_eq!(
+        checkout.status(),
+        StatusCode::SEE_OTHER,
+        "what the cart took, checkout takes"
+    );
 }

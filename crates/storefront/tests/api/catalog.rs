@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{hidden_value_in, location, spawn_app, spawn_app_with};
+use crate::helpers::{every_order_holds, hidden_value_in, location, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn the_seeded_shop_shows_the_classics_with_search_sorting_and_pages() {
@@ -188,7 +188,7 @@ async fn the_home_page_links_the_areas() {
 
 #[tokio::test]
 async fn the_catalog_shows_stock_changes_at_once() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(every_order_holds).await;
     let seller = app.shopper("Seller").await;
     let book = app.listed_book(&seller, "Moving Stock", "5.00", "3").await;
     let visitor = app.visitor();
@@ -221,6 +221,24 @@ async fn the_catalog_shows_stock_changes_at_once() {
         visitor.page(&format!("/book/{book}")).await.0,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn a_cards_quantity_field_allows_what_one_order_may_take() {
+    let app = spawn_app_with(|c| c.limits.held_per_title = 4).await;
+    let seller = app.shopper("Seller").await;
+    let plenty = app.listed_book(&seller, "Plenty Left", "5.00", "50").await;
+    let few = app.listed_book(&seller, "Two Left", "5.00", "2").await;
+    let buyer = app.shopper("Buyer").await;
+    let (_, html) = buyer.page("/book/catalog?sort=newest").await;
+    let field = |id: i64| {
+        let at = html
+            .find(&format!("id=\"qty-{id}\""))
+            .unwrap_or_else(|| panic!("a quantity field for book {id}"));
+        html[at..].split('>').next().unwrap().to_string()
+    };
+    assert!(field(plenty).contains("max=\"4\""), "{}", field(plenty));
+    assert!(field(few).contains("max=\"2\""), "{}", field(few));
 }
 
 /// The titles of a catalog page's cards, in order.
@@ -467,6 +485,7 @@ async fn shared_cards_carry_each_shoppers_own_token() {
                 ("csrf_token", &token),
                 ("book_id", &book.to_string()),
                 ("quantity", "1"),
+                ("buy_key", &hidden_value_in(&html, "buy_key")),
             ],
         )
         .await;
@@ -480,4 +499,85 @@ async fn shared_cards_carry_each_shoppers_own_token() {
         !visitor_html.contains("csrf_token"),
         "anonymous cards have no forms"
     );
+}
+
+/// A search that finds nothing offers no buying ("Log in to buy"), only a
+/// way back to every book; a page with books offers it, back to the catalog.
+#[tokio::test]
+async fn an_empty_search_offers_nothing_to_buy() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    app.listed_book(&seller, "Findable", "3.00", "5").await;
+    let visitor = app.visitor();
+    let (_, empty) = visitor.page("/book/catalog?q=nothing-matches-this").await;
+    assert!(empty.contains("Show every book"), "{empty}");
+    assert!(!empty.contains("to buy."), "no buying on an empty result");
+    let (_, found) = visitor.page("/book/catalog?q=Findable").await;
+    assert!(found.contains(r#"<a href="/login?next=/book/catalog">"#));
+}
+
+/// Catalog cards showed buy buttons on the seller's own books, which then
+/// answered 403: the seller's cards offer none, everyone else's still do,
+/// from the same cached page.
+#[tokio::test]
+async fn a_sellers_own_cards_offer_no_buy_form() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let own = app.listed_book(&seller, "Mine To Sell", "3.00", "5").await;
+    let other_seller = app.shopper("Other").await;
+    let theirs = app
+        .listed_book(&other_seller, "Theirs To Sell", "3.00", "5")
+        .await;
+    let (_, seller_view) = seller.page("/book/catalog").await;
+    assert!(
+        !seller_view.contains(&format!(r#"action="/buy/{own}""#)),
+        "{seller_view}"
+    );
+    assert!(seller_view.contains(&format!(r#"action="/buy/{theirs}""#)));
+    assert!(
+        seller_view.contains("Mine To Sell"),
+        "the card itself stays"
+    );
+    let buyer = app.shopper("Buyer").await;
+    let (_, buyer_view) = buyer.page("/book/catalog").await;
+    assert!(buyer_view.contains(&format!(r#"action="/buy/{own}""#)));
+    assert!(!buyer_view.contains("not-for-seller"), "no marker leaks");
+}
+
+/// Hand-edited pager links (`page=3&after=1`, `page=5&after=1`) showed the
+/// same books under different page numbers: the number shown, and the links'
+/// numbers, are now the page's own, counted from the books before it.
+#[tokio::test]
+async fn a_pages_number_is_its_own_whatever_the_link_says() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    for n in 0..7 {
+        app.listed_book(&seller, &format!("Paged {n:02}"), "3.00", "5")
+            .await;
+    }
+    let visitor = app.visitor();
+    let (_, first) = visitor.page("/book/catalog?sort=title&per_page=2").await;
+    assert!(first.contains("Page 1 of 4"), "{first}");
+    let next = pager_link(&first, "next").expect("a next link");
+    let (_, second) = visitor.page(&next).await;
+    assert!(
+        second.contains("Page 2 of 4"),
+        "{next}: {}",
+        second.split("pager").nth(1).unwrap_or("")
+    );
+    let after = next
+        .split("after=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    for label in ["3", "5", "1"] {
+        let edited = format!("/book/catalog?sort=title&per_page=2&page={label}&after={after}");
+        let (_, page) = visitor.page(&edited).await;
+        assert!(page.contains("Page 2 of 4"), "page={label}: {page}");
+        assert!(page.contains("Paged 02") && page.contains("Paged 03"));
+        assert!(pager_link(&page, "next").unwrap().contains("page=3"));
+    }
 }

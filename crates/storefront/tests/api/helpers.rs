@@ -9,8 +9,8 @@ use std::time::Duration;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Response, StatusCode};
 use sqlx::AnyPool;
-use storefront::config::Config;
-use storefront::state::AppState;
+use storefront::app::config::Config;
+use storefront::app::state::AppState;
 
 use crate::common::{Running, csrf_token_in};
 
@@ -76,6 +76,15 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// The new buyers' share (`NEW_BUYERS_MAX_*_PERCENT`) set to the whole
+/// stock, so that every order holds its copies: for tests of what a hold
+/// does, in shops of a few copies where any share would be a copy or two.
+/// hoarding.rs tests the share itself.
+pub fn every_order_holds(config: &mut Config) {
+    config.limits.new_buyers_shop_percent = 100;
+    config.limits.new_buyers_title_percent = 100;
+}
+
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let (database_url, dir) = fresh_database().await;
     let mut app = spawn_on(&database_url, backends().1, adjust).await;
@@ -94,7 +103,8 @@ pub async fn spawn_on(
     // As behind the fleet's proxy: each test visitor has an address of its own
     // (`X-Forwarded-For`), so per-address login limits in a shared Redis do
     // not add up across tests.
-    config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    config.trusted_proxies =
+        storefront::edge::trusted_proxies::TrustedProxies::parse("127.0.0.1").unwrap();
     adjust(&mut config);
     let running = Running::start(config).await;
     TestApp {
@@ -315,9 +325,14 @@ impl Shopper {
         .await
     }
 
+    /// A buy-now form as a freshly loaded page sends it: its own buy key.
     pub async fn buy(&self, book_id: i64, quantity: &str) -> Response {
-        self.post(&format!("/buy/{book_id}"), &[("quantity", quantity)])
-            .await
+        let key = fresh_buy_key();
+        self.post(
+            &format!("/buy/{book_id}"),
+            &[("quantity", quantity), ("buy_key", &key)],
+        )
+        .await
     }
 
     pub async fn buy_ok(&self, book_id: i64, quantity: &str) -> i64 {
@@ -355,6 +370,12 @@ pub fn location(response: &Response) -> String {
 }
 
 /// `/delivery/42` → 42.
+/// What a page's buy forms carry (`catalog::new_buy_key`): a new one is a
+/// new page, a new order.
+pub fn fresh_buy_key() -> String {
+    storefront::web::catalog::new_buy_key()
+}
+
 pub fn order_id_in(path: &str) -> i64 {
     path.rsplit('/')
         .next()

@@ -252,3 +252,61 @@ fn english_sentences() -> Vec<String> {
         .map(|(en, _)| en.into_owned())
         .collect()
 }
+
+/// A Spanish seller types prices as Spanish writes them ("12,50", the hint
+/// says so); the delivery choices speak Spanish too.
+#[tokio::test]
+async fn a_spanish_seller_types_a_decimal_comma_and_delivery_speaks_spanish() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Vendedor").await;
+    seller.get("/lang/es?next=/").await;
+    let (_, form) = seller.page("/book/add_book").await;
+    assert!(form.contains(r#"placeholder="12,50""#));
+    let listed = seller
+        .post(
+            "/book/add_book",
+            &[
+                ("title", "Coma decimal"),
+                ("author", "Autora"),
+                ("description", "Un libro."),
+                ("price", "12,50"),
+                ("stock", "40"),
+            ],
+        )
+        .await;
+    assert_eq!(listed.status(), StatusCode::SEE_OTHER);
+    let price: i64 =
+        sqlx::query_scalar("SELECT price_cents FROM books WHERE title = 'Coma decimal'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(price, 1250);
+    let too_high = seller
+        .post(
+            "/book/add_book",
+            &[
+                ("title", "Carísimo"),
+                ("author", "Autora"),
+                ("description", "Un libro."),
+                ("price", "99999999"),
+                ("stock", "1"),
+            ],
+        )
+        .await;
+    let page = too_high.text().await.unwrap();
+    assert!(
+        page.contains("como máximo 100.000,00 US$"),
+        "one message for every price too high"
+    );
+
+    let book: i64 = sqlx::query_scalar("SELECT id FROM books WHERE title = 'Coma decimal'")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    let buyer = app.shopper("Compradora").await;
+    buyer.get("/lang/es?next=/").await;
+    let order = buyer.buy_ok(book, "1").await;
+    let (_, delivery) = buyer.page(&format!("/delivery/{order}")).await;
+    assert!(delivery.contains("Internacional") && delivery.contains("Nacional"));
+    assert!(!delivery.contains("International") && !delivery.contains("National"));
+}

@@ -11,6 +11,7 @@ mod concurrency;
 mod fleet;
 mod floods;
 mod helpers;
+mod hoarding;
 mod language;
 mod logs;
 mod orders;

@@ -2,11 +2,14 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{Shopper, hidden_value_in, location, order_id_in, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Shopper, every_order_holds, fresh_buy_key, hidden_value_in, location, order_id_in, spawn_app,
+    spawn_app_with,
+};
 
 #[tokio::test]
 async fn buy_now_leads_through_delivery_and_payment_at_server_prices() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(every_order_holds).await;
     let seller = app.shopper("Seller").await;
     let book = app.listed_book(&seller, "Dear Book", "10.00", "9").await;
     let buyer = app.shopper("Buyer").await;
@@ -15,7 +18,11 @@ async fn buy_now_leads_through_delivery_and_payment_at_server_prices() {
     let bought = buyer
         .post(
             &format!("/buy/{book}"),
-            &[("quantity", "9"), ("price", "0.01")],
+            &[
+                ("quantity", "9"),
+                ("price", "0.01"),
+                ("buy_key", &fresh_buy_key()),
+            ],
         )
         .await;
     assert_eq!(bought.status(), StatusCode::SEE_OTHER);
@@ -65,6 +72,44 @@ async fn buy_now_leads_through_delivery_and_payment_at_server_prices() {
     assert!(list.contains(&format!("#{order}")) && list.contains("Paid"));
 }
 
+/// A client that leaves the buy key out, or sends an empty or made-up one,
+/// cannot turn its retries into orders: each post is refused as an expired
+/// form (as a missing CSRF token is), and nothing is held.
+#[tokio::test]
+async fn buy_now_without_a_valid_key_is_refused_as_an_expired_form() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Keyed", "5.00", "10").await;
+    let buyer = app.shopper("Buyer").await;
+    let token = buyer.token().await;
+    let bad_keys: [Option<&str>; 5] = [
+        None,
+        Some(""),
+        Some("not-a-key"),
+        Some("0123456789ABCDEF0123456789ABCDEF"),
+        Some("0123456789abcdef0123456789abcdef0"),
+    ];
+    for key in bad_keys {
+        let mut form = vec![("quantity", "1"), ("csrf_token", token.as_str())];
+        form.extend(key.map(|k| ("buy_key", k)));
+        for _ in 0..2 {
+            let response = buyer.post_raw(&format!("/buy/{book}"), &form).await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "buy_key {key:?}");
+            let body = response.text().await.unwrap();
+            assert!(body.contains("Form expired"), "buy_key {key:?}: {body}");
+        }
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 0);
+    assert_eq!(app.stock_of(book).await, 10);
+
+    // The page's own key still works, twice over for one order.
+    let (_, page) = buyer.page(&format!("/book/{book}")).await;
+    let key = hidden_value_in(&page, "buy_key");
+    let first = click_buy(&buyer, &token, book, "1", &key).await;
+    assert_eq!(click_buy(&buyer, &token, book, "1", &key).await, first);
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 1);
+}
+
 /// Sends a buy form as the browser would: quantity, key and token.
 async fn click_buy(buyer: &Shopper, token: &str, book: i64, quantity: &str, key: &str) -> String {
     let response = buyer
@@ -85,6 +130,7 @@ async fn click_buy(buyer: &Shopper, token: &str, book: i64, quantity: &str, key:
 async fn a_buy_form_sent_several_times_at_once_makes_one_order() {
     // Six orders of one title by one shopper: past the default hold caps.
     let app = spawn_app_with(|c| {
+        every_order_holds(c);
         c.limits.open_orders = 10;
         c.limits.held_per_title = 20;
     })
@@ -233,7 +279,7 @@ async fn bad_quantities_are_refused_with_a_message_and_take_no_stock() {
 
 #[tokio::test]
 async fn another_users_order_is_not_found_and_unchanged() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(every_order_holds).await;
     let seller = app.shopper("Seller").await;
     let book = app.listed_book(&seller, "Private", "5.00", "5").await;
     let owner = app.shopper("Owner").await;
@@ -296,21 +342,16 @@ async fn paying_twice_charges_once_and_delivery_cannot_change_after_payment() {
 
     let first = buyer.deliver_and_pay(order, "4", "Credit Card").await;
     assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    // A second Pay (a double click) leads to the paid order, calmly.
     let again = buyer
         .post(&format!("/payment/{order}"), &[("method", "Credit Card")])
         .await;
-    assert_eq!(again.status(), StatusCode::CONFLICT);
-    assert!(
-        again
-            .text()
-            .await
-            .unwrap()
-            .contains("no longer waiting for payment")
-    );
+    let page = settled_order_page(&buyer, again, order).await;
+    assert!(page.contains(&format!("Order #{order} is paid: nothing more to do.")));
     let redeliver = buyer
         .post(&format!("/delivery/{order}"), &[("provider", "1")])
         .await;
-    assert_eq!(redeliver.status(), StatusCode::CONFLICT);
+    settled_order_page(&buyer, redeliver, order).await;
 
     assert_eq!(app.count("SELECT COUNT(*) FROM payments").await, 1);
     let (delivery, items): (i64, i64) =
@@ -369,7 +410,7 @@ async fn bad_delivery_and_payment_choices_re_render_with_a_message() {
 
 #[tokio::test]
 async fn cancelling_an_unpaid_order_returns_its_stock_once() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(every_order_holds).await;
     let seller = app.shopper("Seller").await;
     let book = app.listed_book(&seller, "Returnable", "3.00", "4").await;
     let buyer = app.shopper("Buyer").await;
@@ -380,28 +421,24 @@ async fn cancelling_an_unpaid_order_returns_its_stock_once() {
     assert_eq!(cancelled.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.stock_of(book).await, 4);
     let again = buyer.post(&format!("/orders/{order}/cancel"), &[]).await;
-    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let page = settled_order_page(&buyer, again, order).await;
+    assert!(page.contains(&format!("Order #{order} is cancelled.")));
     assert_eq!(app.stock_of(book).await, 4, "stock is returned once");
-    assert_eq!(
-        buyer.get(&format!("/payment/{order}")).await.status(),
-        StatusCode::CONFLICT
-    );
+    let payment_page = buyer.get(&format!("/payment/{order}")).await;
+    settled_order_page(&buyer, payment_page, order).await;
 
     let paid = buyer.buy_ok(book, "1").await;
     buyer.deliver_and_pay(paid, "1", "Bank Transfer").await;
-    assert_eq!(
-        buyer
-            .post(&format!("/orders/{paid}/cancel"), &[])
-            .await
-            .status(),
-        StatusCode::CONFLICT
-    );
+    let cancel_paid = buyer.post(&format!("/orders/{paid}/cancel"), &[]).await;
+    let page = settled_order_page(&buyer, cancel_paid, paid).await;
+    assert!(page.contains(&format!("Order #{paid} is paid")));
     assert_eq!(app.stock_of(book).await, 3, "a paid order keeps its copies");
 }
 
 #[tokio::test]
 async fn unpaid_orders_expire_and_return_their_stock() {
     let app = spawn_app_with(|c| {
+        every_order_holds(c);
         c.order_ttl = Duration::from_secs(1);
         c.expiry_interval = Duration::from_millis(200);
     })
@@ -429,16 +466,31 @@ async fn unpaid_orders_expire_and_return_their_stock() {
     let late = buyer
         .post(&format!("/delivery/{order}"), &[("provider", "1")])
         .await;
-    assert_eq!(
-        late.status(),
-        StatusCode::CONFLICT,
+    let page = settled_order_page(&buyer, late, order).await;
+    assert!(
+        page.contains("expired before it was paid"),
         "an expired order cannot go on"
     );
 }
 
+/// A step on an order that is no longer open answers with the order's own
+/// page (303 there, no error) and a message saying what it is; returns that
+/// page. The order itself is not changed by the step.
+pub async fn settled_order_page(
+    buyer: &Shopper,
+    response: reqwest::Response,
+    order: i64,
+) -> String {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "no error page");
+    assert_eq!(location(&response), format!("/orders/{order}"));
+    let (status, page) = buyer.page(&format!("/orders/{order}")).await;
+    assert_eq!(status, StatusCode::OK);
+    page
+}
+
 #[tokio::test]
 async fn the_seller_sees_the_stock_go_down() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(every_order_holds).await;
     let seller = app.shopper("Seller").await;
     let book = app.listed_book(&seller, "Counted", "3.00", "5").await;
     app.shopper("Buyer").await.buy_ok(book, "2").await;
@@ -446,5 +498,143 @@ async fn the_seller_sees_the_stock_go_down() {
     assert!(
         mine.contains("data-label=\"Stock\" class=\"num\">3</td>"),
         "{mine}"
+    );
+}
+
+/// Ten Pay clicks at once used to show nine 409 error pages for an order
+/// that was paid: every click now leads to the paid order's page, and it is
+/// charged once. The same for ten Cancel clicks on another order.
+#[tokio::test]
+async fn ten_pay_or_cancel_clicks_at_once_all_lead_to_the_order() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Clicked", "3.00", "100").await;
+    let buyer = app.shopper("Buyer").await;
+    let to_pay = buyer.buy_ok(book, "1").await;
+    let delivery = buyer
+        .post(&format!("/delivery/{to_pay}"), &[("provider", "1")])
+        .await;
+    assert_eq!(delivery.status(), StatusCode::SEE_OTHER);
+    let to_cancel = buyer.buy_ok(book, "1").await;
+    let token = buyer.token().await;
+    let clicks = |path: String, fields: Vec<(&'static str, &'static str)>| {
+        let (buyer, token) = (buyer.clone(), token.clone());
+        (0..10)
+            .map(|_| {
+                let (buyer, token, path, fields) =
+                    (buyer.clone(), token.clone(), path.clone(), fields.clone());
+                tokio::spawn(async move {
+                    let mut form = fields;
+                    form.push(("csrf_token", token.as_str()));
+                    let response = buyer.post_raw(&path, &form).await;
+                    (response.status(), location(&response))
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    for (order, path, fields) in [
+        (
+            to_pay,
+            format!("/payment/{to_pay}"),
+            vec![("method", "Paypal")],
+        ),
+        (to_cancel, format!("/orders/{to_cancel}/cancel"), vec![]),
+    ] {
+        for click in clicks(path, fields) {
+            let (status, to) = click.await.unwrap();
+            assert_eq!(status, StatusCode::SEE_OTHER, "no error page");
+            assert_eq!(to, format!("/orders/{order}"));
+        }
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM payments").await, 1);
+    let (_, page) = buyer.page(&format!("/orders/{to_pay}")).await;
+    assert!(page.contains("Paid"));
+    assert_eq!(
+        app.stock_of(book).await,
+        99,
+        "the cancelled copy is back once"
+    );
+}
+
+/// The buyer saw $10.00, the seller then asked $99.00: the buy used to go
+/// through at $99.00 with no notice. Buy-now and the cart's checkout now
+/// carry the prices shown; a changed price stops the purchase with both
+/// prices, and the page's own button buys at the new one.
+#[tokio::test]
+async fn a_price_changed_since_the_page_stops_the_purchase_with_a_notice() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let book = app.listed_book(&seller, "Repriced", "10.00", "50").await;
+    let buyer = app.shopper("Buyer").await;
+    let (_, page) = buyer.page(&format!("/book/{book}")).await;
+    let shown = hidden_value_in(&page, "shown_price");
+    assert_eq!(shown, "1000");
+    let edit = [
+        ("title", "Repriced"),
+        ("author", "Test Author"),
+        ("description", "A test book."),
+        ("price", "99.00"),
+        ("stock", "50"),
+    ];
+    let edited = seller.post(&format!("/book/edit_book/{book}"), &edit).await;
+    assert_eq!(edited.status(), StatusCode::SEE_OTHER);
+
+    let key = fresh_buy_key();
+    let buy = |price: String| {
+        let (buyer, key) = (buyer.clone(), key.clone());
+        async move {
+            buyer
+                .post(
+                    &format!("/buy/{book}"),
+                    &[
+                        ("quantity", "1"),
+                        ("buy_key", &key),
+                        ("shown_price", &price),
+                    ],
+                )
+                .await
+        }
+    };
+    let stopped = buy(shown).await;
+    assert_eq!(stopped.status(), StatusCode::CONFLICT);
+    let notice = stopped.text().await.unwrap();
+    assert!(
+        notice.contains("The price of “Repriced” changed from $10.00 to $99.00 since you saw it"),
+        "{notice}"
+    );
+    assert_eq!(
+        hidden_value_in(&notice, "shown_price"),
+        "9900",
+        "the new price's button"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM orders").await, 0);
+    assert_eq!(app.stock_of(book).await, 50);
+    let order = order_id_in(&location(&buy("9900".into()).await));
+    let total: i64 = sqlx::query_scalar("SELECT items_cents FROM orders WHERE id = ?")
+        .bind(order)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(total, 9900);
+
+    // The cart: the page showed $99.00; the price goes down to $5.00 before checkout.
+    let cart_buyer = app.shopper("CartBuyer").await;
+    cart_buyer.add_to_cart(book, "2").await;
+    let (_, cart) = cart_buyer.page("/cart").await;
+    let shown_prices = hidden_value_in(&cart, "shown_prices");
+    assert_eq!(shown_prices, format!("{book}:9900"));
+    let cheaper = edit.map(|(name, value)| (name, if name == "price" { "5.00" } else { value }));
+    seller
+        .post(&format!("/book/edit_book/{book}"), &cheaper)
+        .await;
+    let checkout = cart_buyer
+        .post("/cart/checkout", &[("shown_prices", &shown_prices)])
+        .await;
+    assert_eq!(checkout.status(), StatusCode::CONFLICT);
+    let page = checkout.text().await.unwrap();
+    assert!(page.contains("changed from $99.00 to $5.00"), "{page}");
+    assert_eq!(
+        hidden_value_in(&page, "shown_prices"),
+        format!("{book}:500")
     );
 }

@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn forms_without_the_session_token_are_refused_and_change_nothing() {
@@ -127,6 +127,29 @@ async fn session_cookies_are_http_only_and_same_site() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
+}
+
+/// Where the shop is on https (`PUBLIC_ORIGIN`), every cookie it sets is
+/// `Secure`, the language switch's too (it lacked the flag); on plain http
+/// (the embedded default) none is, or the browser would drop them.
+#[tokio::test]
+async fn cookies_are_secure_where_the_shop_is_on_https() {
+    for (origin, secure) in [(Some("https://shop.example"), true), (None, false)] {
+        let app = spawn_app_with(|c| c.public_origin = origin.map(str::to_string)).await;
+        let visitor = app.visitor();
+        let switched = visitor.get("/lang/es?next=/").await;
+        let lang_cookie = switched.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(lang_cookie.starts_with("lang=es"), "{lang_cookie}");
+        assert_eq!(lang_cookie.contains("; Secure"), secure, "{lang_cookie}");
+        let login = visitor.get("/login").await;
+        for cookie in login.headers().get_all("set-cookie") {
+            let cookie = cookie.to_str().unwrap();
+            assert_eq!(cookie.contains("; Secure"), secure, "{cookie}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, hidden_value_in, location, spawn_app};
+use crate::helpers::{
+    TestApp, every_order_holds, hidden_value_in, location, spawn_app, spawn_app_with,
+};
 
 fn form<'a>(title: &'a str, price: &'a str, stock: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -148,7 +150,7 @@ async fn stored(app: &TestApp, book: i64) -> (String, i64, i64) {
 
 #[tokio::test]
 async fn an_edit_form_opened_before_a_sale_does_not_write_over_it() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(every_order_holds).await;
     let seller = app.shopper("Seller").await;
     let book = app.listed_book(&seller, "Counted", "6.00", "5").await;
     let path = format!("/book/edit_book/{book}");

@@ -9,9 +9,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::LazyLock;
 
 use regex::Regex;
-use storefront::config::Config;
-use storefront::startup::Application;
-use storefront::state::AppState;
+use storefront::app::config::Config;
+use storefront::app::startup::Application;
+use storefront::app::state::AppState;
 use tokio::sync::oneshot;
 
 /// A storefront serving in this test's runtime; it stops when dropped.

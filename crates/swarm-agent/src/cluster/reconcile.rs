@@ -1,0 +1,376 @@
+//! The leader's reconciler: one pass looks at the swarm once and acts at
+//! most a little (republish tokens, remove long-Down nodes, rebalance after
+//! a join, keep capped updates moving, autoscale, renew registry auth).
+//! Passes run on a timer and on engine events; leadership is checked on
+//! every pass, so a new leader takes over by itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tracing::{debug, error, info, warn};
+
+use crate::agent_api::client::Peers;
+use crate::autoscale::controller::Autoscaler;
+use crate::autoscale::policy::Evaluation;
+use crate::cluster::publish;
+use crate::cluster::renew_auth::Renewer;
+use crate::cluster::rules::{self, RebalanceState, Removal, UpdateOrder};
+use crate::cluster::snapshot::{self, Report};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::observe::actions::ActionLog;
+use crate::observe::metrics::Metrics;
+use crate::store::token_store::TokenStore;
+use bollard::models::NodeSpecRoleEnum as NodeRole;
+
+/// Settings of the reconciler, separate from the CLI so tests can build one.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub down_grace: Duration,
+    pub rebalance_label: String,
+    pub rebalance_interval: Duration,
+    pub dry_run: bool,
+}
+
+/// What one pass did, for logs and tests.
+#[derive(Debug, Default, Clone)]
+pub struct PassOutcome {
+    pub removed: Vec<String>,
+    pub rebalanced: Option<String>,
+    pub joined: Vec<String>,
+    /// Each autoscaled service's evaluation (and what was done about it).
+    pub autoscaled: Vec<(String, Evaluation)>,
+    /// Services whose update order changed, with the new order.
+    pub reordered: Vec<(String, &'static str)>,
+    /// Services whose stored registry auth was renewed.
+    pub registry_auth_renewed: Vec<String>,
+}
+
+pub struct Reconciler {
+    engine: Engine,
+    policy: Policy,
+    metrics: Metrics,
+    rebalance: RebalanceState,
+    store: Option<Arc<TokenStore>>,
+    actions: ActionLog,
+    autoscaler: Autoscaler,
+    registry_auth: Renewer,
+}
+
+impl Reconciler {
+    pub fn new(engine: Engine, policy: Policy, metrics: Metrics) -> Self {
+        let actions = ActionLog::default();
+        Reconciler {
+            autoscaler: Autoscaler::new(
+                engine.clone(),
+                None,
+                metrics.clone(),
+                actions.clone(),
+                policy.dry_run,
+            ),
+            registry_auth: Renewer::off(engine.clone(), metrics.clone()),
+            engine,
+            policy,
+            metrics,
+            rebalance: RebalanceState::default(),
+            store: None,
+            actions,
+        }
+    }
+
+    /// Actions are recorded here, for the fleet page.
+    pub fn recording_to(mut self, actions: ActionLog) -> Self {
+        self.autoscaler.record_to(actions.clone());
+        self.actions = actions;
+        self
+    }
+
+    /// The autoscaler asks other nodes' agents for their replicas' CPU with
+    /// these; without, only this node's replicas are measured.
+    pub fn asking_peers(mut self, peers: Option<Peers>) -> Self {
+        self.autoscaler.ask_peers(peers);
+        self
+    }
+
+    /// The leader keeps the registry auth stored in services fresh with this.
+    pub fn renewing_registry_auth(mut self, renewer: Renewer) -> Self {
+        self.registry_auth = renewer;
+        self
+    }
+
+    /// The leader republishes tokens and managers to this store.
+    pub fn publishing_to(mut self, store: Option<Arc<TokenStore>>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Look once, act at most a little, and only as the leader: republish,
+    /// remove long-Down nodes, rebalance one service if a node joined.
+    /// Errors of single actions are logged and counted, not fatal: the next
+    /// pass tries again. Workers and followers only observe.
+    pub async fn pass(&mut self) -> Result<PassOutcome> {
+        let local = self.engine.local_swarm().await?;
+        if !local.is_manager {
+            self.metrics.role(false, false);
+            self.registry_auth.step_down();
+            return Ok(PassOutcome::default());
+        }
+        let report = snapshot::snapshot(&self.engine).await?;
+        self.metrics.observe(&report);
+        let leader = report
+            .nodes
+            .iter()
+            .any(|n| n.id == report.node_id && n.leader);
+        self.metrics.role(true, leader);
+        let mut outcome = PassOutcome {
+            joined: self.rebalance.observe_ready(&report.nodes, Instant::now()),
+            ..Default::default()
+        };
+        if !leader {
+            self.registry_auth.step_down();
+            return Ok(outcome);
+        }
+        for id in &outcome.joined {
+            info!(node = %id, "node became ready: opted-in services will be rebalanced");
+            self.actions.record(
+                "join",
+                &hostname_of(&report, id),
+                "became ready: opted-in services will be rebalanced",
+            );
+        }
+        self.republish().await;
+        outcome.removed = self.remove_down_nodes(&report).await;
+        outcome.rebalanced = self.rebalance_one(&report).await;
+        outcome.autoscaled = self.autoscaler.pass(&report).await;
+        outcome.reordered = self.keep_updates_moving(&report).await;
+        outcome.registry_auth_renewed = self.registry_auth.pass(&report).await;
+        Ok(outcome)
+    }
+
+    /// Keep what joining and leaving nodes read current: a replaced manager
+    /// or a token rotated by hand reaches the store within one pass.
+    async fn republish(&self) {
+        let Some(store) = &self.store else { return };
+        let quiet = publish::Report::ChangesOnly;
+        match publish::swarm_facts(&self.engine, store, self.policy.dry_run, quiet).await {
+            Ok(changed) if !changed.is_empty() => {
+                self.metrics.action("publish");
+                let keys: Vec<&str> = changed.iter().map(|k| k.name()).collect();
+                self.actions
+                    .record("republish", "token store", keys.join(", "));
+                info!(keys = ?changed.iter().map(|k| k.name()).collect::<Vec<_>>(), "republished to the token store");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.metrics.failure("publish");
+                self.actions
+                    .record("republish failed", "token store", e.to_string());
+                warn!(error = %e, "could not republish to the token store");
+            }
+        }
+    }
+
+    async fn remove_down_nodes(&self, report: &Report) -> Vec<String> {
+        let now = OffsetDateTime::now_utc();
+        let mut removed = Vec::new();
+        for node in &report.nodes {
+            match rules::removal(
+                node,
+                &report.nodes,
+                &report.node_id,
+                now,
+                self.policy.down_grace,
+            ) {
+                Removal::Remove { demote_first } => {
+                    if self
+                        .remove_node(&node.id, &node.hostname, demote_first)
+                        .await
+                    {
+                        removed.push(node.id.clone());
+                    }
+                }
+                Removal::WithinGrace { remaining } => {
+                    debug!(node = %node.id, ?remaining, "node is Down; within grace period")
+                }
+                Removal::WouldLoseQuorum => {
+                    warn!(node = %node.id, "Down manager kept: removing it needs a quorum the swarm does not have")
+                }
+                Removal::NotDown | Removal::IsSelfOrLeader => {}
+            }
+        }
+        removed
+    }
+
+    async fn remove_node(&self, id: &str, hostname: &str, demote_first: bool) -> bool {
+        let why = format!("Down for longer than {:?}", self.policy.down_grace);
+        if self.policy.dry_run {
+            info!(node = %id, %hostname, reason = %why, demote_first, "dry-run: would remove node");
+            return false;
+        }
+        let result = async {
+            if demote_first {
+                self.engine
+                    .update_node(id, |s| s.role = Some(NodeRole::WORKER))
+                    .await?;
+            }
+            self.engine.remove_node(id, true).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.metrics.action("remove");
+                self.actions.record("remove", hostname, &why);
+                info!(node = %id, %hostname, reason = %why, "removed node");
+                true
+            }
+            Err(e) => {
+                self.metrics.failure("remove");
+                self.actions
+                    .record("remove failed", hostname, e.to_string());
+                error!(node = %id, error = %e, "could not remove Down node");
+                false
+            }
+        }
+    }
+
+    async fn rebalance_one(&mut self, report: &Report) -> Option<String> {
+        let now = Instant::now();
+        let svc = rules::next_rebalance(
+            &report.services,
+            &self.policy.rebalance_label,
+            &self.rebalance,
+            now,
+            self.policy.rebalance_interval,
+        )?;
+        let name = svc.name.clone();
+        // Recorded even on failure or dry-run, so a broken service cannot
+        // monopolise the rate limit or spam the log every pass.
+        self.rebalance.record(&svc.id, now);
+        if self.policy.dry_run {
+            info!(service = %name, "dry-run: would force-update service to spread it onto the new node");
+            return None;
+        }
+        let result = async {
+            let raw = self.engine.services().await?;
+            let service = raw
+                .iter()
+                .find(|s| s.id.as_deref() == Some(svc.id.as_str()))
+                .ok_or(Error::Refused {
+                    action: "rebalance".into(),
+                    reason: format!("service {name} vanished"),
+                })?;
+            self.engine.force_update_service(service).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.metrics.action("rebalance");
+                self.actions
+                    .record("rebalance", &name, "forced update after a node joined");
+                info!(service = %name, "rebalancing: forced update after a node joined, tasks spread onto it");
+                Some(name)
+            }
+            Err(e) => {
+                self.metrics.failure("rebalance");
+                self.actions
+                    .record("rebalance failed", &name, e.to_string());
+                error!(service = %name, error = %e, "rebalance failed");
+                None
+            }
+        }
+    }
+}
+
+impl Reconciler {
+    /// Gives each capped service the update order that can make progress
+    /// with the nodes' free slots (rules::update_order): stop-first, marked
+    /// with the agent's label, while every slot is taken; start-first again
+    /// once a slot is free. A stalled start-first update resumes.
+    async fn keep_updates_moving(&self, report: &Report) -> Vec<(String, &'static str)> {
+        let mut changed = Vec::new();
+        for svc in &report.services {
+            let Some(order) = rules::update_order(svc, &report.nodes) else {
+                continue;
+            };
+            if svc.update_order == order.as_str() {
+                continue;
+            }
+            let why = match order {
+                UpdateOrder::StopFirst => "no node has a free slot below max_replicas_per_node",
+                UpdateOrder::StartFirst => "a node has a free slot again",
+            };
+            if self.policy.dry_run {
+                info!(service = %svc.name, order = order.as_str(), why, "dry-run: would change the update order");
+                continue;
+            }
+            let start_first = order == UpdateOrder::StartFirst;
+            let label = (rules::ORDER_LABEL, (!start_first).then_some("stop-first"));
+            let result = match self.raw_service(&svc.id).await {
+                Ok(service) => {
+                    self.engine
+                        .set_update_order(&service, start_first, label)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let detail = format!("updates {}: {why}", order.as_str());
+            match result {
+                Ok(()) => {
+                    self.metrics.action("update-order");
+                    self.actions.record("update order", &svc.name, detail);
+                    info!(service = %svc.name, order = order.as_str(), why, "update order changed");
+                    changed.push((svc.name.clone(), order.as_str()));
+                }
+                Err(e) => {
+                    self.metrics.failure("update-order");
+                    self.actions
+                        .record("update order failed", &svc.name, e.to_string());
+                    error!(service = %svc.name, error = %e, "changing the update order failed");
+                }
+            }
+        }
+        changed
+    }
+
+    async fn raw_service(&self, id: &str) -> Result<bollard::models::Service> {
+        self.engine
+            .services()
+            .await?
+            .into_iter()
+            .find(|s| s.id.as_deref() == Some(id))
+            .ok_or(Error::Refused {
+                action: "update order".into(),
+                reason: format!("service {id} vanished"),
+            })
+    }
+}
+
+/// A node's name as the swarm shows it, for the action list.
+fn hostname_of(report: &Report, id: &str) -> String {
+    report
+        .nodes
+        .iter()
+        .find(|n| n.id == id && !n.hostname.is_empty())
+        .map_or_else(|| id.to_string(), |n| n.hostname.clone())
+}
+
+/// Passes until the task is aborted: every `interval`, or soon after an event.
+pub async fn reconcile_loop(mut r: Reconciler, interval: Duration, wake: Arc<Notify>) {
+    loop {
+        match r.pass().await {
+            Ok(o) => debug!(?o, "reconcile pass done"),
+            Err(e) => {
+                r.metrics.failure("reconcile");
+                warn!(error = %e, "reconcile pass failed");
+            }
+        }
+        // Events come in bursts (a node update fires several); a short
+        // settle time turns a burst into one pass.
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = wake.notified() => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
