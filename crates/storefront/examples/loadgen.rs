@@ -4,6 +4,10 @@
 //!
 //! loadgen checkout BASE_URL --users N --connections C --seconds S --books ID,ID,…
 //! loadgen login    BASE_URL --users N --connections C --seconds S
+//! loadgen freshness BASE_URL --other OTHER_URL [--changes N]
+//!   (a seller on BASE lists N books one after the other; each is searched
+//!   for through OTHER, another replica, until found: how long a change takes
+//!   to reach another replica's search, median and max)
 //! loadgen steady   URL --connections C --seconds S [--stop-file F] [--pause-ms P] [--targets-file T]
 //!   (GETs on a new connection each, as a load balancer spreads them, until
 //!   S seconds pass or F exists: the steady load of a rolling update. With
@@ -25,6 +29,8 @@ enum Mode {
     Login,
     /// GETs on a new connection each, as a load balancer spreads them
     Steady,
+    /// a seller's new book, searched for through another replica until found
+    Freshness,
 }
 
 impl Mode {
@@ -33,6 +39,7 @@ impl Mode {
             Mode::Checkout => "checkout",
             Mode::Login => "login",
             Mode::Steady => "steady",
+            Mode::Freshness => "freshness",
         }
     }
 }
@@ -68,6 +75,12 @@ struct Args {
     /// fills the ephemeral ports with TIME-WAIT sockets within a minute.
     #[arg(long)]
     keep_alive: bool,
+    /// Freshness: the other replica's base URL, where searches go
+    #[arg(long)]
+    other: Option<String>,
+    /// Freshness: how many books are listed and looked for
+    #[arg(long, default_value_t = 100)]
+    changes: usize,
 }
 
 fn parse_millis(text: &str) -> Result<Duration, std::num::ParseIntError> {
@@ -374,6 +387,70 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a search through another replica takes to find a book after
+/// its seller's save returned, over `--changes` books; prints one JSON line.
+async fn freshness(args: Arc<Args>) -> anyhow::Result<()> {
+    let other = args
+        .other
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("freshness needs --other"))?;
+    // An address of its own (the bench's other runs sign up from 10.0.x.y).
+    let seller = sign_up(&args.base, 0xf_ffff).await?;
+    let mut waits_us = Vec::new();
+    for n in 0..args.changes {
+        // One word no other book has: found means this book's change arrived.
+        let word = format!("fresh{:x}n{n}", *RUN);
+        let form = [
+            ("title", word.clone()),
+            ("author", "Bench Seller".into()),
+            ("description", "Listed to measure freshness.".into()),
+            ("price", "5.00".into()),
+            ("stock", "1".into()),
+            ("csrf_token", seller.token.clone()),
+        ];
+        let listed = seller
+            .client
+            .post(format!("{}/book/add_book", args.base))
+            .form(&form)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            listed.status().as_u16() == 303,
+            "listing answered {}",
+            listed.status()
+        );
+        let saved = Instant::now();
+        // A visitor of its own (no session, so no wait for a seller's own change).
+        let visitor = client(1_000 + n);
+        loop {
+            let page = visitor
+                .get(format!("{other}/book/catalog?q={word}"))
+                .send()
+                .await?
+                .text()
+                .await?;
+            if page.contains(&format!(">{word}</a>")) {
+                break;
+            }
+            anyhow::ensure!(
+                saved.elapsed() < Duration::from_secs(10),
+                "book {n} not found through the other replica after 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        waits_us.push(saved.elapsed().as_micros() as u64);
+    }
+    waits_us.sort_unstable();
+    let report = serde_json::json!({
+        "mode": "freshness",
+        "changes": waits_us.len(),
+        "median_ms": two_places(percentile(&waits_us, 50.0)),
+        "max_ms": two_places(*waits_us.last().unwrap_or(&0) as f64 / 1000.0),
+    });
+    println!("{report}");
+    Ok(())
+}
+
 fn two_places(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
@@ -383,6 +460,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Arc::new(<Args as clap::Parser>::parse());
     if args.mode == Mode::Steady {
         return steady(args).await;
+    }
+    if args.mode == Mode::Freshness {
+        return freshness(args).await;
     }
     anyhow::ensure!(
         args.mode == Mode::Login || !args.books.is_empty(),

@@ -9,6 +9,7 @@ pub mod error;
 pub mod i18n;
 pub mod metrics;
 pub mod password;
+pub mod search;
 pub mod seed;
 pub mod shared;
 pub mod store;

@@ -27,6 +27,9 @@ Configuration (environment variables; secrets also accept NAME_FILE, a file to r
   DATABASE_WAIT_SECS    how long start-up waits for the database (default 120)
   DATABASE_MAX_CONNECTIONS  database pool size (default 16)
   CATALOG_CACHE_ENTRIES catalog and book pages each replica caches (default 2048; 0: none)
+  SEARCH_INDEX          a search index in this replica, built from the database (default true)
+  SEARCH_POLL_MS        how often the index reads the catalog's change feed (default 100)
+  SEARCH_MAX_LAG_MS     behind the feed longer than this, searches go to the database (default 3000)
   TRUSTED_PROXIES   proxies whose X-Forwarded-For names the client: ranges, addresses, host names
                     (looked up every 5 s; the stack gives `tasks.proxy`); default none
   LOGIN_MAX_PER_ADDRESS, LOGIN_MAX_PER_ACCOUNT, LOGIN_WINDOW_SECS  login attempts (default 20, 5 per 900 s)

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 use sqlx::AnyPool;
 
@@ -41,6 +41,21 @@ pub struct Metrics {
     password_hashes: IntCounterVec,
     logins_throttled: IntCounterVec,
     registrations: IntCounterVec,
+    searches: IntCounterVec,
+    search_index: IntGaugeVec,
+    search_index_behind_seconds: Gauge,
+}
+
+/// Where the search index stands (`src/search/`), as `/metrics` shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchFigures {
+    /// Searches are answered from the index (not building, not behind).
+    pub serving: bool,
+    pub books: u64,
+    /// Changes in the feed the index has not applied.
+    pub behind_changes: u64,
+    /// Since the index last held every change the feed showed.
+    pub behind_seconds: f64,
 }
 
 /// A state change of an order, as `storefront_orders_total` counts it.
@@ -162,6 +177,26 @@ impl Metrics {
                 "Registrations by outcome: created, duplicate (the address had an account), throttled (its client address was past its limit).",
                 &["outcome"],
             ),
+            searches: counters(
+                r,
+                "storefront_catalog_searches_total",
+                "Catalog searches by where they were answered: index, or database (index building, behind or off).",
+                &["source"],
+            ),
+            search_index: gauges(
+                r,
+                "storefront_search_index",
+                "The search index: serving (1 when searches use it), books (indexed), behind_changes (feed rows not applied).",
+                &["figure"],
+            ),
+            search_index_behind_seconds: register(
+                r,
+                Gauge::new(
+                    "storefront_search_index_behind_seconds",
+                    "Seconds since the search index last held every change the feed showed.",
+                )
+                .expect("valid metric"),
+            ),
             registry,
         };
         let build_info = gauges(
@@ -177,6 +212,9 @@ impl Metrics {
         // appears only with the first registration would miss it).
         for outcome in ["created", "duplicate", "throttled"] {
             metrics.registrations.with_label_values(&[outcome]);
+        }
+        for source in ["index", "database"] {
+            metrics.searches.with_label_values(&[source]);
         }
         Arc::new(metrics)
     }
@@ -201,6 +239,20 @@ impl Metrics {
 
     pub fn registration(&self, outcome: &str) {
         self.registrations.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn catalog_search(&self, source: &str) {
+        self.searches.with_label_values(&[source]).inc();
+    }
+
+    pub fn search_index(&self, figures: SearchFigures) {
+        let set = |figure: &str, value: i64| {
+            self.search_index.with_label_values(&[figure]).set(value);
+        };
+        set("serving", i64::from(figures.serving));
+        set("books", figures.books as i64);
+        set("behind_changes", figures.behind_changes as i64);
+        self.search_index_behind_seconds.set(figures.behind_seconds);
     }
 
     pub fn session_store_error(&self) {
@@ -308,11 +360,13 @@ impl Finish for Measuring {
     }
 }
 
-/// The pools whose connections `/metrics` reports.
+/// What `/metrics` reads at each scrape: the pools' connections and where
+/// the search index stands.
 #[derive(Clone)]
 pub struct Pools {
     pub db: AnyPool,
     pub redis: Option<deadpool_redis::Pool>,
+    pub search: Option<Arc<dyn Fn() -> SearchFigures + Send + Sync>>,
 }
 
 pub fn router(metrics: Arc<Metrics>, pools: Pools) -> Router {
@@ -323,6 +377,9 @@ pub fn router(metrics: Arc<Metrics>, pools: Pools) -> Router {
 
 async fn serve(State((metrics, pools)): State<(Arc<Metrics>, Pools)>) -> Response {
     metrics.record_pools(&pools);
+    if let Some(figures) = &pools.search {
+        metrics.search_index(figures());
+    }
     let mut body = Vec::new();
     match TextEncoder::new().encode(&metrics.registry.gather(), &mut body) {
         Ok(()) => ([("content-type", prometheus::TEXT_FORMAT)], body).into_response(),

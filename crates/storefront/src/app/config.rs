@@ -44,6 +44,44 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     pub limits: Limits,
     pub http: HttpTimeouts,
+    pub search: SearchSettings,
+}
+
+/// The search index each replica keeps (`src/search/`).
+#[derive(Debug, Clone)]
+pub struct SearchSettings {
+    /// Off: every search is the database's full-text search.
+    pub index: bool,
+    /// How often the index reads the change feed.
+    pub poll: Duration,
+    /// Further behind than this, searches go to the database.
+    pub max_lag: Duration,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        SearchSettings {
+            index: true,
+            poll: Duration::from_millis(100),
+            max_lag: Duration::from_secs(3),
+        }
+    }
+}
+
+impl SearchSettings {
+    fn from_env() -> anyhow::Result<Self> {
+        let d = SearchSettings::default();
+        Ok(SearchSettings {
+            index: parse_var("SEARCH_INDEX", d.index)?,
+            poll: Duration::from_millis(
+                parse_var("SEARCH_POLL_MS", d.poll.as_millis() as u64)?.max(10),
+            ),
+            max_lag: Duration::from_millis(parse_var(
+                "SEARCH_MAX_LAG_MS",
+                d.max_lag.as_millis() as u64,
+            )?),
+        })
+    }
 }
 
 /// What one client, one account or one shopper may take (docs/operations.md).
@@ -212,6 +250,7 @@ impl Config {
             trusted_proxies: TrustedProxies::parse(&plain("TRUSTED_PROXIES").unwrap_or_default())?,
             limits: Limits::from_env()?,
             http: HttpTimeouts::from_env()?,
+            search: SearchSettings::from_env()?,
         })
     }
 
@@ -235,6 +274,7 @@ impl Config {
             trusted_proxies: TrustedProxies::default(),
             limits: Limits::default(),
             http: HttpTimeouts::default(),
+            search: SearchSettings::default(),
         }
     }
 

@@ -101,6 +101,10 @@ impl Application {
         let pools = crate::metrics::Pools {
             db: state.db.pool.clone(),
             redis: state.redis.clone(),
+            search: state.search.clone().map(|search| {
+                Arc::new(move || search.figures())
+                    as Arc<dyn Fn() -> crate::metrics::SearchFigures + Send + Sync>
+            }),
         };
         let metrics = crate::metrics::router(state.metrics.clone(), pools);
         let expiry = tokio::spawn(expire_orders_forever(state.clone()));

@@ -12,10 +12,12 @@ use crate::db::Db;
 use crate::edge::ratelimit::{LoginLimiter, RegistrationLimiter};
 use crate::metrics::Metrics;
 use crate::password::Hasher;
+use crate::search::CatalogSearch;
 use crate::shared::read_cache::{CatalogVersion, VersionedCache};
 use crate::shared::redis::with_redis;
 use crate::store::books::{self, Book};
 use crate::store::catalog::{self, CatalogPage, CatalogQuery, Total};
+use crate::store::changes::ChangeId;
 use crate::store::orders::{self, HoldPolicy, NewBuyerShare};
 
 /// How long a replica reuses its count of the shop's copies (`hold_policy`).
@@ -33,8 +35,13 @@ pub struct App {
     pub hasher: Hasher,
     /// Signs anonymous visitors' CSRF cookies; the same on every replica.
     pub csrf_key: Key,
+    /// This replica's search index; `None` when turned off (SEARCH_INDEX).
+    pub search: Option<Arc<CatalogSearch>>,
     catalog_version: CatalogVersion,
-    catalog_pages: VersionedCache<CatalogQuery, CatalogPage>,
+    /// Keyed by the query and the index generation that answered it (0: the
+    /// database did): a page found before the index applied a change is not
+    /// shown after it.
+    catalog_pages: VersionedCache<(CatalogQuery, u64), CatalogPage>,
     book_pages: VersionedCache<i64, Option<Book>>,
     books_listed: VersionedCache<(), Total>,
     /// The shop's copies and when they were counted (`hold_policy`).
@@ -71,7 +78,9 @@ impl App {
         };
         let metrics = Metrics::new(&config.replica_id);
         let cache_entries = config.catalog_cache_entries;
+        let search = CatalogSearch::start(&db, &config.search, metrics.clone());
         App {
+            search,
             hasher: Hasher::new(config.limits.hash_queue, metrics.clone()),
             metrics,
             config,
@@ -89,11 +98,25 @@ impl App {
         }
     }
 
-    /// A catalog page, from this replica's cache when the catalog has not changed since.
-    pub async fn catalog_page(&self, query: &CatalogQuery) -> sqlx::Result<Arc<CatalogPage>> {
+    /// A catalog page, from this replica's cache when the catalog has not
+    /// changed since. Searches come from the index when it can answer (see
+    /// crate::search); `own_change` is the last change this shopper made.
+    pub async fn catalog_page(
+        &self,
+        query: &CatalogQuery,
+        own_change: Option<ChangeId>,
+    ) -> sqlx::Result<Arc<CatalogPage>> {
         let version = self.catalog_version.current().await;
+        if let Some(search) = &self.search
+            && let Some(generation) = search.can_answer(query, own_change).await
+        {
+            let key = (query.clone(), generation);
+            let load = search.clone().page(&self.db, query);
+            return self.catalog_pages.get_or_load(version, &key, load).await;
+        }
+        let key = (query.clone(), 0);
         self.catalog_pages
-            .get_or_load(version, query, catalog::catalog(&self.db, query))
+            .get_or_load(version, &key, catalog::catalog(&self.db, query))
             .await
     }
 
@@ -113,6 +136,15 @@ impl App {
         self.book_pages
             .get_or_load(version, &id, books::get(&self.db.pool, id))
             .await
+    }
+
+    /// A committed change to a book's listed fields (`change` in the feed):
+    /// the catalog version moves, and this replica's searches show it.
+    pub async fn book_changed(&self, change: ChangeId) {
+        if let Some(search) = &self.search {
+            search.changed_here(change);
+        }
+        self.catalog_changed().await;
     }
 
     /// Every committed change to books or stock calls this, on whichever replica made it.

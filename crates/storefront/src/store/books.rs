@@ -1,5 +1,6 @@
 use sqlx::AnyPool;
 
+use super::changes::{self, ChangeId};
 use crate::domain::{Cents, now_epoch};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -85,7 +86,12 @@ pub async fn cards_by_ids(pool: &AnyPool, ids: &[i64]) -> sqlx::Result<Vec<BookC
     query.fetch_all(pool).await
 }
 
-pub async fn insert(pool: &AnyPool, seller_id: i64, fields: &BookFields) -> sqlx::Result<i64> {
+/// Lists a book; returns its id and the feed's change for it.
+pub async fn insert(
+    pool: &AnyPool,
+    seller_id: i64,
+    fields: &BookFields,
+) -> sqlx::Result<(i64, ChangeId)> {
     let insert = sqlx::query(
         "INSERT INTO books (title, author, description, price_cents, stock, seller_id, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -97,22 +103,26 @@ pub async fn insert(pool: &AnyPool, seller_id: i64, fields: &BookFields) -> sqlx
     .bind(fields.stock)
     .bind(seller_id)
     .bind(now_epoch());
-    let mut conn = pool.acquire().await?;
-    super::insert_returning_id(&mut conn, insert).await
+    let mut tx = pool.begin().await?;
+    let id = super::insert_returning_id(&mut tx, insert).await?;
+    let change = changes::record(&mut tx, Some(id)).await?;
+    tx.commit().await?;
+    Ok((id, change))
 }
 
 /// Writes the seller's fields; with `stock_seen`, only while the stock is
 /// still what the seller's form showed. Ownership is part of the WHERE
-/// clause: `false` when no row matched (not the seller's book, gone, or the
-/// stock moved). Rows count when they match, not only when they change (sqlx
-/// asks MySQL for found rows).
+/// clause: `None` when no row matched (not the seller's book, gone, or the
+/// stock moved), else the feed's change. Rows count when they match, not
+/// only when they change (sqlx asks MySQL for found rows).
 pub async fn update_owned(
     pool: &AnyPool,
     id: i64,
     seller_id: i64,
     fields: &BookFields,
     stock_seen: Option<i64>,
-) -> sqlx::Result<bool> {
+) -> sqlx::Result<Option<ChangeId>> {
+    let mut tx = pool.begin().await?;
     let result = sqlx::query(
         "UPDATE books SET title = ?, author = ?, description = ?, price_cents = ?, stock = ? \
          WHERE id = ? AND seller_id = ? AND (? IS NULL OR stock = ?)",
@@ -126,18 +136,35 @@ pub async fn update_owned(
     .bind(seller_id)
     .bind(stock_seen)
     .bind(stock_seen)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(result.rows_affected() > 0)
+    if result.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let change = changes::record(&mut tx, Some(id)).await?;
+    tx.commit().await?;
+    Ok(Some(change))
 }
 
-pub async fn delete_owned(pool: &AnyPool, id: i64, seller_id: i64) -> sqlx::Result<bool> {
+/// Removes the seller's book: `None` when it is not theirs (or gone), else
+/// the feed's change.
+pub async fn delete_owned(
+    pool: &AnyPool,
+    id: i64,
+    seller_id: i64,
+) -> sqlx::Result<Option<ChangeId>> {
+    let mut tx = pool.begin().await?;
     let result = sqlx::query("DELETE FROM books WHERE id = ? AND seller_id = ?")
         .bind(id)
         .bind(seller_id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(result.rows_affected() > 0)
+    if result.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let change = changes::record(&mut tx, Some(id)).await?;
+    tx.commit().await?;
+    Ok(Some(change))
 }
 
 /// Exact, so a full index scan: for the seeder, not for pages (see `catalog::count_books`).
@@ -172,6 +199,10 @@ pub async fn insert_many(pool: &AnyPool, seller_id: i64, books: &[BookFields]) -
             .push_bind(seller_id)
             .push_bind(created_at);
     });
-    insert.build().execute(pool).await?;
+    let mut tx = pool.begin().await?;
+    insert.build().execute(&mut *tx).await?;
+    // One change for the lot: indexes rebuild rather than read each book.
+    changes::record(&mut tx, None).await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -149,7 +149,7 @@ pub struct CatalogQuery {
 }
 
 impl CatalogQuery {
-    fn offset(&self) -> i64 {
+    pub fn offset(&self) -> i64 {
         ((self.page - 1) * self.per_page).clamp(0, MAX_OFFSET)
     }
 }
@@ -162,7 +162,7 @@ pub enum Total {
 }
 
 impl Total {
-    fn of_capped(counted: i64) -> Total {
+    pub fn of_capped(counted: i64) -> Total {
         if counted > COUNT_CAP {
             Total::AtLeast(COUNT_CAP)
         } else {
@@ -226,6 +226,14 @@ fn long_words(words: &[String]) -> impl Iterator<Item = &String> {
     words
         .iter()
         .filter(|w| w.chars().count() >= MIN_WORD_CHARS && !COMMON_WORDS.contains(&w.as_str()))
+}
+
+/// The words of a search that a word index can look for: those long and
+/// rare enough to narrow it. Empty for a search of short or common words
+/// alone, which the database answers as a title prefix (through its title
+/// index, cheaply).
+pub fn indexed_terms(search: &str) -> Vec<String> {
+    long_words(&words(search)).cloned().collect()
 }
 
 /// The part of the statement that picks the matching books.

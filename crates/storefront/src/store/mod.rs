@@ -3,6 +3,7 @@
 
 pub mod books;
 pub mod catalog;
+pub mod changes;
 pub mod orders;
 pub mod providers;
 pub mod secrets;

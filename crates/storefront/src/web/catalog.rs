@@ -8,6 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use tower_sessions::Session;
 
 use super::csrf::new_token;
 use super::page::{Page, parse_id, render, render_as};
@@ -329,10 +330,12 @@ fn page_link(query: &CatalogQuery, page: i64, cursor: Option<(&str, i64)>) -> St
 async fn catalog(
     State(app): State<AppState>,
     page: Page,
+    session: Session,
     Query(params): Query<CatalogParams>,
 ) -> AppResult<Response> {
     let query = params.to_query();
-    let found = app.catalog_page(&query).await?;
+    let own_change = crate::search::own_change(&session).await;
+    let found = app.catalog_page(&query, own_change).await?;
     let pages = match found.total {
         Total::Exact(total) => Some(((total + query.per_page - 1) / query.per_page).max(1)),
         Total::AtLeast(_) => None,

@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::app::state::AppState;
+use crate::search::SearchSource;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,9 +31,21 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let ready = tokio::time::timeout(READY_LIMIT, app.is_ready(READY_LIMIT))
         .await
         .unwrap_or(false);
+    // The second line says where searches go; readiness does not wait for
+    // the index (a replica answers from the database meanwhile).
+    let search = match &app.search {
+        Some(search) => search.describe(),
+        None => format!(
+            "search: {}",
+            SearchSource::DatabaseByConfiguration.describe()
+        ),
+    };
     match ready {
-        true => (StatusCode::OK, "ready"),
-        false => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+        true => (StatusCode::OK, format!("ready\n{search}\n")),
+        false => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\n{search}\n"),
+        ),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::app::state::AppState;
 use crate::domain::{Cents, bounded_text, one_line_text, parse_stock};
 use crate::error::{AppError, AppResult};
 use crate::i18n::t_args;
+use crate::search;
 use crate::store::books::{self, Book, BookFields};
 
 pub fn router() -> Router<AppState> {
@@ -137,8 +138,9 @@ async fn add(me: SignedIn, CsrfForm(form): CsrfForm<BookForm>) -> AppResult<Resp
             );
         }
     };
-    let id = books::insert(&me.app.db.pool, me.user.id, &fields).await?;
-    me.app.catalog_changed().await;
+    let (id, change) = books::insert(&me.app.db.pool, me.user.id, &fields).await?;
+    me.app.book_changed(change).await;
+    search::remember_own_change(&me.session, change).await;
     flash(
         &me.session,
         "success",
@@ -229,15 +231,21 @@ async fn edit(
     };
     // Ownership (and the stock the seller saw) is checked again in the UPDATE itself.
     let seen = form.stock_seen();
-    if !books::update_owned(&me.app.db.pool, id, me.user.id, &fields, seen).await? {
-        // Still the seller's (or 403/404 now): then the stock was not the one
-        // seen when the UPDATE ran, even if it is again by now.
-        let book = owned_book(&me.app, &id.to_string(), me.user.id).await?;
-        if seen.is_some() {
-            return stock_moved(me.page, id, form, book.stock);
+    match books::update_owned(&me.app.db.pool, id, me.user.id, &fields, seen).await? {
+        Some(change) => {
+            me.app.book_changed(change).await;
+            search::remember_own_change(&me.session, change).await;
+        }
+        None => {
+            // Still the seller's (or 403/404 now): then the stock was not the
+            // one seen when the UPDATE ran, even if it is again by now.
+            let book = owned_book(&me.app, &id.to_string(), me.user.id).await?;
+            if seen.is_some() {
+                return stock_moved(me.page, id, form, book.stock);
+            }
+            me.app.catalog_changed().await;
         }
     }
-    me.app.catalog_changed().await;
     flash(
         &me.session,
         "success",
@@ -253,10 +261,11 @@ async fn delete(
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> AppResult<Response> {
     let book = owned_book(&me.app, &id, me.user.id).await?;
-    if !books::delete_owned(&me.app.db.pool, book.id, me.user.id).await? {
+    let Some(change) = books::delete_owned(&me.app.db.pool, book.id, me.user.id).await? else {
         return Err(AppError::Forbidden);
-    }
-    me.app.catalog_changed().await;
+    };
+    me.app.book_changed(change).await;
+    search::remember_own_change(&me.session, change).await;
     flash(
         &me.session,
         "success",

@@ -11,6 +11,7 @@ use reqwest::{Response, StatusCode};
 use sqlx::AnyPool;
 use storefront::app::config::Config;
 use storefront::app::state::AppState;
+use storefront::search::SearchSource;
 
 use crate::common::{Running, csrf_token_in};
 
@@ -107,6 +108,7 @@ pub async fn spawn_on(
         storefront::edge::trusted_proxies::TrustedProxies::parse("127.0.0.1").unwrap();
     adjust(&mut config);
     let running = Running::start(config).await;
+    search_index_built(&running.state).await;
     TestApp {
         addr: running.addr,
         metrics_addr: running.metrics_addr,
@@ -115,6 +117,21 @@ pub async fn spawn_on(
         redis_url,
         _running: running,
         _dir: None,
+    }
+}
+
+/// Waits until the replica's search index is built (it starts empty and
+/// fills from the database in the background), so that a test's searches
+/// are the index's from its first request.
+async fn search_index_built(state: &AppState) {
+    let Some(search) = &state.search else { return };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while search.source() == SearchSource::DatabaseWhileBuilding {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the search index was not built within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -15,6 +15,7 @@ mod hoarding;
 mod language;
 mod logs;
 mod orders;
+mod search;
 mod security;
 mod seller;
 mod slow_clients;

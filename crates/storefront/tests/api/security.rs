@@ -160,9 +160,11 @@ async fn probes_answer_and_metrics_stay_off_the_public_port() {
         visitor.page("/healthz").await,
         (StatusCode::OK, "ok".into())
     );
-    assert_eq!(
-        visitor.page("/readyz").await,
-        (StatusCode::OK, "ready".into())
+    let (status, body) = visitor.page("/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.starts_with("ready\nsearch: "),
+        "readiness, then where searches go: {body}"
     );
     assert_eq!(
         visitor.get("/metrics").await.status(),

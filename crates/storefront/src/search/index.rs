@@ -1,0 +1,285 @@
+//! The tantivy index itself: its schema, how a book becomes a document, and
+//! how a search becomes a ranked, sorted list of book ids. Synchronous: the
+//! caller runs it on a blocking thread.
+//!
+//! Held in memory (a replica builds it from the database at start). Only
+//! what is searched or sorted on is kept; cards are read from the database by
+//! primary key, so a price or stock shown is never the index's.
+
+use std::sync::Mutex;
+
+use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue, SortByString};
+use tantivy::collector::{Count, SortKeyComputer, TopDocs};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RegexQuery, TermQuery};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, RawTokenizer, SimpleTokenizer, TextAnalyzer, TokenStream,
+};
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
+
+use crate::db::Backend;
+use crate::store::catalog::Sort;
+use crate::store::changes::IndexedBook;
+
+/// Words are split on anything not alphanumeric, lower-cased and folded to
+/// ASCII ("Cien años" is found by "anos"); queries go through the same steps.
+const FOLDED: &str = "folded";
+/// The writer's memory before it flushes a segment (tantivy's floor is 15 MB).
+const WRITER_MEMORY: usize = 50_000_000;
+/// An exact word is ranked by BM25, doubled; a longer word it begins
+/// counts a constant half (tantivy scores a word pattern as one constant).
+const EXACT_WORD_BOOST: f32 = 2.0;
+const BEGUN_WORD_BOOST: f32 = 0.5;
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    words: Field,
+    title_key: Field,
+    author_key: Field,
+    price: Field,
+}
+
+/// Ids in the order asked for, and how many books matched in all.
+#[derive(Debug, PartialEq)]
+pub struct Hits {
+    pub ids: Vec<i64>,
+    pub matched: usize,
+}
+
+pub struct CatalogIndex {
+    /// Sort keys folded as MySQL's collation compares (case and accents
+    /// aside); SQLite compares bytes, and so does the index then.
+    fold_sort_keys: bool,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+}
+
+impl CatalogIndex {
+    pub fn new(backend: Backend) -> tantivy::Result<CatalogIndex> {
+        let (schema, fields) = schema();
+        let index = Index::create_in_ram(schema);
+        index.tokenizers().register(FOLDED, folding_analyzer());
+        let writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(CatalogIndex {
+            fold_sort_keys: backend == Backend::MySql,
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+        })
+    }
+
+    /// Replaces what the index holds of `ids` by `books` (those of them
+    /// still listed), visible to searches once committed.
+    pub fn replace(&self, ids: &[i64], books: &[IndexedBook]) -> tantivy::Result<()> {
+        let writer = self.writer.lock().expect("index writer lock poisoned");
+        for id in ids {
+            writer.delete_term(Term::from_field_i64(self.fields.id, *id));
+        }
+        for book in books {
+            writer.add_document(self.document(book))?;
+        }
+        Ok(())
+    }
+
+    /// Adds books known not to be in the index (a build).
+    pub fn add(&self, books: &[IndexedBook]) -> tantivy::Result<()> {
+        let writer = self.writer.lock().expect("index writer lock poisoned");
+        for book in books {
+            writer.add_document(self.document(book))?;
+        }
+        Ok(())
+    }
+
+    /// Empties the index (before a rebuild).
+    pub fn clear(&self) -> tantivy::Result<()> {
+        let mut writer = self.writer.lock().expect("index writer lock poisoned");
+        writer.delete_all_documents()?;
+        writer.commit()?;
+        drop(writer);
+        self.reader.reload()
+    }
+
+    /// Makes what was written visible to searches, all of it at once.
+    pub fn commit(&self) -> tantivy::Result<()> {
+        self.writer
+            .lock()
+            .expect("index writer lock poisoned")
+            .commit()?;
+        self.reader.reload()
+    }
+
+    pub fn books(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    fn document(&self, book: &IndexedBook) -> TantivyDocument {
+        let f = self.fields;
+        doc!(
+            f.id => book.id,
+            f.words => format!("{} {}", book.title, book.author),
+            f.title_key => self.sort_key(&book.title),
+            f.author_key => self.sort_key(&book.author),
+            f.price => book.price_cents,
+        )
+    }
+
+    /// The books matching every word (each as typed or as the start of a
+    /// longer word), `limit` of them from `offset` in the order `sort`.
+    pub fn search(
+        &self,
+        words: &[String],
+        sort: Sort,
+        offset: usize,
+        limit: usize,
+    ) -> tantivy::Result<Hits> {
+        let query = self.query(words);
+        let top = TopDocs::with_limit(limit.max(1)).and_offset(offset);
+        let (title, author) = (
+            || (SortByString::for_field("title_key"), Order::Asc),
+            || (SortByString::for_field("author_key"), Order::Asc),
+        );
+        let id = |order| (SortByStaticFastValue::<i64>::for_field("id"), order);
+        let price = |order| (SortByStaticFastValue::<i64>::for_field("price"), order);
+        match sort {
+            Sort::Relevance => self.collect(
+                &query,
+                top,
+                (
+                    (SortBySimilarityScore, Order::Desc),
+                    title(),
+                    id(Order::Asc),
+                ),
+                |(_, _, id)| *id,
+            ),
+            Sort::Title => self.collect(&query, top, (title(), id(Order::Asc)), |(_, id)| *id),
+            Sort::Author => self.collect(
+                &query,
+                top,
+                (author(), title(), id(Order::Asc)),
+                |(_, _, id)| *id,
+            ),
+            Sort::PriceLow => self.collect(
+                &query,
+                top,
+                (price(Order::Asc), id(Order::Asc)),
+                |(_, id)| *id,
+            ),
+            Sort::PriceHigh => self.collect(
+                &query,
+                top,
+                (price(Order::Desc), id(Order::Desc)),
+                |(_, id)| *id,
+            ),
+            Sort::Newest => self.collect(&query, top, id(Order::Desc), |id| *id),
+        }
+    }
+
+    fn collect<K: Clone + Send + Sync + std::fmt::Debug + 'static>(
+        &self,
+        query: &dyn Query,
+        top: TopDocs,
+        order: impl SortKeyComputer<SortKey = K> + Send + 'static,
+        id_of: impl Fn(&K) -> Option<i64>,
+    ) -> tantivy::Result<Hits> {
+        let searcher = self.reader.searcher();
+        let (matched, found) = searcher.search(query, &(Count, top.order_by(order)))?;
+        let ids = found.iter().filter_map(|(key, _)| id_of(key)).collect();
+        Ok(Hits { ids, matched })
+    }
+
+    /// Every word required, in the title or the author's name: the word
+    /// itself (ranked by BM25) or a longer word it begins.
+    fn query(&self, words: &[String]) -> Box<dyn Query> {
+        let field = self.fields.words;
+        let required = folded_words(words)
+            .into_iter()
+            .map(|word| {
+                let exact = TermQuery::new(
+                    Term::from_field_text(field, &word),
+                    IndexRecordOption::WithFreqs,
+                );
+                let mut either: Vec<(Occur, Box<dyn Query>)> = vec![(
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(exact), EXACT_WORD_BOOST)),
+                )];
+                // Folded words are letters and digits only: nothing in them is
+                // a regular expression's operator.
+                if let Ok(prefix) = RegexQuery::from_pattern(&format!("{word}.+"), field) {
+                    let weaker = BoostQuery::new(Box::new(prefix), BEGUN_WORD_BOOST);
+                    either.push((Occur::Should, Box::new(weaker)));
+                }
+                (
+                    Occur::Must,
+                    Box::new(BooleanQuery::new(either)) as Box<dyn Query>,
+                )
+            })
+            .collect();
+        Box::new(BooleanQuery::new(required))
+    }
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let words = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(FOLDED)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let fields = Fields {
+        id: builder.add_i64_field("id", INDEXED | FAST),
+        words: builder.add_text_field("words", words),
+        title_key: builder.add_text_field("title_key", FAST),
+        author_key: builder.add_text_field("author_key", FAST),
+        price: builder.add_i64_field("price", FAST),
+    };
+    (builder.build(), fields)
+}
+
+fn folding_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+/// The words of a search as the index holds them (lower-case, folded).
+fn folded_words(words: &[String]) -> Vec<String> {
+    let mut analyzer = folding_analyzer();
+    let mut folded = Vec::new();
+    for word in words {
+        let mut tokens = analyzer.token_stream(word);
+        while let Some(token) = tokens.next() {
+            if token.text.chars().all(char::is_alphanumeric) {
+                folded.push(token.text.clone());
+            }
+        }
+    }
+    folded
+}
+
+impl CatalogIndex {
+    /// What a title or a name sorts by: as the database orders it.
+    fn sort_key(&self, text: &str) -> String {
+        if !self.fold_sort_keys {
+            return text.to_string();
+        }
+        let mut analyzer = TextAnalyzer::builder(RawTokenizer::default())
+            .filter(LowerCaser)
+            .filter(AsciiFoldingFilter)
+            .build();
+        let mut tokens = analyzer.token_stream(text);
+        let mut key = String::new();
+        while let Some(token) = tokens.next() {
+            key.push_str(&token.text);
+        }
+        key
+    }
+}
