@@ -283,3 +283,102 @@ impl CatalogIndex {
         key
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(id: i64, title: &str, author: &str, price_cents: i64) -> IndexedBook {
+        IndexedBook {
+            id,
+            title: title.into(),
+            author: author.into(),
+            price_cents,
+        }
+    }
+
+    fn words(search: &str) -> Vec<String> {
+        search.split(' ').map(str::to_string).collect()
+    }
+
+    fn index_of(books: &[IndexedBook]) -> CatalogIndex {
+        let index = CatalogIndex::new(Backend::MySql).unwrap();
+        index.add(books).unwrap();
+        index.commit().unwrap();
+        index
+    }
+
+    #[test]
+    fn every_word_is_required_as_typed_or_begun() {
+        let index = index_of(&[
+            book(1, "Notes on Rivers", "Ann Smith", 500),
+            book(2, "River River", "Jo River", 700),
+            book(3, "Cien años de soledad", "Gabriel García Márquez", 900),
+        ]);
+        let found = |search: &str| {
+            index
+                .search(&words(search), Sort::Relevance, 0, 10)
+                .unwrap()
+        };
+        assert_eq!(
+            found("river").ids,
+            [2, 1],
+            "the word itself before a longer one"
+        );
+        assert_eq!(found("river smith").ids, [1]);
+        assert_eq!(found("anos").ids, [3]);
+        assert_eq!(found("MÁRQ").ids, [3]);
+        assert_eq!(found("rivers notes").matched, 1);
+        assert!(found("nothing").ids.is_empty());
+    }
+
+    #[test]
+    fn sorts_end_with_the_id_and_pages_follow_each_other() {
+        let index = index_of(&[
+            book(1, "b harbour", "Zed", 500),
+            book(2, "a harbour", "Ann", 500),
+            book(3, "C harbour", "ann", 300),
+            book(4, "Éa harbour", "Bo", 900),
+        ]);
+        let sorted = |sort| index.search(&words("harbour"), sort, 0, 10).unwrap().ids;
+        assert_eq!(sorted(Sort::Title), [2, 1, 3, 4], "case and accents aside");
+        assert_eq!(sorted(Sort::Author), [2, 3, 4, 1], "then the title");
+        assert_eq!(sorted(Sort::PriceLow), [3, 1, 2, 4], "ties by id");
+        assert_eq!(
+            sorted(Sort::PriceHigh),
+            [4, 2, 1, 3],
+            "ties by id, descending"
+        );
+        assert_eq!(sorted(Sort::Newest), [4, 3, 2, 1]);
+        let second = index.search(&words("harbour"), Sort::Title, 2, 2).unwrap();
+        assert_eq!(
+            second,
+            Hits {
+                ids: vec![3, 4],
+                matched: 4
+            }
+        );
+    }
+
+    #[test]
+    fn a_replaced_book_is_found_by_its_new_words_only_and_a_deleted_one_not_at_all() {
+        let index = index_of(&[
+            book(1, "Zanzibar", "Ida", 500),
+            book(2, "Other", "Ida", 500),
+        ]);
+        index
+            .replace(&[1, 2], &[book(1, "Quokka", "Ida", 500)])
+            .unwrap();
+        index.commit().unwrap();
+        let found = |search: &str| {
+            index
+                .search(&words(search), Sort::Title, 0, 10)
+                .unwrap()
+                .ids
+        };
+        assert_eq!(found("quokka"), [1]);
+        assert!(found("zanzibar").is_empty());
+        assert!(found("other").is_empty(), "2 is gone from the database");
+        assert_eq!(index.books(), 1);
+    }
+}
