@@ -1,12 +1,15 @@
-"""The EC2 instance metadata service (IMDSv2 only) of every test node at once.
+"""The EC2 instance metadata service (IMDSv2 only) of every test node at once:
+the one stand-in of it, for the fleet test (scripts/e2e-fleet) and the
+agent's engine test (crates/swarm-agent/tests).
 
-Listens on 169.254.169.254:80 in the test network, as EC2's does on every
-instance, and answers each node by its source address: its own instance id,
-zone, lifecycle and, when the test says so, a scale-in or spot notice.
-Serves instance-profile credentials too, so the agent's AWS SDK finds
-credentials as it would on EC2 (moto and the Auto Scaling stub accept any).
+Listens on 169.254.169.254:80 in the fleet's test network, as EC2's does on
+every instance (or on LISTEN_PORT where a test says), and answers each node
+by its source address: its own instance id, zone, lifecycle and, when the
+test says so, a scale-in or spot notice. Serves instance-profile credentials
+too, so the agent's AWS SDK finds credentials as it would on EC2 (moto and
+the Auto Scaling stub accept any).
 
-    imds.py LISTEN_HOST CONTROL_HOST CONTROL_PORT NODES_JSON
+    imds.py LISTEN_HOST CONTROL_HOST CONTROL_PORT NODES_JSON [LISTEN_PORT]
 
 Control API (for the test only, on CONTROL_HOST:CONTROL_PORT):
     PUT /nodes/<ip>            JSON object merged into that node's metadata
@@ -22,6 +25,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LISTEN, CONTROL_HOST, CONTROL_PORT, NODES_FILE = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+LISTEN_PORT = int(sys.argv[5]) if len(sys.argv) > 5 else 80
 NODES = json.load(open(NODES_FILE))
 TOKENS = {}
 LOCK = threading.Lock()
@@ -31,7 +35,7 @@ ROLE = "bookstore-fleet-node"
 def metadata(node, path):
     fields = {
         "instance-id": node.get("instance-id"),
-        "instance-type": "t3.small",
+        "instance-type": node.get("instance-type", "t3.small"),
         "instance-life-cycle": node.get("lifecycle", "on-demand"),
         "placement/availability-zone": node.get("zone"),
         "placement/region": "eu-west-1",
@@ -126,4 +130,4 @@ class Control(BaseHTTPRequestHandler):
 
 
 threading.Thread(target=ThreadingHTTPServer((CONTROL_HOST, CONTROL_PORT), Control).serve_forever, daemon=True).start()
-ThreadingHTTPServer((LISTEN, 80), Metadata).serve_forever()
+ThreadingHTTPServer((LISTEN, LISTEN_PORT), Metadata).serve_forever()

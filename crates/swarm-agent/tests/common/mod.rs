@@ -213,14 +213,27 @@ impl Env {
         Guard(child)
     }
 
-    /// A fake EC2 metadata server inside the worker's namespace.
+    /// The fleet's EC2 metadata stand-in (scripts/lib/fleet/imds.py) inside
+    /// the worker's namespace, on `port`, answering the worker's own
+    /// requests (from 127.0.0.1) as a spot t3.small in zone eu-test-1b; its
+    /// control API on the next port.
     pub fn spawn_imds(&self, port: u16) -> Guard {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/imds_stub.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/lib/fleet/imds.py"
+        );
+        let nodes = self.work.join("imds-nodes.json");
+        let worker = r#"{"127.0.0.1": {"instance-id": "i-0123456789abcdef0", "zone": "eu-test-1b",
+            "lifecycle": "spot", "instance-type": "t3.small"}}"#;
+        std::fs::write(&nodes, worker).expect("write the stand-in's nodes");
+        let (port, control) = (port.to_string(), (port + 1).to_string());
         let child = Command::new("nsenter")
             .arg(format!("--net={}", self.worker_ns))
-            .args(["python3", script, "127.0.0.1", &port.to_string()])
+            .args(["python3", script, "127.0.0.1", "127.0.0.1", &control])
+            .arg(&nodes)
+            .arg(&port)
             .spawn()
-            .expect("spawn imds stub");
+            .expect("spawn the metadata stand-in");
         Guard(child)
     }
 
