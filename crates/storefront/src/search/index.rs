@@ -6,11 +6,12 @@
 //! what is searched or sorted on is kept; cards are read from the database by
 //! primary key, so a price or stock shown is never the index's.
 
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue, SortByString};
 use tantivy::collector::{Count, SortKeyComputer, TopDocs};
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RegexQuery, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
 };
@@ -29,7 +30,7 @@ const FOLDED: &str = "folded";
 /// The writer's memory before it flushes a segment (tantivy's floor is 15 MB).
 const WRITER_MEMORY: usize = 50_000_000;
 /// An exact word is ranked by BM25, doubled; a longer word it begins
-/// counts a constant half (tantivy scores a word pattern as one constant).
+/// counts a constant half (tantivy scores a range of words as one constant).
 const EXACT_WORD_BOOST: f32 = 2.0;
 const BEGUN_WORD_BOOST: f32 = 0.5;
 
@@ -210,12 +211,17 @@ impl CatalogIndex {
                     Occur::Should,
                     Box::new(BoostQuery::new(Box::new(exact), EXACT_WORD_BOOST)),
                 )];
-                // Folded words are letters and digits only: nothing in them is
-                // a regular expression's operator.
-                if let Ok(prefix) = RegexQuery::from_pattern(&format!("{word}.+"), field) {
-                    let weaker = BoostQuery::new(Box::new(prefix), BEGUN_WORD_BOOST);
-                    either.push((Occur::Should, Box::new(weaker)));
-                }
+                // The words it begins: the index's terms after it, up to it
+                // followed by the last character there is.
+                let longer = RangeQuery::new(
+                    Bound::Excluded(Term::from_field_text(field, &word)),
+                    Bound::Included(Term::from_field_text(
+                        field,
+                        &format!("{word}{}", char::MAX),
+                    )),
+                );
+                let weaker = BoostQuery::new(Box::new(longer), BEGUN_WORD_BOOST);
+                either.push((Occur::Should, Box::new(weaker)));
                 (
                     Occur::Must,
                     Box::new(BooleanQuery::new(either)) as Box<dyn Query>,

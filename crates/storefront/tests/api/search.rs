@@ -180,101 +180,108 @@ async fn the_index_and_the_database_list_the_same_books_in_the_same_order() {
     );
 }
 
-/// Two replicas of one shop (MySQL and Redis), the second adjusted.
-async fn two_replicas(
-    adjust_second: impl FnOnce(&mut storefront::app::config::Config),
-) -> Option<(TestApp, TestApp)> {
-    let (mysql, redis) = backends();
-    if mysql.is_none() || redis.is_none() {
-        skip_because(
-            "searching across replicas needs TEST_MYSQL_URL and TEST_REDIS_URL (scripts/test sets them)",
-        );
-        return None;
-    }
-    let a = spawn_app_with(|c| c.replica_id = "replica-a".into()).await;
-    let b = spawn_on(&a.database_url, a.redis_url.clone(), |c| {
-        c.replica_id = "replica-b".into();
-        adjust_second(c);
-    })
-    .await;
-    Some((a, b))
-}
+/// Across replicas: these need MySQL and Redis, so the embedded run (which
+/// skips `fleet::`) leaves them out.
+mod fleet {
+    use super::*;
 
-#[tokio::test]
-async fn a_book_added_edited_or_deleted_on_one_replica_is_found_so_on_the_other_within_a_second() {
-    let Some((a, b)) = two_replicas(|_| {}).await else {
-        return;
-    };
-    let seller = a.shopper("Seller").await;
-    let visitor = b.visitor();
-    let book = list(&a, &seller, "Zanzibar Chronicles", "Ida Wren", "8.00").await;
-    let mut took = vec![settles(&visitor, "zanzibar", book, true).await];
-
-    let edit = seller
-        .post(
-            &format!("/book/edit_book/{book}"),
-            &[
-                ("title", "Quokka Chronicles"),
-                ("author", "Ida Wren"),
-                ("description", "Renamed."),
-                ("price", "8.00"),
-                ("stock", "3"),
-            ],
-        )
+    /// Two replicas of one shop (MySQL and Redis), the second adjusted.
+    async fn two_replicas(
+        adjust_second: impl FnOnce(&mut storefront::app::config::Config),
+    ) -> Option<(TestApp, TestApp)> {
+        let (mysql, redis) = backends();
+        if mysql.is_none() || redis.is_none() {
+            skip_because(
+                "searching across replicas needs TEST_MYSQL_URL and TEST_REDIS_URL (scripts/test sets them)",
+            );
+            return None;
+        }
+        let a = spawn_app_with(|c| c.replica_id = "replica-a".into()).await;
+        let b = spawn_on(&a.database_url, a.redis_url.clone(), |c| {
+            c.replica_id = "replica-b".into();
+            adjust_second(c);
+        })
         .await;
-    assert_eq!(edit.status(), StatusCode::SEE_OTHER);
-    took.push(settles(&visitor, "quokka", book, true).await);
-    took.push(settles(&visitor, "zanzibar", book, false).await);
-
-    let delete = seller.post(&format!("/book/delete_book/{book}"), &[]).await;
-    assert_eq!(delete.status(), StatusCode::SEE_OTHER);
-    took.push(settles(&visitor, "quokka", book, false).await);
-    println!("found on the other replica after {took:?}");
-    assert!(metric(&b, "storefront_catalog_searches_total{source=\"index\"}").await > 0.0);
-}
-
-#[tokio::test]
-async fn the_seller_finds_their_own_change_at_once_on_another_replica() {
-    let Some((a, b)) = two_replicas(|_| {}).await else {
-        return;
-    };
-    let seller = a.shopper("Seller").await;
-    for n in 0..5 {
-        let title = format!("Ostrakon Volume{n}");
-        let book = list(&a, &seller, &title, "Ida Wren", "8.00").await;
-        let next_request =
-            search(&seller.on(&b), &format!("ostrakon volume{n}"), "relevance").await;
-        assert_eq!(
-            next_request,
-            [book],
-            "the seller's very next search, on the other replica"
-        );
+        Some((a, b))
     }
-}
 
-#[tokio::test]
-async fn a_replica_whose_index_falls_behind_answers_from_the_database_and_says_so() {
-    let Some((a, b)) = two_replicas(|c| {
-        // The feed is not read again for an hour: the index falls behind.
-        c.search.poll = Duration::from_secs(3600);
-        c.search.max_lag = Duration::from_millis(300);
-    })
-    .await
-    else {
-        return;
-    };
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let seller = a.shopper("Seller").await;
-    let book = list(&a, &seller, "Yellowhammer Songs", "Ida Wren", "8.00").await;
-    let visitor = b.visitor();
-    assert_eq!(search(&visitor, "yellowhammer", "relevance").await, [book]);
-    let (status, ready) = visitor.page("/readyz").await;
-    assert_eq!(status, StatusCode::OK, "behind is not unready");
-    assert!(ready.contains("search: database (index behind)"), "{ready}");
-    assert!(metric(&b, "storefront_catalog_searches_total{source=\"database\"}").await >= 1.0);
-    assert!(metric(&b, "storefront_search_index{figure=\"serving\"}").await == 0.0);
-    assert!(metric(&b, "storefront_search_index_behind_seconds").await >= 0.3);
-    // The replica that follows the feed still answers from its index.
-    let (_, ready) = a.visitor().page("/readyz").await;
-    assert!(ready.contains("search: index ("), "{ready}");
+    #[tokio::test]
+    async fn a_book_added_edited_or_deleted_on_one_replica_is_found_so_on_the_other_within_a_second()
+     {
+        let Some((a, b)) = two_replicas(|_| {}).await else {
+            return;
+        };
+        let seller = a.shopper("Seller").await;
+        let visitor = b.visitor();
+        let book = list(&a, &seller, "Zanzibar Chronicles", "Ida Wren", "8.00").await;
+        let mut took = vec![settles(&visitor, "zanzibar", book, true).await];
+
+        let edit = seller
+            .post(
+                &format!("/book/edit_book/{book}"),
+                &[
+                    ("title", "Quokka Chronicles"),
+                    ("author", "Ida Wren"),
+                    ("description", "Renamed."),
+                    ("price", "8.00"),
+                    ("stock", "3"),
+                ],
+            )
+            .await;
+        assert_eq!(edit.status(), StatusCode::SEE_OTHER);
+        took.push(settles(&visitor, "quokka", book, true).await);
+        took.push(settles(&visitor, "zanzibar", book, false).await);
+
+        let delete = seller.post(&format!("/book/delete_book/{book}"), &[]).await;
+        assert_eq!(delete.status(), StatusCode::SEE_OTHER);
+        took.push(settles(&visitor, "quokka", book, false).await);
+        println!("found on the other replica after {took:?}");
+        assert!(metric(&b, "storefront_catalog_searches_total{source=\"index\"}").await > 0.0);
+    }
+
+    #[tokio::test]
+    async fn the_seller_finds_their_own_change_at_once_on_another_replica() {
+        let Some((a, b)) = two_replicas(|_| {}).await else {
+            return;
+        };
+        let seller = a.shopper("Seller").await;
+        for n in 0..5 {
+            let title = format!("Ostrakon Volume{n}");
+            let book = list(&a, &seller, &title, "Ida Wren", "8.00").await;
+            let next_request =
+                search(&seller.on(&b), &format!("ostrakon volume{n}"), "relevance").await;
+            assert_eq!(
+                next_request,
+                [book],
+                "the seller's very next search, on the other replica"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replica_whose_index_falls_behind_answers_from_the_database_and_says_so() {
+        let Some((a, b)) = two_replicas(|c| {
+            // The feed is not read again for an hour: the index falls behind.
+            c.search.poll = Duration::from_secs(3600);
+            c.search.max_lag = Duration::from_millis(300);
+        })
+        .await
+        else {
+            return;
+        };
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let seller = a.shopper("Seller").await;
+        let book = list(&a, &seller, "Yellowhammer Songs", "Ida Wren", "8.00").await;
+        let visitor = b.visitor();
+        assert_eq!(search(&visitor, "yellowhammer", "relevance").await, [book]);
+        let (status, ready) = visitor.page("/readyz").await;
+        assert_eq!(status, StatusCode::OK, "behind is not unready");
+        assert!(ready.contains("search: database (index behind)"), "{ready}");
+        assert!(metric(&b, "storefront_catalog_searches_total{source=\"database\"}").await >= 1.0);
+        assert!(metric(&b, "storefront_search_index{figure=\"serving\"}").await == 0.0);
+        assert!(metric(&b, "storefront_search_index_behind_seconds").await >= 0.3);
+        // The replica that follows the feed still answers from its index.
+        let (_, ready) = a.visitor().page("/readyz").await;
+        assert!(ready.contains("search: index ("), "{ready}");
+    }
 }
