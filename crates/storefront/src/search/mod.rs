@@ -312,7 +312,17 @@ impl CatalogSearch {
                 position.waiting_for_gaps(),
             )
         };
-        if latest <= highest && !gaps {
+        if latest < highest {
+            // A restored or emptied database: ids this index has passed may
+            // be given again, and its books are not the database's.
+            tracing::info!(
+                latest,
+                highest,
+                "the change feed went back: building the search index again"
+            );
+            return Ok(Applied::Rebuild);
+        }
+        if latest == highest && !gaps {
             self.caught_up(latest);
             return Ok(Applied::Some);
         }

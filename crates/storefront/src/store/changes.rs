@@ -54,10 +54,13 @@ pub async fn after(pool: &AnyPool, after: ChangeId, limit: i64) -> sqlx::Result<
 }
 
 /// Forgets changes older than `max_age_secs` (an index never reads them:
-/// it builds from the books table).
+/// it builds from the books table), but never the newest: it is where the
+/// feed stands, and an empty feed would look like one that went back.
 pub async fn prune(pool: &AnyPool, max_age_secs: i64) -> sqlx::Result<u64> {
-    let result = sqlx::query("DELETE FROM catalog_changes WHERE changed_at < ?")
+    let newest = latest(pool).await?;
+    let result = sqlx::query("DELETE FROM catalog_changes WHERE changed_at < ? AND id < ?")
         .bind(now_epoch() - max_age_secs)
+        .bind(newest)
         .execute(pool)
         .await?;
     Ok(result.rows_affected())

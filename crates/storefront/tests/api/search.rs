@@ -180,6 +180,25 @@ async fn the_index_and_the_database_list_the_same_books_in_the_same_order() {
     );
 }
 
+#[tokio::test]
+async fn a_database_restored_under_a_running_replica_is_searched_as_restored() {
+    let app = spawn_app().await;
+    let seller = app.shopper("Seller").await;
+    let before = list(&app, &seller, "Antediluvian Almanac", "Ida Wren", "8.00").await;
+    let visitor = app.visitor();
+    settles(&visitor, "antediluvian", before, true).await;
+    // As a restore leaves it: other books, and a feed that stands before
+    // where this replica's index had got to.
+    for statement in [
+        "DELETE FROM catalog_changes",
+        "UPDATE books SET title = 'Postdiluvian Almanac' WHERE title = 'Antediluvian Almanac'",
+    ] {
+        sqlx::query(statement).execute(app.pool()).await.unwrap();
+    }
+    settles(&visitor, "postdiluvian", before, true).await;
+    settles(&visitor, "antediluvian", before, false).await;
+}
+
 /// Across replicas: these need MySQL and Redis, so the embedded run (which
 /// skips `fleet::`) leaves them out.
 mod fleet {
