@@ -358,18 +358,19 @@ impl CatalogSearch {
         if (read.len() as i64) < FEED_BATCH {
             self.caught_up(latest);
         } else {
-            let highest = self
-                .position
-                .lock()
-                .expect("search lock poisoned")
-                .highest();
-            self.behind
-                .store(latest.saturating_sub(highest) as u64, Ordering::Release);
+            self.count_behind(latest);
         }
         Ok(Applied::Some)
     }
 
+    /// Everything the feed showed is applied, `latest` its newest change.
     fn caught_up(&self, latest: ChangeId) {
+        self.count_behind(latest);
+        *self.caught_up_at.lock().expect("search lock poisoned") = Instant::now();
+    }
+
+    /// How many changes the feed holds past what the index applied.
+    fn count_behind(&self, latest: ChangeId) {
         let highest = self
             .position
             .lock()
@@ -377,7 +378,6 @@ impl CatalogSearch {
             .highest();
         self.behind
             .store(latest.saturating_sub(highest) as u64, Ordering::Release);
-        *self.caught_up_at.lock().expect("search lock poisoned") = Instant::now();
     }
 
     /// Tells the page cache and any waiting seller that searches see more now.

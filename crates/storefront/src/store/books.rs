@@ -72,18 +72,13 @@ pub async fn by_seller(pool: &AnyPool, seller_id: i64) -> sqlx::Result<Vec<Book>
 
 /// The cart's books, in one query.
 pub async fn cards_by_ids(pool: &AnyPool, ids: &[i64]) -> sqlx::Result<Vec<BookCard>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders = vec!["?"; ids.len()].join(", ");
-    let sql = format!(
-        "SELECT id, title, author, price_cents, stock, seller_id FROM books WHERE id IN ({placeholders}) ORDER BY title, id"
-    );
-    let mut query = sqlx::query_as(&sql);
-    for id in ids {
-        query = query.bind(*id);
-    }
-    query.fetch_all(pool).await
+    super::rows_by_ids(
+        pool,
+        "SELECT id, title, author, price_cents, stock, seller_id FROM books",
+        ids,
+        "ORDER BY title, id",
+    )
+    .await
 }
 
 /// Lists a book; returns its id and the feed's change for it.

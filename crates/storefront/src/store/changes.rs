@@ -68,17 +68,13 @@ pub async fn prune(pool: &AnyPool, max_age_secs: i64) -> sqlx::Result<u64> {
 
 /// Books by id, as the index holds them; ids not found are gone.
 pub async fn books(pool: &AnyPool, ids: &[i64]) -> sqlx::Result<Vec<IndexedBook>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders = vec!["?"; ids.len()].join(", ");
-    let sql =
-        format!("SELECT id, title, author, price_cents FROM books WHERE id IN ({placeholders})");
-    let mut query = sqlx::query_as(&sql);
-    for id in ids {
-        query = query.bind(*id);
-    }
-    query.fetch_all(pool).await
+    super::rows_by_ids(
+        pool,
+        "SELECT id, title, author, price_cents FROM books",
+        ids,
+        "",
+    )
+    .await
 }
 
 /// The next `limit` books after `after_id` in id order: how an index is

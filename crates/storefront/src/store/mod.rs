@@ -33,6 +33,29 @@ pub async fn insert_returning_id<'q>(
     }
 }
 
+/// The rows of `select ... WHERE id IN (ids) then`, one placeholder per id;
+/// no query at all for no ids.
+pub async fn rows_by_ids<T>(
+    pool: &sqlx::AnyPool,
+    select: &str,
+    ids: &[i64],
+    then: &str,
+) -> sqlx::Result<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; ids.len()].join(", ");
+    let sql = format!("{select} WHERE id IN ({placeholders}) {then}");
+    let mut query = sqlx::query_as(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.fetch_all(pool).await
+}
+
 /// True when `err` is a unique-key violation (a duplicate e-mail, a second payment).
 /// An amount read from a column the rows' types do not cover (a tuple):
 /// checked like every other way into [`Cents`].
