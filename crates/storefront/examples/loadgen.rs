@@ -9,6 +9,7 @@
 //!   for through OTHER, another replica, until found: how long a change takes
 //!   to reach another replica's search, median and max)
 //! loadgen steady   URL --connections C --seconds S [--stop-file F] [--pause-ms P] [--targets-file T]
+//!                  [--shoppers-per-connection N]
 //!   (GETs on a new connection each, as a load balancer spreads them, until
 //!   S seconds pass or F exists: the steady load of a rolling update. With
 //!   T, URL is a path and T lists the base URLs to spread it over, one a
@@ -75,6 +76,12 @@ struct Args {
     /// fills the ephemeral ports with TIME-WAIT sockets within a minute.
     #[arg(long)]
     keep_alive: bool,
+    /// Steady: the shoppers each connection stands for, taking turns
+    /// (X-Forwarded-For). One by default; more keep a fast connection under
+    /// the proxy's per-client request limit, which a load of CPU is not
+    /// about (a connection answered 429 at once would go on at full speed).
+    #[arg(long, default_value_t = 1)]
+    shoppers_per_connection: usize,
     /// Freshness: the other replica's base URL, where searches go
     #[arg(long)]
     other: Option<String>,
@@ -332,6 +339,7 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
                     .as_deref()
                     .is_some_and(|f| std::path::Path::new(f).exists())
             };
+            let mut turn = 0;
             while Instant::now() < deadline && !stopped() {
                 let Some((target, url)) = targets.pick() else {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -339,9 +347,13 @@ async fn steady(args: Arc<Args>) -> anyhow::Result<()> {
                 };
                 let answer = client
                     .get(&url)
-                    .header(FORWARDED_FOR, shopper_address(shopper))
+                    .header(
+                        FORWARDED_FOR,
+                        shopper_address(shopper + args.connections * turn),
+                    )
                     .send()
                     .await;
+                turn = (turn + 1) % args.shoppers_per_connection.max(1);
                 let answered_as = answer
                     .as_ref()
                     .map_or("no answer".to_string(), |r| r.status().as_u16().to_string());
