@@ -111,7 +111,7 @@ impl App {
             && let Some(generation) = search.can_answer(query, own_change).await
         {
             let key = (query.clone(), generation);
-            let load = search.clone().page(&self.db, query);
+            let load = search.page(&self.db, query);
             return self.catalog_pages.get_or_load(version, &key, load).await;
         }
         let key = (query.clone(), 0);

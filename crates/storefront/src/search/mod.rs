@@ -205,7 +205,7 @@ impl CatalogSearch {
 
     /// A page of search results: ids from the index, cards from the
     /// database. Falls back to the database's search if the index fails.
-    pub async fn page(self: Arc<Self>, db: &Db, query: &CatalogQuery) -> sqlx::Result<CatalogPage> {
+    pub async fn page(&self, db: &Db, query: &CatalogQuery) -> sqlx::Result<CatalogPage> {
         let terms = catalog::indexed_terms(&query.search);
         let offset = query.offset() as usize;
         let limit = query.per_page as usize + 1;
