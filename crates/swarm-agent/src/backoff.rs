@@ -63,10 +63,6 @@ impl Deadline {
         self.start.elapsed()
     }
 
-    pub fn limit(&self) -> Duration {
-        self.limit
-    }
-
     pub fn remaining(&self) -> Duration {
         self.limit.saturating_sub(self.start.elapsed())
     }

@@ -13,17 +13,17 @@
 // - `node`: this node's life (join, readiness, drain, leave, termination);
 // - `agent_api`: the agents' HTTP API, its client and the fleet page;
 // - `serve`: the long-running agent, wiring the above together.
-pub mod agent_api;
-pub mod autoscale;
-pub mod backoff;
+mod agent_api;
+mod autoscale;
+mod backoff;
 pub mod cli;
 pub mod cluster;
 pub mod engine;
-pub mod error;
-pub mod node;
+mod error;
+mod node;
 pub mod observe;
-pub mod serve;
-pub mod store;
+mod serve;
+mod store;
 
 #[cfg(test)]
 mod module_graph;

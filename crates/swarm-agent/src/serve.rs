@@ -31,14 +31,13 @@ use crate::observe::metrics::Metrics;
 use crate::observe::routes::{self, Observe};
 use crate::store::token_store::TokenStore;
 
-/// Handles to a running `serve`, mainly for tests.
-pub struct Running {
-    pub metrics_addr: SocketAddr,
-    pub api_addr: SocketAddr,
-    pub task: tokio::task::JoinHandle<()>,
-}
-
-pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Running> {
+/// Starts every duty and server of `serve`; the handle is the reconciler's
+/// loop (the servers stop with the process).
+async fn start(
+    engine: Engine,
+    args: &ServeArgs,
+    dry_run: bool,
+) -> Result<tokio::task::JoinHandle<()>> {
     let store = match args.cluster.store.token_store {
         Some(_) => Some(Arc::new(TokenStore::open(&args.cluster.store).await?)),
         None => None,
@@ -183,11 +182,7 @@ pub async fn start(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<Ru
         .asking_peers(peers);
     let task = tokio::spawn(reconcile_loop(reconciler, args.interval, wake));
     info!(%metrics_addr, %api_addr, "serving: reconciler, /metrics, /status, agent API, /fleet");
-    Ok(Running {
-        metrics_addr,
-        api_addr,
-        task,
-    })
+    Ok(task)
 }
 
 async fn bind(addr: &str) -> Result<tokio::net::TcpListener> {
@@ -212,10 +207,10 @@ async fn serve_api(listener: tokio::net::TcpListener, app: Router) {
 
 /// `serve` until SIGINT/SIGTERM.
 pub async fn run(engine: Engine, args: &ServeArgs, dry_run: bool) -> Result<()> {
-    let running = start(engine, args, dry_run).await?;
+    let reconciling = start(engine, args, dry_run).await?;
     shutdown_signal().await;
     info!("stopping on signal");
-    running.task.abort();
+    reconciling.abort();
     Ok(())
 }
 

@@ -3,12 +3,12 @@
 //! (founding, publishing tokens, reconciling, renewing registry auth,
 //! pruning images).
 
-pub mod image_prune;
-pub mod init;
+pub(crate) mod image_prune;
+pub(crate) mod init;
 pub mod model;
-pub mod publish;
+pub(crate) mod publish;
 pub mod reconcile;
-pub mod registry_auth;
-pub mod renew_auth;
-pub mod rules;
-pub mod snapshot;
+pub(crate) mod registry_auth;
+pub(crate) mod renew_auth;
+pub(crate) mod rules;
+pub(crate) mod snapshot;

@@ -1,7 +1,7 @@
 //! How the agent reports: Prometheus metrics, the log of what it did, the
 //! `status` report, and the HTTP routes that serve them.
 
-pub mod actions;
+pub(crate) mod actions;
 pub mod metrics;
-pub mod routes;
-pub mod status;
+pub(crate) mod routes;
+pub(crate) mod status;
