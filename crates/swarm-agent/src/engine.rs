@@ -18,7 +18,7 @@ use bollard::query_parameters::{
 use tracing::{debug, info};
 
 use crate::backoff::{Backoff, Deadline};
-use crate::error::{Error, Result};
+use crate::error::{ConnectError, Error, RawError, Result};
 
 /// Per-request timeout towards the engine (seconds). Swarm join alone can
 /// take ~20 s inside the engine, so this must stay well above that.
@@ -93,20 +93,17 @@ impl Engine {
         }
     }
 
-    async fn try_connect(endpoint: &str) -> std::result::Result<Docker, String> {
+    async fn try_connect(endpoint: &str) -> std::result::Result<Docker, ConnectError> {
         let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
             Docker::connect_with_socket(path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
             let url = endpoint.replacen("tcp://", "http://", 1);
             Docker::connect_with_http(&url, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         } else {
-            return Err(format!(
-                "unsupported endpoint `{endpoint}` (use unix:// or tcp://)"
-            ));
-        }
-        .map_err(|e| e.to_string())?;
+            return Err(ConnectError::Unsupported(endpoint.to_string()));
+        }?;
         // The engine may be older than bollard's default API version (20.10 speaks 1.41).
-        docker.negotiate_version().await.map_err(|e| e.to_string())
+        Ok(docker.negotiate_version().await?)
     }
 
     pub fn endpoint(&self) -> &str {
@@ -236,16 +233,16 @@ impl Engine {
     pub async fn services(&self) -> Result<Vec<Service>> {
         let mut raw = raw::get_json(&self.endpoint, &self.api_path("/services?status=true"))
             .await
-            .map_err(|message| Error::EngineRaw {
+            .map_err(|source| Error::EngineRaw {
                 call: "service ls",
-                message,
+                source,
             })?;
         if let Some(list) = raw.as_array_mut() {
             list.iter_mut().for_each(raw::normalise_healthcheck_key);
         }
         serde_json::from_value(raw).map_err(|e| Error::EngineRaw {
             call: "service ls",
-            message: format!("unexpected answer: {e}"),
+            source: RawError::Unexpected(e),
         })
     }
 
@@ -306,14 +303,14 @@ impl Engine {
     pub async fn service(&self, id: &str) -> Result<Service> {
         let mut raw = raw::get_json(&self.endpoint, &self.api_path(&format!("/services/{id}")))
             .await
-            .map_err(|message| Error::EngineRaw {
+            .map_err(|source| Error::EngineRaw {
                 call: "service inspect",
-                message,
+                source,
             })?;
         raw::normalise_healthcheck_key(&mut raw);
         serde_json::from_value(raw).map_err(|e| Error::EngineRaw {
             call: "service inspect",
-            message: format!("unexpected answer: {e}"),
+            source: RawError::Unexpected(e),
         })
     }
 
@@ -471,9 +468,9 @@ impl Engine {
             &self.api_path(&format!("/containers/json?filters={FILTERS}")),
         )
         .await
-        .map_err(|message| Error::EngineRaw {
+        .map_err(|source| Error::EngineRaw {
             call: "container ls",
-            message,
+            source,
         })?;
         Ok(raw
             .as_array()
@@ -526,7 +523,7 @@ impl Engine {
     async fn raw_get(&self, call: &'static str, path: &str) -> Result<serde_json::Value> {
         raw::get_json(&self.endpoint, &self.api_path(path))
             .await
-            .map_err(|message| Error::EngineRaw { call, message })
+            .map_err(|source| Error::EngineRaw { call, source })
     }
 
     /// One stats answer with two readings (`precpu_stats` is the earlier):
@@ -537,9 +534,9 @@ impl Engine {
             &self.api_path(&format!("/containers/{id}/stats?stream=false")),
         )
         .await
-        .map_err(|message| Error::EngineRaw {
+        .map_err(|source| Error::EngineRaw {
             call: "container stats",
-            message,
+            source,
         })
     }
 
@@ -595,19 +592,25 @@ mod raw {
     use hyper::body::Bytes;
     use hyper_util::rt::TokioIo;
 
+    use crate::error::RawError;
+
     /// GET `path` from the engine at `endpoint` (unix:// or tcp://) as JSON.
-    pub async fn get_json(endpoint: &str, path: &str) -> Result<serde_json::Value, String> {
+    pub async fn get_json(endpoint: &str, path: &str) -> Result<serde_json::Value, RawError> {
         let timeout = std::time::Duration::from_secs(super::REQUEST_TIMEOUT_SECS);
         tokio::time::timeout(timeout, fetch(endpoint, path))
             .await
-            .map_err(|_| format!("no answer within {timeout:?}"))?
+            .map_err(|_| RawError::Timeout(timeout))?
     }
 
-    async fn fetch(endpoint: &str, path: &str) -> Result<serde_json::Value, String> {
+    async fn fetch(endpoint: &str, path: &str) -> Result<serde_json::Value, RawError> {
+        let connect_failed = |at: &str| {
+            let at = at.to_string();
+            move |source| RawError::Connect { at, source }
+        };
         let body = if let Some(socket) = endpoint.strip_prefix("unix://") {
             let stream = tokio::net::UnixStream::connect(socket)
                 .await
-                .map_err(|e| format!("{socket}: {e}"))?;
+                .map_err(connect_failed(socket))?;
             send(TokioIo::new(stream), path).await?
         } else {
             let host = endpoint
@@ -616,37 +619,28 @@ mod raw {
                 .trim_end_matches('/');
             let stream = tokio::net::TcpStream::connect(host)
                 .await
-                .map_err(|e| format!("{host}: {e}"))?;
+                .map_err(connect_failed(host))?;
             send(TokioIo::new(stream), path).await?
         };
-        serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+        Ok(serde_json::from_slice(&body)?)
     }
 
-    async fn send<T>(io: TokioIo<T>, path: &str) -> Result<Bytes, String>
+    async fn send<T>(io: TokioIo<T>, path: &str) -> Result<Bytes, RawError>
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
         tokio::spawn(conn);
         let request = hyper::Request::get(path)
             .header(hyper::header::HOST, "docker")
             .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
+            .expect("a path and a constant header make a valid request");
+        let response = sender.send_request(request).await?;
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let body = response.into_body().collect().await?.to_bytes();
         if !status.is_success() {
-            return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+            let body = String::from_utf8_lossy(&body).into_owned();
+            return Err(RawError::Status { status, body });
         }
         Ok(body)
     }

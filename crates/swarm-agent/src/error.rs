@@ -12,7 +12,7 @@ pub enum Error {
     EngineUnavailable {
         endpoint: String,
         waited: Duration,
-        reason: String,
+        reason: ConnectError,
     },
 
     #[error("Docker engine call `{call}` failed: {source}")]
@@ -22,8 +22,11 @@ pub enum Error {
         source: bollard::errors::Error,
     },
 
-    #[error("Docker engine call `{call}` failed: {message}")]
-    EngineRaw { call: &'static str, message: String },
+    #[error("Docker engine call `{call}` failed: {source}")]
+    EngineRaw {
+        call: &'static str,
+        source: RawError,
+    },
 
     #[error(
         "manager {manager} rejected the join token: {message}. The token in the store is \
@@ -107,4 +110,31 @@ impl Error {
         let path = path.into();
         move |source| Error::Io { path, source }
     }
+}
+
+/// Why the engine could not be reached (retried until `--engine-wait`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("unsupported endpoint `{0}` (use unix:// or tcp://)")]
+    Unsupported(String),
+    #[error(transparent)]
+    Engine(#[from] bollard::errors::Error),
+}
+
+/// Why a raw engine read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RawError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{at}: {source}")]
+    Connect { at: String, source: std::io::Error },
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+    #[error("{status}: {body}")]
+    Status {
+        status: hyper::StatusCode,
+        body: String,
+    },
+    #[error("unexpected answer: {0}")]
+    Unexpected(#[from] serde_json::Error),
 }

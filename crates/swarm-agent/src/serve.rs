@@ -27,6 +27,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::node::lifecycle;
 use crate::observe::actions::ActionLog;
+use crate::observe::events::{Events, Kind};
 use crate::observe::metrics::Metrics;
 use crate::observe::routes::{self, Observe};
 use crate::store::token_store::TokenStore;
@@ -52,9 +53,9 @@ async fn start(
         );
     }
     let metrics = Metrics::new();
-    let actions = ActionLog::default();
-    actions.record(
-        "start",
+    let events = Events::new(metrics.clone(), ActionLog::default());
+    events.done(
+        Kind::Start,
         &crate::node::hostname(),
         if dry_run {
             "agent serving (dry-run: it changes nothing)"
@@ -80,10 +81,9 @@ async fn start(
     let api_state = Arc::new(ApiState {
         engine: engine.clone(),
         secret,
-        metrics: metrics.clone(),
         dry_run,
         worker_label_keys: args.worker_label_keys.clone(),
-        actions: actions.clone(),
+        events: events.clone(),
     });
     let leaving = Arc::new(AtomicBool::new(false));
     let observe = Arc::new(Observe {
@@ -101,7 +101,7 @@ async fn start(
         engine.clone(),
         &args.backup_credentials,
         args.cluster.store.aws_region.as_deref(),
-        metrics.clone(),
+        events.clone(),
     )
     .await?;
     let api_app = agent_api::router(api_state.clone())
@@ -116,7 +116,7 @@ async fn start(
                 args: args.lifecycle.clone(),
                 cluster: args.cluster.clone(),
                 metrics: metrics.clone(),
-                actions: actions.clone(),
+                events: events.clone(),
                 dry_run,
             }
             .run(),
@@ -129,7 +129,7 @@ async fn start(
             every: args.image_prune_interval,
             older_than: args.image_prune_age,
             metrics: metrics.clone(),
-            actions: actions.clone(),
+            events: events.clone(),
             dry_run,
         }
         .run(),
@@ -141,8 +141,7 @@ async fn start(
                 engine: engine.clone(),
                 args: args.lifecycle.clone(),
                 cluster: args.cluster.clone(),
-                metrics: metrics.clone(),
-                actions: actions.clone(),
+                events: events.clone(),
                 dry_run,
             }
             .run(),
@@ -156,7 +155,7 @@ async fn start(
             args.cluster.store.aws_region.clone(),
             leaving.clone(),
             metrics.clone(),
-            actions.clone(),
+            events.clone(),
             dry_run,
         ));
     }
@@ -168,17 +167,11 @@ async fn start(
     let peers = (!api_state.secret.is_empty())
         .then(|| Peers::new(api_state.secret.clone(), api_addr.port()))
         .transpose()?;
-    let renewer = Renewer::new(
-        engine.clone(),
-        &args.registry_auth,
-        metrics.clone(),
-        actions.clone(),
-        dry_run,
-    )?;
+    let renewer = Renewer::new(engine.clone(), &args.registry_auth, events.clone(), dry_run)?;
     let reconciler = Reconciler::new(engine, policy, metrics)
         .renewing_registry_auth(renewer)
         .publishing_to(store)
-        .recording_to(actions)
+        .recording_to(events)
         .asking_peers(peers);
     let task = tokio::spawn(reconcile_loop(reconciler, args.interval, wake));
     info!(%metrics_addr, %api_addr, "serving: reconciler, /metrics, /status, agent API, /fleet");

@@ -55,7 +55,7 @@ async fn page(State(s): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
             FleetPage::showing(FleetView::new(
                 &report,
                 &tasks,
-                &s.actions.newest_first(),
+                &s.events.log().newest_first(),
                 now,
             )),
         ),
@@ -363,7 +363,7 @@ pub fn placements(service_id: &str, nodes: &[NodeView], tasks: &[TaskView]) -> V
 fn action_row(a: &Action) -> ActionRow {
     ActionRow {
         at: utc(a.at),
-        kind: a.kind.clone(),
+        kind: a.kind(),
         subject: a.subject.clone(),
         detail: a.detail.clone(),
     }
@@ -402,7 +402,8 @@ mod tests {
     use super::*;
     use crate::cluster::model::tests::{replicated as service, worker};
     use crate::cluster::rules::{self, Health};
-    use crate::observe::actions::ActionLog;
+    use crate::observe::actions::{ActionLog, Outcome};
+    use crate::observe::events::Events;
     use crate::observe::metrics::Metrics;
 
     const SECRET: &str = "fleet-secret";
@@ -488,13 +489,15 @@ mod tests {
         let log = ActionLog::default();
         log.push(Action {
             at: at(1_800_000_000),
-            kind: "drain".into(),
+            name: "drain",
+            outcome: Outcome::Done,
             subject: "w9".into(),
             detail: "its agent asked to leave the swarm".into(),
         });
         log.push(Action {
             at: at(1_800_000_060),
-            kind: "remove".into(),
+            name: "remove",
+            outcome: Outcome::Failed,
             subject: "w9".into(),
             detail: "it left".into(),
         });
@@ -518,6 +521,7 @@ mod tests {
             "<h2>Nodes (2)</h2>",
             "<h2>Services (1)</h2>",
             "<th>Per node (running/desired)</th>",
+            "remove failed",
         ] {
             assert!(html.contains(expected), "page lacks {expected:?}:\n{html}");
         }
@@ -554,10 +558,9 @@ mod tests {
         router(Arc::new(ApiState {
             engine: Engine::unreachable(),
             secret: secret.into(),
-            metrics: Metrics::new(),
             dry_run: false,
             worker_label_keys: vec![],
-            actions: ActionLog::default(),
+            events: Events::new(Metrics::new(), ActionLog::default()),
         }))
     }
 

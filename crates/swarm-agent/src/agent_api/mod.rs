@@ -27,8 +27,7 @@ use crate::cluster::model::NodeView;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::node::drain::{self, DrainProgress};
-use crate::observe::actions::ActionLog;
-use crate::observe::metrics::Metrics;
+use crate::observe::events::{Events, Kind};
 
 pub mod client;
 pub mod fleet;
@@ -36,12 +35,11 @@ pub mod fleet;
 pub struct ApiState {
     pub engine: Engine,
     pub secret: String,
-    pub metrics: Metrics,
     pub dry_run: bool,
     /// Label keys a worker may set on itself.
     pub worker_label_keys: Vec<String>,
     /// What this agent did, for the fleet page.
-    pub actions: ActionLog,
+    pub events: Events,
 }
 
 /// The API's routes, every one behind the fleet's bearer secret: the check
@@ -211,9 +209,8 @@ async fn drain_node(
     )
     .await?;
     if changed {
-        s.metrics.action("drain");
-        s.actions
-            .record("drain", &id, "its agent asked to leave the swarm");
+        s.events
+            .done(Kind::Drain, &id, "its agent asked to leave the swarm");
     }
     Ok(Json(Message {
         message: if changed {
@@ -271,9 +268,8 @@ async fn set_labels(
     }
     let changed = drain::apply_labels(&s.engine, &id, &req.labels, s.dry_run).await?;
     if changed {
-        s.metrics.action("label");
         let labels: Vec<String> = req.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        s.actions.record("label", &id, labels.join(", "));
+        s.events.done(Kind::Label, &id, labels.join(", "));
     }
     Ok(Json(Message {
         message: if changed {
@@ -314,14 +310,15 @@ async fn remove_node(
     if s.dry_run {
         info!(node = %id, "dry-run: would remove node: it left the swarm");
     } else {
-        s.engine
-            .remove_node(&id, false)
-            .await
-            .inspect_err(|_| s.metrics.failure("remove"))?;
-        s.metrics.action("remove");
-        s.actions
-            .record("remove", &id, "it left the swarm and asked to be removed");
-        info!(node = %id, "removed node: it left the swarm and asked to be removed");
+        s.engine.remove_node(&id, false).await.inspect_err(|e| {
+            let next = "its agent asks again, or the reconciler removes it once Down";
+            s.events.failed(Kind::Remove, &id, e, next)
+        })?;
+        s.events.done(
+            Kind::Remove,
+            &id,
+            "it left the swarm and asked to be removed",
+        );
     }
     Ok(Json(Message {
         message: format!("{id} removed"),
@@ -408,6 +405,7 @@ mod tests {
 mod route_tests {
     use super::*;
     use crate::observe::actions::ActionLog;
+    use crate::observe::events::Events;
     use crate::observe::metrics::Metrics;
     use axum::body::Body;
     use axum::http::{Method, Request, StatusCode};
@@ -422,10 +420,9 @@ mod route_tests {
         let app = router(Arc::new(ApiState {
             engine: Engine::unreachable(),
             secret: "s3cret".into(),
-            metrics: Metrics::new(),
             dry_run: false,
             worker_label_keys: vec![],
-            actions: ActionLog::default(),
+            events: Events::new(Metrics::new(), ActionLog::default()),
         }));
         let mut req = Request::builder()
             .method(method)

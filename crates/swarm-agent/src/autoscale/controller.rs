@@ -10,28 +10,40 @@ use std::collections::HashMap;
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::agent_api::client::{Peers, ReplicaCpu};
 use crate::autoscale::cpu::{self, Gathered};
-use crate::autoscale::policy::{self, Decision, Direction, Evaluation, Inputs, Policy, Sample};
+use crate::autoscale::policy::{
+    self, Decision, Direction, Evaluation, Inputs, LabelError, Policy, Sample,
+};
 use crate::cluster::model::{ServiceMode, ServiceView, parse_time};
 use crate::cluster::snapshot::Report;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::observe::actions::ActionLog;
+use crate::observe::events::{Events, Kind};
 use crate::observe::metrics::Metrics;
 
+/// Why a service that opted in is not autoscaled.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unscalable {
+    #[error(transparent)]
+    Labels(#[from] LabelError),
+    #[error("{0} mode services have no replica count")]
+    NotReplicated(ServiceMode),
+    #[error("no CPU limit (deploy.resources.limits.cpus): CPU is measured against it")]
+    NoCpuLimit,
+}
+
 /// An opted-in service with a usable policy and CPU limit, or why not.
-pub fn policy_of(s: &ServiceView) -> Option<std::result::Result<(Policy, f64), String>> {
+pub fn policy_of(s: &ServiceView) -> Option<std::result::Result<(Policy, f64), Unscalable>> {
     let policy = policy::Policy::from_labels(&s.labels)?;
-    Some(policy.and_then(|p| match s.cpu_limit {
-        Some(limit) if s.mode == ServiceMode::Replicated => Ok((p, limit)),
-        Some(_) => Err(format!("{} mode services have no replica count", s.mode)),
-        None => {
-            Err("no CPU limit (deploy.resources.limits.cpus): CPU is measured against it".into())
-        }
-    }))
+    Some(match (policy, s.cpu_limit) {
+        (Err(labels), _) => Err(labels.into()),
+        (Ok(p), Some(limit)) if s.mode == ServiceMode::Replicated => Ok((p, limit)),
+        (Ok(_), Some(_)) => Err(Unscalable::NotReplicated(s.mode)),
+        (Ok(_), None) => Err(Unscalable::NoCpuLimit),
+    })
 }
 
 /// When the service was last scaled by an agent, from its label.
@@ -53,7 +65,7 @@ pub struct Autoscaler {
     engine: Engine,
     peers: Option<Peers>,
     metrics: Metrics,
-    actions: ActionLog,
+    events: Events,
     dry_run: bool,
     /// Samples in each service's window, by service id.
     samples: HashMap<String, Vec<Sample>>,
@@ -70,14 +82,14 @@ impl Autoscaler {
         engine: Engine,
         peers: Option<Peers>,
         metrics: Metrics,
-        actions: ActionLog,
+        events: Events,
         dry_run: bool,
     ) -> Self {
         Autoscaler {
             engine,
             peers,
             metrics,
-            actions,
+            events,
             dry_run,
             samples: HashMap::new(),
             said: HashMap::new(),
@@ -85,8 +97,8 @@ impl Autoscaler {
         }
     }
 
-    pub fn record_to(&mut self, actions: ActionLog) {
-        self.actions = actions;
+    pub fn record_to(&mut self, events: Events) {
+        self.events = events;
     }
 
     pub fn ask_peers(&mut self, peers: Option<Peers>) {
@@ -124,9 +136,11 @@ impl Autoscaler {
                     out.push((s, p.within_room(room), limit));
                 }
                 // Said once per change, not every pass.
-                Some(Err(problem)) if self.said.get(&s.id) != Some(&problem) => {
-                    warn!(service = %s.name, %problem, "not autoscaled: fix its labels");
-                    self.actions.record("autoscale refused", &s.name, &problem);
+                Some(Err(problem)) if self.said.get(&s.id) != Some(&problem.to_string()) => {
+                    let problem = problem.to_string();
+                    let problem_and_fix = format!("{problem}: not autoscaled until this is fixed");
+                    self.events
+                        .done(Kind::AutoscaleRefused, &s.name, problem_and_fix);
                     self.said.insert(s.id.clone(), problem);
                 }
                 Some(Err(_)) | None => {}
@@ -196,29 +210,23 @@ impl Autoscaler {
         if self.dry_run {
             info!(service = %s.name, direction = direction.as_str(), from = eval.desired, to, cpu = ?cpu,
                   measured = eval.measured, %reason, "dry-run: would scale");
-            self.actions.record(
-                &format!("scale {} (dry-run)", direction.as_str()),
-                &s.name,
-                &what,
-            );
+            self.events
+                .done(Kind::WouldScale(*direction), &s.name, what);
             self.dry_run_last.insert(s.id.clone(), (now, *to));
             return;
         }
         match self.scale(s, *to, *direction, &what, now).await {
             Ok(()) => {
-                self.metrics.action("autoscale");
-                self.actions
-                    .record(&format!("scale {}", direction.as_str()), &s.name, &what);
                 info!(service = %s.name, direction = direction.as_str(), from = eval.desired, to, cpu = ?cpu,
                       measured = eval.measured, %reason, "scaled");
+                self.events.done(Kind::Scale(*direction), &s.name, what);
                 // The samples described another replica count.
                 self.samples.remove(&s.id);
             }
             Err(e) => {
-                self.metrics.failure("autoscale");
-                self.actions
-                    .record("autoscale failed", &s.name, e.to_string());
-                error!(service = %s.name, to, error = %e, "could not scale");
+                let next = format!("not scaled to {to}: the next pass decides again");
+                self.events
+                    .failed(Kind::Scale(*direction), &s.name, &e, &next);
             }
         }
     }
@@ -282,7 +290,7 @@ pub async fn overview(engine: &Engine, report: &Report, peers: Option<&Peers>) -
         .map(|(s, p)| {
             let (policy, problem) = match p {
                 Ok((p, _)) => (Some(p), None),
-                Err(e) => (None, Some(e)),
+                Err(e) => (None, Some(e.to_string())),
             };
             let (cpu_now, measured) = cpu_now(s, &gathered.replicas);
             Overview {
@@ -355,7 +363,8 @@ mod tests {
         assert!(policy_of(&service(&[], Some(1.0))).is_none());
         assert!(policy_of(&service(&labels, Some(0.5))).unwrap().is_ok());
         let err = policy_of(&service(&labels, None)).unwrap().unwrap_err();
-        assert!(err.contains("limits.cpus"), "{err}");
+        assert_eq!(err, Unscalable::NoCpuLimit);
+        assert!(err.to_string().contains("limits.cpus"), "{err}");
     }
 
     #[test]

@@ -92,8 +92,8 @@ impl Policy {
     }
 
     /// None: the service did not opt in. Err: it did, with labels that make
-    /// no sense (the message names the label and what it should be).
-    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Result<Policy, String>> {
+    /// no sense (the error names the label and what it should be).
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Result<Policy, LabelError>> {
         let get = |key: &str| labels.get(&format!("{PREFIX}{key}")).map(|v| v.trim());
         if get("min").is_none() && get("max").is_none() {
             return None;
@@ -101,10 +101,8 @@ impl Policy {
         Some(Self::parse(&get))
     }
 
-    fn parse<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Policy, String> {
-        let required = |key: &str| {
-            get(key).ok_or_else(|| format!("label {PREFIX}{key} is missing (a whole number)"))
-        };
+    fn parse<'a>(get: &impl Fn(&'static str) -> Option<&'a str>) -> Result<Policy, LabelError> {
+        let required = |key: &'static str| get(key).ok_or(LabelError::Missing(key));
         let min = number(required("min")?, "min")?;
         let max = number(required("max")?, "max")?;
         let mut p = Policy::with_bounds(min, max);
@@ -121,8 +119,11 @@ impl Policy {
             ("warmup", &mut p.warmup),
         ] {
             if let Some(v) = get(key) {
-                *field = humantime::parse_duration(v)
-                    .map_err(|e| format!("label {PREFIX}{key}={v}: {e} (e.g. 90s, 5m)"))?;
+                *field = humantime::parse_duration(v).map_err(|e| LabelError::NotADuration {
+                    key,
+                    value: v.into(),
+                    reason: e.to_string(),
+                })?;
             }
         }
         if let Some(v) = get("step") {
@@ -131,40 +132,71 @@ impl Policy {
         p.check()
     }
 
-    fn check(self) -> Result<Policy, String> {
+    fn check(self) -> Result<Policy, LabelError> {
         if self.min < 1 || self.min > self.max {
-            return Err(format!(
-                "{PREFIX}min={} and max={}: need 1 <= min <= max",
-                self.min, self.max
-            ));
+            return Err(LabelError::Bounds {
+                min: self.min,
+                max: self.max,
+            });
         }
         if self.cpu_in >= self.cpu_out {
-            return Err(format!(
-                "{PREFIX}cpu-in={} must be below cpu-out={}: the gap is what keeps it from flapping",
-                self.cpu_in, self.cpu_out
-            ));
+            return Err(LabelError::NoGap {
+                cpu_in: self.cpu_in,
+                cpu_out: self.cpu_out,
+            });
         }
         if self.step < 1 {
-            return Err(format!("{PREFIX}step must be at least 1"));
+            return Err(LabelError::ZeroStep);
         }
         if self.window.is_zero() {
-            return Err(format!("{PREFIX}window must be longer than 0s"));
+            return Err(LabelError::ZeroWindow);
         }
         Ok(self)
     }
 }
 
-fn number(v: &str, key: &str) -> Result<u64, String> {
-    v.parse()
-        .map_err(|_| format!("label {PREFIX}{key}={v}: not a whole number"))
+/// Why a service's autoscaling labels cannot be used: each names the label
+/// and what it should hold.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LabelError {
+    #[error("label {PREFIX}{0} is missing (a whole number)")]
+    Missing(&'static str),
+    #[error("label {PREFIX}{key}={value}: not a whole number")]
+    NotANumber { key: &'static str, value: String },
+    #[error("label {PREFIX}{key}={value}: a percentage of the CPU limit, above 0 and at most 100")]
+    NotAPercentage { key: &'static str, value: String },
+    #[error("label {PREFIX}{key}={value}: {reason} (e.g. 90s, 5m)")]
+    NotADuration {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("{PREFIX}min={min} and max={max}: need 1 <= min <= max")]
+    Bounds { min: u64, max: u64 },
+    #[error(
+        "{PREFIX}cpu-in={cpu_in} must be below cpu-out={cpu_out}: the gap is what keeps it from flapping"
+    )]
+    NoGap { cpu_in: f64, cpu_out: f64 },
+    #[error("{PREFIX}step must be at least 1")]
+    ZeroStep,
+    #[error("{PREFIX}window must be longer than 0s")]
+    ZeroWindow,
 }
 
-fn percent(v: &str, key: &str) -> Result<f64, String> {
+fn number(v: &str, key: &'static str) -> Result<u64, LabelError> {
+    v.parse().map_err(|_| LabelError::NotANumber {
+        key,
+        value: v.into(),
+    })
+}
+
+fn percent(v: &str, key: &'static str) -> Result<f64, LabelError> {
     match v.trim_end_matches('%').parse::<f64>() {
         Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
-        _ => Err(format!(
-            "label {PREFIX}{key}={v}: a percentage of the CPU limit, above 0 and at most 100"
-        )),
+        _ => Err(LabelError::NotAPercentage {
+            key,
+            value: v.into(),
+        }),
     }
 }
 
@@ -928,7 +960,7 @@ mod tests {
             ),
         ] {
             let err = Policy::from_labels(&bad).unwrap().unwrap_err();
-            assert!(err.contains(says), "{bad:?}: {err}");
+            assert!(err.to_string().contains(says), "{bad:?}: {err}");
         }
     }
 }

@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::engine::Engine;
-use crate::observe::actions::ActionLog;
+use crate::observe::events::{Events, Kind};
 use crate::observe::metrics::Metrics;
 
 /// `--image-prune-interval` and `--image-prune-age` from `serve`'s flags.
@@ -18,7 +18,7 @@ pub struct Pruner {
     pub every: Duration,
     pub older_than: Duration,
     pub metrics: Metrics,
-    pub actions: ActionLog,
+    pub events: Events,
     pub dry_run: bool,
 }
 
@@ -47,18 +47,16 @@ impl Pruner {
                 self.older_than
             ),
             Ok((removed, bytes)) => {
-                self.metrics.action("image_prune");
                 self.metrics.images_pruned(removed, bytes);
                 let detail = format!(
                     "removed {removed} unused image(s), {} MB freed",
                     bytes / 1_000_000
                 );
-                info!(removed, bytes, "image prune: {detail}");
-                self.actions.record("image-prune", "this node", detail);
+                self.events.done(Kind::ImagePrune, "this node", detail);
             }
             Err(e) => {
-                self.metrics.failure("image_prune");
-                warn!(error = %e, "image prune failed; retrying at the next interval");
+                let next = "retrying at the next interval";
+                self.events.failed(Kind::ImagePrune, "this node", &e, next);
             }
         }
     }

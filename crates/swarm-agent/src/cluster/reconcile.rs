@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tokio::sync::Notify;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::agent_api::client::Peers;
 use crate::autoscale::controller::Autoscaler;
@@ -21,6 +21,7 @@ use crate::cluster::snapshot::{self, Report};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::observe::actions::ActionLog;
+use crate::observe::events::{Events, Kind};
 use crate::observe::metrics::Metrics;
 use crate::store::token_store::TokenStore;
 use bollard::models::NodeSpecRoleEnum as NodeRole;
@@ -54,20 +55,20 @@ pub struct Reconciler {
     metrics: Metrics,
     rebalance: RebalanceState,
     store: Option<Arc<TokenStore>>,
-    actions: ActionLog,
+    events: Events,
     autoscaler: Autoscaler,
     registry_auth: Renewer,
 }
 
 impl Reconciler {
     pub fn new(engine: Engine, policy: Policy, metrics: Metrics) -> Self {
-        let actions = ActionLog::default();
+        let events = Events::new(metrics.clone(), ActionLog::default());
         Reconciler {
             autoscaler: Autoscaler::new(
                 engine.clone(),
                 None,
                 metrics.clone(),
-                actions.clone(),
+                events.clone(),
                 policy.dry_run,
             ),
             registry_auth: Renewer::off(engine.clone(), metrics.clone()),
@@ -76,14 +77,14 @@ impl Reconciler {
             metrics,
             rebalance: RebalanceState::default(),
             store: None,
-            actions,
+            events,
         }
     }
 
     /// Actions are recorded here, for the fleet page.
-    pub fn recording_to(mut self, actions: ActionLog) -> Self {
-        self.autoscaler.record_to(actions.clone());
-        self.actions = actions;
+    pub fn recording_to(mut self, events: Events) -> Self {
+        self.autoscaler.record_to(events.clone());
+        self.events = events;
         self
     }
 
@@ -133,9 +134,8 @@ impl Reconciler {
             return Ok(outcome);
         }
         for id in &outcome.joined {
-            info!(node = %id, "node became ready: opted-in services will be rebalanced");
-            self.actions.record(
-                "join",
+            self.events.done(
+                Kind::Join,
                 &hostname_of(&report, id),
                 "became ready: opted-in services will be rebalanced",
             );
@@ -156,19 +156,17 @@ impl Reconciler {
         let quiet = publish::Report::ChangesOnly;
         match publish::swarm_facts(&self.engine, store, self.policy.dry_run, quiet).await {
             Ok(changed) if !changed.is_empty() => {
-                self.metrics.action("publish");
                 let keys: Vec<&str> = changed.iter().map(|k| k.name()).collect();
-                self.actions
-                    .record("republish", "token store", keys.join(", "));
-                info!(keys = ?changed.iter().map(|k| k.name()).collect::<Vec<_>>(), "republished to the token store");
+                self.events
+                    .done(Kind::Publish, "token store", keys.join(", "));
             }
             Ok(_) => {}
-            Err(e) => {
-                self.metrics.failure("publish");
-                self.actions
-                    .record("republish failed", "token store", e.to_string());
-                warn!(error = %e, "could not republish to the token store");
-            }
+            Err(e) => self.events.failed(
+                Kind::Publish,
+                "token store",
+                &e,
+                "republished at the next pass",
+            ),
         }
     }
 
@@ -220,16 +218,13 @@ impl Reconciler {
         .await;
         match result {
             Ok(()) => {
-                self.metrics.action("remove");
-                self.actions.record("remove", hostname, &why);
-                info!(node = %id, %hostname, reason = %why, "removed node");
+                self.events
+                    .done(Kind::Remove, hostname, format!("{why} (node {id})"));
                 true
             }
             Err(e) => {
-                self.metrics.failure("remove");
-                self.actions
-                    .record("remove failed", hostname, e.to_string());
-                error!(node = %id, error = %e, "could not remove Down node");
+                let next = format!("the Down node {id} is removed at a later pass");
+                self.events.failed(Kind::Remove, hostname, &e, &next);
                 false
             }
         }
@@ -266,17 +261,16 @@ impl Reconciler {
         .await;
         match result {
             Ok(()) => {
-                self.metrics.action("rebalance");
-                self.actions
-                    .record("rebalance", &name, "forced update after a node joined");
-                info!(service = %name, "rebalancing: forced update after a node joined, tasks spread onto it");
+                self.events.done(
+                    Kind::Rebalance,
+                    &name,
+                    "forced update after a node joined: tasks spread onto it",
+                );
                 Some(name)
             }
             Err(e) => {
-                self.metrics.failure("rebalance");
-                self.actions
-                    .record("rebalance failed", &name, e.to_string());
-                error!(service = %name, error = %e, "rebalance failed");
+                let next = "tried again after the rebalance interval";
+                self.events.failed(Kind::Rebalance, &name, &e, next);
                 None
             }
         }
@@ -318,16 +312,12 @@ impl Reconciler {
             let detail = format!("updates {}: {why}", order.as_str());
             match result {
                 Ok(()) => {
-                    self.metrics.action("update-order");
-                    self.actions.record("update order", &svc.name, detail);
-                    info!(service = %svc.name, order = order.as_str(), why, "update order changed");
+                    self.events.done(Kind::UpdateOrder, &svc.name, detail);
                     changed.push((svc.name.clone(), order.as_str()));
                 }
                 Err(e) => {
-                    self.metrics.failure("update-order");
-                    self.actions
-                        .record("update order failed", &svc.name, e.to_string());
-                    error!(service = %svc.name, error = %e, "changing the update order failed");
+                    let next = "tried again at the next pass";
+                    self.events.failed(Kind::UpdateOrder, &svc.name, &e, next);
                 }
             }
         }
@@ -361,10 +351,9 @@ pub async fn reconcile_loop(mut r: Reconciler, interval: Duration, wake: Arc<Not
     loop {
         match r.pass().await {
             Ok(o) => debug!(?o, "reconcile pass done"),
-            Err(e) => {
-                r.metrics.failure("reconcile");
-                warn!(error = %e, "reconcile pass failed");
-            }
+            Err(e) => r
+                .events
+                .failed(Kind::Reconcile, "swarm", &e, "the next pass tries again"),
         }
         // Events come in bursts (a node update fires several); a short
         // settle time turns a burst into one pass.

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use tracing::{error, info, warn};
+use tracing::info;
 
 use crate::cli::{RegistryAuthArgs, RegistryAuthSource};
 use crate::cluster::model::ServiceView;
 use crate::cluster::snapshot::Report;
 use crate::engine::{Credential, Engine};
 use crate::observe::actions::ActionLog;
+use crate::observe::events::{Events, Kind};
 use crate::observe::metrics::Metrics;
 
 #[cfg(feature = "aws")]
@@ -84,8 +85,7 @@ pub struct Renewer {
     said: HashSet<String>,
     /// After a failed token request, wait before asking again.
     retry_at: Option<Instant>,
-    metrics: Metrics,
-    actions: ActionLog,
+    events: Events,
     dry_run: bool,
 }
 
@@ -102,8 +102,7 @@ impl Renewer {
     pub fn new(
         engine: Engine,
         args: &RegistryAuthArgs,
-        metrics: Metrics,
-        actions: ActionLog,
+        events: Events,
         dry_run: bool,
     ) -> crate::Result<Renewer> {
         let source = match args.source {
@@ -127,8 +126,7 @@ impl Renewer {
             done_this_term: HashSet::new(),
             said: HashSet::new(),
             retry_at: None,
-            metrics,
-            actions,
+            events,
             dry_run,
         })
     }
@@ -142,8 +140,7 @@ impl Renewer {
             done_this_term: HashSet::new(),
             said: HashSet::new(),
             retry_at: None,
-            metrics,
-            actions: ActionLog::default(),
+            events: Events::new(metrics, ActionLog::default()),
             dry_run: true,
         }
     }
@@ -197,10 +194,9 @@ impl Renewer {
 
     fn token_failed(&mut self, registry: &EcrRegistry, e: &crate::Error) {
         self.retry_at = Some(Instant::now() + RETRY_AFTER_FAILURE);
-        self.metrics.failure("registry-auth");
-        self.actions
-            .record("registry auth failed", &registry.host, e.to_string());
-        error!(registry = %registry.host, error = %e, "no registry token: the stored auth was not renewed (retrying in a minute)");
+        let next = "no registry token: the stored auth was not renewed (retrying in a minute)";
+        self.events
+            .failed(Kind::RegistryAuth, &registry.host, e, next);
     }
 
     async fn renew(
@@ -223,23 +219,20 @@ impl Renewer {
         match result {
             Ok(()) => {
                 self.done_this_term.insert(service.id.clone());
-                self.metrics.action("registry-auth");
-                self.actions.record(
-                    "registry auth renewed",
+                self.events.done(
+                    Kind::RegistryAuth,
                     &service.name,
-                    format!("a fresh token for {} stored", credential.server),
+                    format!("renewed: a fresh token for {} stored", credential.server),
                 );
-                info!(service = %service.name, registry = %credential.server, "stored registry auth renewed");
                 true
             }
             Err(e) => {
                 // Another update in between (version conflict), or worse: a
                 // minute from now, not every pass.
                 self.retry_at = Some(Instant::now() + RETRY_AFTER_FAILURE);
-                self.metrics.failure("registry-auth");
-                self.actions
-                    .record("registry auth failed", &service.name, e.to_string());
-                warn!(service = %service.name, error = %e, "renewing the stored registry auth failed (retrying in a minute)");
+                let next = "the stored registry auth was not renewed (retrying in a minute)";
+                self.events
+                    .failed(Kind::RegistryAuth, &service.name, &e, next);
                 false
             }
         }

@@ -23,12 +23,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::Mutex;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::cli::BackupCredentialsArgs;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::observe::metrics::Metrics;
+use crate::observe::events::{Events, Kind};
 
 /// Relayed credentials are reused until this close to their expiry.
 const RENEW_BEFORE: time::Duration = time::Duration::minutes(15);
@@ -51,7 +51,7 @@ pub struct RelayState {
     service: String,
     role: Option<role::Role>,
     cache: Mutex<Option<Relayed>>,
-    metrics: Metrics,
+    events: Events,
 }
 
 impl RelayState {
@@ -59,7 +59,7 @@ impl RelayState {
         engine: Engine,
         args: &BackupCredentialsArgs,
         region: Option<&str>,
-        metrics: Metrics,
+        events: Events,
     ) -> Result<Self> {
         let role = match &args.backup_role_arn {
             Some(arn) => Some(role::Role::new(arn, region, args.sts_endpoint.as_deref()).await?),
@@ -70,7 +70,7 @@ impl RelayState {
             service: args.backup_service.clone(),
             role,
             cache: Mutex::new(None),
-            metrics,
+            events,
         })
     }
 
@@ -112,23 +112,25 @@ async fn backup_credentials(
         .await
         .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     if service.as_deref() != Some(s.service.as_str()) {
-        warn!(%caller, ?service, "refused backup credentials to a caller that is not the backup service");
-        s.metrics.failure("backup-credentials");
-        return Err((
-            StatusCode::FORBIDDEN,
-            format!(
-                "backup credentials go to containers of {} on this node only; {} is {}",
-                s.service,
-                caller.ip(),
-                service.map_or("no swarm task here".into(), |n| format!("a task of {n}"))
-            ),
-        ));
+        let refused = format!(
+            "backup credentials go to containers of {} on this node only; {} is {}",
+            s.service,
+            caller.ip(),
+            service.map_or("no swarm task here".into(), |n| format!("a task of {n}"))
+        );
+        let subject = caller.to_string();
+        s.events
+            .failed(Kind::BackupCredentials, &subject, &refused, "refused");
+        return Err((StatusCode::FORBIDDEN, refused));
     }
+    let subject = caller.to_string();
     let relayed = s.credentials(role).await.map_err(|e| {
-        s.metrics.failure("backup-credentials");
+        let next = "the backup asks again";
+        s.events.failed(Kind::BackupCredentials, &subject, &e, next);
         (StatusCode::BAD_GATEWAY, e.to_string())
     })?;
-    s.metrics.action("backup-credentials");
+    s.events
+        .done(Kind::BackupCredentials, &subject, "relayed to the backup");
     Ok(Json(relayed))
 }
 

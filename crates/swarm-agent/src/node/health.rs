@@ -24,10 +24,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bollard::models::LocalNodeState;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::engine::Engine;
-use crate::observe::actions::ActionLog;
+use crate::observe::events::{Events, Kind};
 use crate::observe::metrics::Metrics;
 
 /// How long one look at the engine may take.
@@ -109,7 +109,7 @@ pub struct Monitor {
     pub report: Reporter,
     pub leaving: Arc<AtomicBool>,
     pub metrics: Metrics,
-    pub actions: ActionLog,
+    pub events: Events,
     pub dry_run: bool,
 }
 
@@ -147,17 +147,18 @@ impl Monitor {
         }
         match self.report.unhealthy().await {
             Ok(()) => {
-                self.metrics.action("set-instance-health");
-                self.actions
-                    .record("node unhealthy", "this node", reason.to_string());
-                warn!(
-                    reason,
-                    "reported this instance unhealthy: its group replaces it (after its grace period)"
+                let detail = format!(
+                    "{reason}: reported unhealthy, its group replaces it (after its grace period)"
                 );
+                self.events
+                    .done(Kind::SetInstanceHealth, "this node", detail);
             }
             Err(e) => {
-                self.metrics.failure("set-instance-health");
-                error!(reason, error = %e, "could not report this broken node to its group");
+                let next = format!(
+                    "{reason}: not reported to its group; reporting again at the next look"
+                );
+                self.events
+                    .failed(Kind::SetInstanceHealth, "this node", &e, &next);
             }
         }
     }
@@ -171,7 +172,7 @@ pub async fn watch(
     region: Option<String>,
     leaving: Arc<AtomicBool>,
     metrics: Metrics,
-    actions: ActionLog,
+    events: Events,
     dry_run: bool,
 ) {
     let instance = loop {
@@ -195,7 +196,7 @@ pub async fn watch(
         .await,
         leaving,
         metrics,
-        actions,
+        events,
         dry_run,
     }
     .run()

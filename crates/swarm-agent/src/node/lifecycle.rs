@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use crate::cli::{ClusterArgs, LeaveArgs, LifecycleArgs};
 use crate::engine::Engine;
 use crate::node::imds::Imds;
-use crate::observe::actions::ActionLog;
+use crate::observe::events::{Events, Kind};
 use crate::observe::metrics::Metrics;
 
 /// Metadata paths read on every poll, in this order.
@@ -84,7 +84,7 @@ pub struct Watcher {
     pub cluster: ClusterArgs,
     pub metrics: Metrics,
     /// What this agent did, for the fleet page.
-    pub actions: ActionLog,
+    pub events: Events,
     pub dry_run: bool,
 }
 
@@ -107,8 +107,8 @@ impl Watcher {
                     let seen = notice(v[0].as_deref(), v[1].as_deref(), v[2].as_deref());
                     if seen.ends_the_node() {
                         self.metrics.notice(seen.kind());
-                        self.actions.record(
-                            "notice",
+                        self.events.done(
+                            Kind::Notice,
                             "this node",
                             format!("{}: this instance is being terminated", seen.kind()),
                         );
@@ -118,14 +118,11 @@ impl Watcher {
                     if seen == Notice::Rebalance && !rebalance_seen {
                         rebalance_seen = true;
                         self.metrics.notice(seen.kind());
-                        self.actions.record(
-                            "notice",
+                        self.events.done(
+                            Kind::Notice,
                             "this node",
-                            "EC2 recommends rebalancing this spot instance",
-                        );
-                        warn!(
                             "EC2 recommends rebalancing this spot instance: no action until a \
-                             termination notice (the group replaces it through the lifecycle hook)"
+                             termination notice (the group replaces it through the lifecycle hook)",
                         );
                     }
                 }
@@ -163,27 +160,25 @@ impl Watcher {
         }
         match &left {
             Ok(()) => {
-                self.metrics.action("leave");
-                self.actions
-                    .record("leave", "this node", "left after handing its work over");
-                info!(took = ?started.elapsed(), "left the swarm after handing the work over");
+                let took = started.elapsed().as_secs();
+                let detail = format!("left the swarm {took} s after handing its work over");
+                self.events.done(Kind::Leave, "this node", detail);
             }
             Err(e) => {
-                self.metrics.failure("leave");
-                self.actions
-                    .record("leave failed", "this node", e.to_string());
-                error!(error = %e, "could not leave cleanly; the managers' reconciler removes this node once it is Down");
+                let next = "the managers' reconciler removes this node once it is Down";
+                self.events.failed(Kind::Leave, "this node", e, next);
             }
         }
         if let Some(hook) = hook {
             if self.dry_run {
                 info!("dry-run: would complete the lifecycle action with CONTINUE");
             } else {
+                let lifecycle = Kind::LifecycleComplete;
                 match hook.complete().await {
-                    Ok(()) => self.metrics.action("lifecycle_complete"),
+                    Ok(()) => self.events.done(lifecycle, "this node", "CONTINUE"),
                     Err(e) => {
-                        self.metrics.failure("lifecycle_complete");
-                        error!(error = %e, "CompleteLifecycleAction failed: the group terminates this instance when the hook times out");
+                        let next = "the group terminates this instance when the hook times out";
+                        self.events.failed(lifecycle, "this node", &e, next);
                     }
                 }
             }
@@ -220,7 +215,7 @@ impl Watcher {
             &instance,
             self.cluster.store.aws_region.as_deref(),
             self.args.autoscaling_endpoint.as_deref(),
-            self.metrics.clone(),
+            self.events.clone(),
         )
         .await
         .map_err(|e| error!(error = %e, "no Auto Scaling client"))
@@ -233,10 +228,10 @@ pub(crate) mod hook {
     use std::time::Duration;
 
     use aws_sdk_autoscaling::error::DisplayErrorContext;
-    use tracing::{info, warn};
+    use tracing::info;
 
     use crate::error::{Error, Result};
-    use crate::observe::metrics::Metrics;
+    use crate::observe::events::{Events, Kind};
 
     /// One instance's place in its group's termination lifecycle hook.
     #[derive(Clone)]
@@ -245,7 +240,7 @@ pub(crate) mod hook {
         group: String,
         name: String,
         instance: String,
-        metrics: Metrics,
+        events: Events,
     }
 
     impl Hook {
@@ -255,14 +250,14 @@ pub(crate) mod hook {
             instance: &str,
             region: Option<&str>,
             endpoint: Option<&str>,
-            metrics: Metrics,
+            events: Events,
         ) -> Result<Hook> {
             Ok(Hook {
                 client: crate::store::aws::autoscaling_client(region, endpoint).await,
                 group: group.into(),
                 name: name.into(),
                 instance: instance.into(),
-                metrics,
+                events,
             })
         }
 
@@ -285,14 +280,17 @@ pub(crate) mod hook {
                     .send()
                     .await;
                 match sent {
-                    Ok(_) => {
-                        self.metrics.action("lifecycle_heartbeat");
-                        info!(instance = %self.instance, "lifecycle hook heartbeat: the group waits while tasks move")
-                    }
-                    Err(e) => {
-                        self.metrics.failure("lifecycle_heartbeat");
-                        warn!(error = %self.fail("RecordLifecycleActionHeartbeat", e), "heartbeat failed")
-                    }
+                    Ok(_) => self.events.done(
+                        Kind::LifecycleHeartbeat,
+                        &self.instance,
+                        "the group waits while tasks move",
+                    ),
+                    Err(e) => self.events.failed(
+                        Kind::LifecycleHeartbeat,
+                        &self.instance,
+                        &self.fail("RecordLifecycleActionHeartbeat", e),
+                        "the next heartbeat tries again",
+                    ),
                 }
                 tokio::time::sleep(every).await;
             }
@@ -319,7 +317,7 @@ pub(crate) mod hook {
     use std::time::Duration;
 
     use crate::error::{Error, Result};
-    use crate::observe::metrics::Metrics;
+    use crate::observe::events::Events;
 
     #[derive(Clone)]
     pub struct Hook;
@@ -331,7 +329,7 @@ pub(crate) mod hook {
             _: &str,
             _: Option<&str>,
             _: Option<&str>,
-            _: Metrics,
+            _: Events,
         ) -> Result<Hook> {
             Err(Error::Config(
                 "this build has no AWS support (built without the `aws` feature)".into(),

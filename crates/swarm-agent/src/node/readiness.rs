@@ -34,8 +34,7 @@ use crate::cli::{ClusterArgs, LifecycleArgs};
 use crate::cluster::model::{Availability, NodeView};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::observe::actions::ActionLog;
-use crate::observe::metrics::Metrics;
+use crate::observe::events::{Events, Kind};
 
 /// How often a booting node looks again.
 const LOOK_EVERY: Duration = Duration::from_secs(5);
@@ -126,8 +125,7 @@ pub struct LaunchGate {
     pub engine: Engine,
     pub args: LifecycleArgs,
     pub cluster: ClusterArgs,
-    pub metrics: Metrics,
-    pub actions: ActionLog,
+    pub events: Events,
     pub dry_run: bool,
 }
 
@@ -138,11 +136,10 @@ impl LaunchGate {
         };
         let started = Instant::now();
         let Some(took) = self.wait_until_ready().await else {
-            self.metrics.failure("launch_ready");
-            error!(
-                waited = ?started.elapsed(),
-                "this node is not ready: the launch hook is left to time out, and the group replaces the instance"
-            );
+            let waited = format!("not ready after {} s", started.elapsed().as_secs());
+            let next = "the launch hook is left to time out, and the group replaces the instance";
+            self.events
+                .failed(Kind::LaunchReady, "this node", &waited, next);
             return;
         };
         let instance = match crate::node::health::instance_id(&self.args.imds.url).await {
@@ -164,7 +161,7 @@ impl LaunchGate {
             &instance,
             region,
             endpoint,
-            self.metrics.clone(),
+            self.events.clone(),
         )
         .await
         {
@@ -180,9 +177,8 @@ impl LaunchGate {
     async fn complete(&self, hook: &crate::node::lifecycle::hook::Hook, took: Duration) {
         match hook.complete().await {
             Ok(()) => {
-                self.metrics.action("launch_complete");
-                self.actions.record(
-                    "ready",
+                self.events.done(
+                    Kind::LaunchComplete,
                     "this node",
                     format!(
                         "ready {}s after the agent started: completed the launch hook",
@@ -195,8 +191,9 @@ impl LaunchGate {
                 info!("the group holds no launch action for this instance (in service already)")
             }
             Err(e) => {
-                self.metrics.failure("launch_complete");
-                error!(error = %e, "CompleteLifecycleAction failed: the launch hook times out instead");
+                let next = "CompleteLifecycleAction failed: the launch hook times out instead";
+                self.events
+                    .failed(Kind::LaunchComplete, "this node", &e, next);
             }
         }
     }

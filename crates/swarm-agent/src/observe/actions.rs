@@ -14,11 +14,29 @@ pub const KEPT: usize = 50;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Action {
     pub at: OffsetDateTime,
-    /// `join`, `drain`, `remove`, `rebalance`, … ; `… failed` when it failed.
-    pub kind: String,
+    /// `join`, `drain`, `remove`, `rebalance`, … (`events::Kind::name`).
+    pub name: &'static str,
+    pub outcome: Outcome,
     /// The node or service it was about.
     pub subject: String,
+    /// What was done, or the error when it failed.
     pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Failed,
+}
+
+impl Action {
+    /// As the fleet page shows it: the name, and "failed" after it when it failed.
+    pub fn kind(&self) -> String {
+        match self.outcome {
+            Outcome::Done => self.name.to_string(),
+            Outcome::Failed => format!("{} failed", self.name),
+        }
+    }
 }
 
 /// Cheap to clone: every clone records into the same buffer.
@@ -42,10 +60,18 @@ impl ActionLog {
         }
     }
 
-    pub fn record(&self, kind: &str, subject: &str, detail: impl Into<String>) {
+    /// Kept through `events::Events`, which also counts and logs it.
+    pub(super) fn record(
+        &self,
+        name: &'static str,
+        outcome: Outcome,
+        subject: &str,
+        detail: impl Into<String>,
+    ) {
         self.push(Action {
             at: OffsetDateTime::now_utc(),
-            kind: kind.to_string(),
+            name,
+            outcome,
             subject: subject.to_string(),
             detail: detail.into(),
         });
@@ -74,7 +100,7 @@ mod tests {
     fn keeps_the_newest_and_shows_them_first() {
         let log = ActionLog::with_capacity(3);
         for n in 1..=5 {
-            log.record("drain", &format!("node-{n}"), "");
+            log.record("drain", Outcome::Done, &format!("node-{n}"), "");
         }
         let subjects: Vec<String> = log.newest_first().into_iter().map(|a| a.subject).collect();
         assert_eq!(subjects, ["node-5", "node-4", "node-3"]);
@@ -83,7 +109,8 @@ mod tests {
     #[test]
     fn clones_share_one_buffer() {
         let log = ActionLog::default();
-        log.clone().record("join", "w1", "became ready");
+        log.clone()
+            .record("join", Outcome::Done, "w1", "became ready");
         assert_eq!(log.newest_first().len(), 1);
     }
 }

@@ -333,11 +333,12 @@ impl Metrics {
         self.node_healthy.set(i64::from(healthy));
     }
 
-    pub fn action(&self, action: &str) {
+    /// Counted through `events::Events`, with the action log and the log line.
+    pub(super) fn action(&self, action: &str) {
         self.actions.with_label_values(&[action]).inc();
     }
 
-    pub fn failure(&self, action: &str) {
+    pub(super) fn failure(&self, action: &str) {
         self.failures.with_label_values(&[action]).inc();
     }
 

@@ -2,6 +2,7 @@
 //! `status` report, and the HTTP routes that serve them.
 
 pub(crate) mod actions;
+pub(crate) mod events;
 pub mod metrics;
 pub(crate) mod routes;
 pub(crate) mod status;
