@@ -39,6 +39,11 @@ struct Fields {
     id: Field,
     words: Field,
     title_key: Field,
+    /// The title key's first eight bytes as a number: what ties of
+    /// relevance sort by. A string key costs a walk of the term dictionary
+    /// for every book of the page (a fifth of a search's time at a million
+    /// books); a number costs nothing.
+    title_start: Field,
     author_key: Field,
     price: Field,
 }
@@ -121,12 +126,19 @@ impl CatalogIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// How many segments a search reads (each adds its own lookups).
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
     fn document(&self, book: &IndexedBook) -> TantivyDocument {
         let f = self.fields;
+        let title_key = self.sort_key(&book.title);
         doc!(
             f.id => book.id,
             f.words => format!("{} {}", book.title, book.author),
-            f.title_key => self.sort_key(&book.title),
+            f.title_key => title_key.clone(),
+            f.title_start => starting_bytes(&title_key),
             f.author_key => self.sort_key(&book.author),
             f.price => book.price_cents,
         )
@@ -150,12 +162,17 @@ impl CatalogIndex {
         let id = |order| (SortByStaticFastValue::<i64>::for_field("id"), order);
         let price = |order| (SortByStaticFastValue::<i64>::for_field("price"), order);
         match sort {
+            // Equally relevant books by title, as far as its first eight
+            // bytes tell them apart, then by id.
             Sort::Relevance => self.collect(
                 &query,
                 top,
                 (
                     (SortBySimilarityScore, Order::Desc),
-                    title(),
+                    (
+                        SortByStaticFastValue::<u64>::for_field("title_start"),
+                        Order::Asc,
+                    ),
                     id(Order::Asc),
                 ),
                 |(_, _, id)| *id,
@@ -243,6 +260,7 @@ fn schema() -> (Schema, Fields) {
         id: builder.add_i64_field("id", INDEXED | FAST),
         words: builder.add_text_field("words", words),
         title_key: builder.add_text_field("title_key", FAST),
+        title_start: builder.add_u64_field("title_start", FAST),
         author_key: builder.add_text_field("author_key", FAST),
         price: builder.add_i64_field("price", FAST),
     };
@@ -254,6 +272,15 @@ fn folding_analyzer() -> TextAnalyzer {
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
         .build()
+}
+
+/// A key's first eight bytes, big-endian, shorter keys padded with zeros:
+/// numbers in the order of the keys (up to ties within those bytes).
+fn starting_bytes(key: &str) -> u64 {
+    let mut start = [0u8; 8];
+    let bytes = &key.as_bytes()[..key.len().min(8)];
+    start[..bytes.len()].copy_from_slice(bytes);
+    u64::from_be_bytes(start)
 }
 
 /// The words of a search as the index holds them (lower-case, folded).
@@ -312,6 +339,43 @@ mod tests {
         index.add(books).unwrap();
         index.commit().unwrap();
         index
+    }
+
+    #[test]
+    fn equally_relevant_books_come_by_title_then_id() {
+        let index = index_of(&[
+            book(1, "Crane River", "Ann", 500),
+            book(2, "Alder River", "Ann", 500),
+            book(3, "Birch River", "Ann", 500),
+            book(4, "Alder River", "Ann", 500),
+        ]);
+        let found = index.search(&words("river"), Sort::Relevance, 0, 10);
+        assert_eq!(found.unwrap().ids, [2, 4, 3, 1]);
+    }
+
+    #[test]
+    fn starting_bytes_keep_the_keys_order() {
+        let keys = [
+            "",
+            "a",
+            "a harbour",
+            "ab",
+            "b",
+            "harbor",
+            "harbour",
+            "zz",
+        ];
+        for pair in keys.windows(2) {
+            assert!(
+                starting_bytes(pair[0]) < starting_bytes(pair[1]),
+                "{pair:?}"
+            );
+        }
+        assert_eq!(
+            starting_bytes("harbour of the north"),
+            starting_bytes("harbour of the south"),
+            "past eight bytes, ties (broken by id)"
+        );
     }
 
     #[test]

@@ -266,6 +266,7 @@ impl CatalogSearch {
         self.made_visible();
         tracing::info!(
             books = self.index.books(),
+            segments = self.index.segments(),
             seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
             "search index built"
         );
