@@ -355,16 +355,7 @@ mod tests {
 
     #[test]
     fn starting_bytes_keep_the_keys_order() {
-        let keys = [
-            "",
-            "a",
-            "a harbour",
-            "ab",
-            "b",
-            "harbor",
-            "harbour",
-            "zz",
-        ];
+        let keys = ["", "a", "a harbour", "ab", "b", "harbor", "harbour", "zz"];
         for pair in keys.windows(2) {
             assert!(
                 starting_bytes(pair[0]) < starting_bytes(pair[1]),
