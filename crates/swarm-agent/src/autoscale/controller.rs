@@ -135,18 +135,22 @@ impl Autoscaler {
                     let room = crate::cluster::rules::room(s, &report.nodes);
                     out.push((s, p.within_room(room), limit));
                 }
-                // Said once per change, not every pass.
-                Some(Err(problem)) if self.said.get(&s.id) != Some(&problem.to_string()) => {
-                    let problem = problem.to_string();
-                    let problem_and_fix = format!("{problem}: not autoscaled until this is fixed");
-                    self.events
-                        .done(Kind::AutoscaleRefused, &s.name, problem_and_fix);
-                    self.said.insert(s.id.clone(), problem);
-                }
-                Some(Err(_)) | None => {}
+                Some(Err(problem)) => self.refuse_once(s, problem.to_string()),
+                None => {}
             }
         }
         out
+    }
+
+    /// Says why `s` is not autoscaled, once per change, not every pass.
+    fn refuse_once(&mut self, s: &ServiceView, problem: String) {
+        if self.said.get(&s.id) == Some(&problem) {
+            return;
+        }
+        let problem_and_fix = format!("{problem}: not autoscaled until this is fixed");
+        self.events
+            .done(Kind::AutoscaleRefused, &s.name, problem_and_fix);
+        self.said.insert(s.id.clone(), problem);
     }
 
     fn evaluate(

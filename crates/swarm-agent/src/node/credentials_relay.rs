@@ -106,6 +106,7 @@ async fn backup_credentials(
             "this node relays no credentials (its agent has no --backup-role-arn)".into(),
         ));
     };
+    let subject = caller.to_string();
     let service = s
         .engine
         .service_of_container_at(caller.ip())
@@ -118,12 +119,10 @@ async fn backup_credentials(
             caller.ip(),
             service.map_or("no swarm task here".into(), |n| format!("a task of {n}"))
         );
-        let subject = caller.to_string();
         s.events
             .failed(Kind::BackupCredentials, &subject, &refused, "refused");
         return Err((StatusCode::FORBIDDEN, refused));
     }
-    let subject = caller.to_string();
     let relayed = s.credentials(role).await.map_err(|e| {
         let next = "the backup asks again";
         s.events.failed(Kind::BackupCredentials, &subject, &e, next);
