@@ -7,6 +7,7 @@ pub mod domain;
 pub mod edge;
 pub mod error;
 pub mod i18n;
+pub mod mail;
 pub mod metrics;
 pub mod password;
 pub mod search;

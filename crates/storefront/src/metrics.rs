@@ -44,6 +44,9 @@ pub struct Metrics {
     searches: IntCounterVec,
     search_index: IntGaugeVec,
     search_index_behind_seconds: Gauge,
+    mails: IntCounterVec,
+    outbox: IntGaugeVec,
+    password_resets: IntCounterVec,
 }
 
 /// Where the search index stands (`src/search/`), as `/metrics` shows it.
@@ -197,6 +200,24 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
+            mails: counters(
+                r,
+                "storefront_mails_total",
+                "Mail delivery attempts by this replica's sender: sent, retry (the server refused or was unreachable; tried again later), dead (given up: a permanent refusal or MAIL_MAX_ATTEMPTS tries).",
+                &["outcome"],
+            ),
+            outbox: gauges(
+                r,
+                "storefront_outbox_mails",
+                "Mail in the outbox by state, counted by this replica's sender: pending (not yet delivered) and dead (given up, needs an operator).",
+                &["state"],
+            ),
+            password_resets: counters(
+                r,
+                "storefront_password_resets_total",
+                "Password resets: requested (a link was mailed), unknown (no such account; nothing sent), account_limited (no mail: the account's hourly limit), throttled (429: the client address's limit), completed (a new password set).",
+                &["outcome"],
+            ),
             registry,
         };
         let build_info = gauges(
@@ -239,6 +260,19 @@ impl Metrics {
 
     pub fn registration(&self, outcome: &str) {
         self.registrations.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn mail(&self, outcome: &str) {
+        self.mails.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn outbox(&self, pending: i64, dead: i64) {
+        self.outbox.with_label_values(&["pending"]).set(pending);
+        self.outbox.with_label_values(&["dead"]).set(dead);
+    }
+
+    pub fn password_reset(&self, outcome: &str) {
+        self.password_resets.with_label_values(&[outcome]).inc();
     }
 
     pub fn catalog_search(&self, source: &str) {

@@ -288,3 +288,22 @@ error-method = Not allowed here
 error-method-text = This address does not take that kind of request.
 error-other = Refused
 error-other-text = The request could not be answered.
+
+## Password reset (web/password.rs) and its mail (mail/letters.rs)
+forgot-title = Forgot your password?
+forgot-lead = Type the address you registered with. If it has an account, we will mail it a link to choose a new password.
+forgot-submit = Send me a link
+reset-sent = If an account uses that address, a link to choose a new password is on its way to it.
+reset-throttled = Too many requests from your network. Please wait a while and try again.
+reset-title = Choose a new password
+reset-new-password = New password
+reset-submit = Set the new password
+reset-unusable = This link does not work: it was used already, it has expired, or it was copied incompletely.
+reset-ask-again = Ask for a new link
+reset-done = Your password is changed, and your account has been logged out everywhere. Log in with the new password.
+mail-greeting = Hello { $name },
+mail-reset-subject = Choose a new password for your Bookstore account
+mail-reset-intro = Someone, hopefully you, asked to reset the password of your Bookstore account.
+mail-reset-action = Choose a new password:
+mail-reset-expiry = The link works once, for { $minutes } minutes.
+mail-reset-not-you = If you did not ask for this, ignore this mail: your password stays as it is.

@@ -300,3 +300,22 @@ error-method = Aquí no se permite
 error-method-text = Esta dirección no acepta ese tipo de solicitud.
 error-other = Rechazada
 error-other-text = No se pudo responder a la solicitud.
+
+## Password reset (web/password.rs) and its mail (mail/letters.rs)
+forgot-title = ¿Olvidaste tu contraseña?
+forgot-lead = Escribe la dirección con la que te registraste. Si tiene una cuenta, le enviaremos un enlace para elegir una contraseña nueva.
+forgot-submit = Enviarme un enlace
+reset-sent = Si una cuenta usa esa dirección, le hemos enviado un enlace para elegir una contraseña nueva.
+reset-throttled = Demasiadas solicitudes desde tu red. Espera un rato y vuelve a intentarlo.
+reset-title = Elige una contraseña nueva
+reset-new-password = Contraseña nueva
+reset-submit = Guardar la contraseña nueva
+reset-unusable = Este enlace no funciona: ya se usó, ha caducado o se copió incompleto.
+reset-ask-again = Pedir un enlace nuevo
+reset-done = Tu contraseña ha cambiado y se ha cerrado la sesión de tu cuenta en todas partes. Inicia sesión con la contraseña nueva.
+mail-greeting = Hola, { $name }:
+mail-reset-subject = Elige una contraseña nueva para tu cuenta de Bookstore
+mail-reset-intro = Alguien, esperamos que tú, pidió restablecer la contraseña de tu cuenta de Bookstore.
+mail-reset-action = Elige una contraseña nueva:
+mail-reset-expiry = El enlace funciona una sola vez, durante { $minutes } minutos.
+mail-reset-not-you = Si no lo pediste tú, ignora este correo: tu contraseña sigue igual.

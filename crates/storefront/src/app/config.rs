@@ -45,6 +45,83 @@ pub struct Config {
     pub limits: Limits,
     pub http: HttpTimeouts,
     pub search: SearchSettings,
+    pub mail: MailSettings,
+}
+
+/// Where the shop's mail goes (`src/mail/`).
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// lettre's form: `smtp://user@host:587?tls=required` (STARTTLS),
+    /// `smtps://user@host:465`, `smtp://host:25` (plain, a local relay only).
+    /// `None`: mail is written to this process's log, not sent.
+    pub smtp_url: Option<String>,
+    /// The SMTP password (`SMTP_PASSWORD_FILE`), with the user of `smtp_url`.
+    pub smtp_password: Option<String>,
+    /// The sender shoppers see: `Bookstore <no-reply@shop.example>`.
+    pub from: String,
+    /// Tries before a mail is given up as dead (counted and alerted on).
+    pub max_attempts: u32,
+    /// The first retry's delay; each later one doubles it, up to an hour.
+    pub retry_base: Duration,
+    /// How often this replica's sender looks for mail when not woken.
+    pub poll: Duration,
+    /// Does this replica send the outbox's mail (every replica may; rows are leased).
+    pub sender: bool,
+    /// How long a password-reset link works.
+    pub reset_link_ttl: Duration,
+    /// Reset mails per account per hour; past it, a request sends nothing (and says the same).
+    pub resets_per_account_hour: i64,
+    /// Reset requests per client address per hour (429 beyond).
+    pub resets_per_address_hour: u64,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings {
+            smtp_url: None,
+            smtp_password: None,
+            from: "Bookstore <no-reply@bookstore.localhost>".into(),
+            max_attempts: 8,
+            retry_base: Duration::from_secs(5),
+            poll: Duration::from_secs(1),
+            sender: true,
+            reset_link_ttl: Duration::from_secs(30 * 60),
+            resets_per_account_hour: 3,
+            resets_per_address_hour: 20,
+        }
+    }
+}
+
+impl MailSettings {
+    fn from_env() -> anyhow::Result<Self> {
+        let d = MailSettings::default();
+        Ok(MailSettings {
+            smtp_url: secret("SMTP_URL")?,
+            smtp_password: secret("SMTP_PASSWORD")?,
+            from: plain("MAIL_FROM").unwrap_or(d.from),
+            max_attempts: parse_var("MAIL_MAX_ATTEMPTS", d.max_attempts)?.max(1),
+            retry_base: Duration::from_millis(parse_var(
+                "MAIL_RETRY_BASE_MS",
+                d.retry_base.as_millis() as u64,
+            )?),
+            poll: Duration::from_millis(
+                parse_var("MAIL_POLL_MS", d.poll.as_millis() as u64)?.max(50),
+            ),
+            sender: parse_var("MAIL_SENDER", d.sender)?,
+            reset_link_ttl: Duration::from_secs(parse_var(
+                "PASSWORD_RESET_TTL_SECS",
+                d.reset_link_ttl.as_secs(),
+            )?),
+            resets_per_account_hour: parse_var(
+                "PASSWORD_RESETS_PER_ACCOUNT_HOUR",
+                d.resets_per_account_hour,
+            )?,
+            resets_per_address_hour: parse_var(
+                "PASSWORD_RESETS_PER_ADDRESS_HOUR",
+                d.resets_per_address_hour,
+            )?,
+        })
+    }
 }
 
 /// The search index each replica keeps (`src/search/`).
@@ -251,6 +328,7 @@ impl Config {
             limits: Limits::from_env()?,
             http: HttpTimeouts::from_env()?,
             search: SearchSettings::from_env()?,
+            mail: MailSettings::from_env()?,
         })
     }
 
@@ -275,6 +353,7 @@ impl Config {
             limits: Limits::default(),
             http: HttpTimeouts::default(),
             search: SearchSettings::default(),
+            mail: MailSettings::default(),
         }
     }
 

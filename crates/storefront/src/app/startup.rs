@@ -12,6 +12,7 @@ use tower_sessions::session_store::ExpiredDeletion;
 use crate::app::config::Config;
 use crate::app::state::{App, AppState};
 use crate::db::Db;
+use crate::mail::Mailer;
 use crate::shared::redis::redis_pool;
 use crate::shared::session_store::{MEMORY_SWEEP_INTERVAL, MemoryStore, RedisStore, Store};
 use crate::store::orders;
@@ -27,6 +28,7 @@ impl Application {
     /// Connects (waiting for the database if needed), migrates, seeds when
     /// configured, and binds both listeners. Nothing is served yet.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        crate::mail::check_settings(&config.mail)?;
         let db = Db::connect(
             &config.database_url,
             config.database_max_connections,
@@ -59,7 +61,15 @@ impl Application {
             .with_context(|| format!("cannot listen on {} for metrics", config.metrics_addr))?;
         crate::password::warm_up().await;
         let csrf_key = csrf_key(&db).await?;
-        let state = AppState(Arc::new(App::new(config, db, redis, csrf_key)));
+        let mailer = Mailer::new(&config.mail, link_origin(&config, &listener)?)?;
+        let state = AppState(Arc::new(App::new(
+            config,
+            db,
+            redis,
+            csrf_key,
+            sessions.clone(),
+            mailer,
+        )));
         Ok(Application {
             state,
             sessions,
@@ -108,6 +118,15 @@ impl Application {
         };
         let metrics = crate::metrics::router(state.metrics.clone(), pools);
         let expiry = tokio::spawn(expire_orders_forever(state.clone()));
+        let mail_sender = match state.config.mail.sender {
+            true => Some(state.mailer.start_sender(
+                state.db.pool.clone(),
+                &state.config.mail,
+                &state.config.replica_id,
+                state.metrics.clone(),
+            )?),
+            false => None,
+        };
         let trusted = &state.config.trusted_proxies;
         if trusted.is_empty() {
             tracing::info!(
@@ -148,6 +167,9 @@ impl Application {
         )
         .await;
         expiry.abort();
+        if let Some(sender) = mail_sender {
+            sender.abort();
+        }
         if let Some(refresh) = trusted_refresh {
             refresh.abort();
         }
@@ -162,6 +184,19 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+/// What links in mail start with: PUBLIC_ORIGIN, else this listener as seen
+/// from the same machine (the embedded default, `cargo run`).
+fn link_origin(config: &Config, listener: &TcpListener) -> anyhow::Result<String> {
+    if let Some(origin) = &config.public_origin {
+        return Ok(origin.clone());
+    }
+    let addr = listener.local_addr()?;
+    Ok(match addr.ip().is_unspecified() {
+        true => format!("http://localhost:{}", addr.port()),
+        false => format!("http://{addr}"),
+    })
 }
 
 /// The key that signs anonymous CSRF cookies, shared by every replica through the database.

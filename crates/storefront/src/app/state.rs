@@ -9,12 +9,14 @@ use tower_cookies::Key;
 
 use crate::app::config::Config;
 use crate::db::Db;
-use crate::edge::ratelimit::{LoginLimiter, RegistrationLimiter};
+use crate::edge::ratelimit::{AddressLimiter, LoginLimiter};
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::search::CatalogSearch;
 use crate::shared::read_cache::{CatalogVersion, VersionedCache};
 use crate::shared::redis::with_redis;
+use crate::shared::session_store::Store;
 use crate::store::books::{self, Book};
 use crate::store::catalog::{self, CatalogPage, CatalogQuery, Total};
 use crate::store::changes::ChangeId;
@@ -30,7 +32,13 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub redis: Option<deadpool_redis::Pool>,
     pub login_limiter: LoginLimiter,
-    pub registration_limiter: RegistrationLimiter,
+    pub registration_limiter: AddressLimiter,
+    /// Password-reset requests per client address.
+    pub reset_limiter: AddressLimiter,
+    /// Writes mail to the outbox and wakes this replica's sender.
+    pub mailer: Mailer,
+    /// Where sessions live: a password reset ends every session of its account.
+    pub sessions: Store,
     /// This replica's budget for password hashing.
     pub hasher: Hasher,
     /// Signs anonymous visitors' CSRF cookies; the same on every replica.
@@ -60,11 +68,24 @@ impl Deref for AppState {
 }
 
 impl App {
-    pub fn new(config: Config, db: Db, redis: Option<deadpool_redis::Pool>, csrf_key: Key) -> Self {
-        let (login_limiter, registration_limiter, catalog_version) = match &redis {
+    pub fn new(
+        config: Config,
+        db: Db,
+        redis: Option<deadpool_redis::Pool>,
+        csrf_key: Key,
+        sessions: Store,
+        mailer: Mailer,
+    ) -> Self {
+        let registration_limiter = AddressLimiter::registrations(redis.clone(), &config.limits);
+        let reset_limiter = AddressLimiter::new(
+            redis.clone(),
+            "password-reset",
+            config.mail.resets_per_address_hour,
+            Duration::from_secs(60 * 60),
+        );
+        let (login_limiter, catalog_version) = match &redis {
             Some(pool) => (
                 LoginLimiter::in_redis(pool.clone(), &config.limits),
-                RegistrationLimiter::in_redis(pool.clone(), &config.limits),
                 CatalogVersion::redis(
                     pool.clone(),
                     config.redis_url.as_deref().unwrap_or_default(),
@@ -72,7 +93,6 @@ impl App {
             ),
             None => (
                 LoginLimiter::in_memory(&config.limits),
-                RegistrationLimiter::in_memory(&config.limits),
                 CatalogVersion::Local(Default::default()),
             ),
         };
@@ -88,6 +108,9 @@ impl App {
             redis,
             login_limiter,
             registration_limiter,
+            reset_limiter,
+            mailer,
+            sessions,
             csrf_key,
             catalog_version,
             catalog_pages: VersionedCache::with_capacity(cache_entries),

@@ -178,18 +178,22 @@ impl LoginLimiter {
     }
 }
 
-/// New accounts per client address in a fixed window: one script cannot make
-/// thousands of accounts (each a cart that can hold stock) from one place.
-/// Every well-formed registration counts, a duplicate address too, so the
-/// limit also bounds probing which addresses have accounts.
+/// Requests of one kind per client address in a fixed window. New accounts:
+/// one script cannot make thousands of accounts (each a cart that can hold
+/// stock) from one place; every well-formed registration counts, a duplicate
+/// address too, so the limit also bounds probing which addresses have
+/// accounts. Password-reset requests: one place cannot mail-bomb the shop's
+/// shoppers.
 #[derive(Debug)]
-pub struct RegistrationLimiter {
+pub struct AddressLimiter {
     backend: Backend,
+    /// Names the counters: `ratelimit:{purpose}:addr:{address}`.
+    purpose: &'static str,
     per_address: u64,
     window: Duration,
 }
 
-/// Counts one registration; returns {1, seconds left} beyond the limit.
+/// Counts one request; returns {1, seconds left} beyond the limit.
 const COUNT_SCRIPT: &str = r"
 local n = redis.call('INCR', KEYS[1])
 if n == 1 or redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
@@ -197,27 +201,41 @@ if n > tonumber(ARGV[2]) then return {1, redis.call('TTL', KEYS[1])} end
 return {0, 0}
 ";
 
-impl RegistrationLimiter {
-    pub fn in_memory(limits: &Limits) -> Self {
-        Self::with_backend(Backend::Memory(Mutex::default()), limits)
+impl AddressLimiter {
+    /// New accounts (`REGISTER_MAX_PER_ADDRESS` per `REGISTER_WINDOW_SECS`).
+    pub fn registrations(redis: Option<deadpool_redis::Pool>, limits: &Limits) -> Self {
+        Self::new(
+            redis,
+            "register",
+            limits.register_per_address,
+            limits.register_window,
+        )
     }
 
-    pub fn in_redis(pool: deadpool_redis::Pool, limits: &Limits) -> Self {
-        Self::with_backend(Backend::Redis(pool), limits)
-    }
-
-    fn with_backend(backend: Backend, limits: &Limits) -> Self {
-        RegistrationLimiter {
+    /// `per_address` requests of `purpose` per `window`, counted in Redis
+    /// (shared by every replica) or in this process.
+    pub fn new(
+        redis: Option<deadpool_redis::Pool>,
+        purpose: &'static str,
+        per_address: u64,
+        window: Duration,
+    ) -> Self {
+        let backend = match redis {
+            Some(pool) => Backend::Redis(pool),
+            None => Backend::Memory(Mutex::default()),
+        };
+        AddressLimiter {
             backend,
-            per_address: limits.register_per_address,
-            window: limits.register_window,
+            purpose,
+            per_address,
+            window,
         }
     }
 
-    /// Counts one registration from `address`: `Some(seconds until the
+    /// Counts one request from `address`: `Some(seconds until the
     /// window ends)` when the address is past its limit.
     pub async fn attempt(&self, address: &str) -> anyhow::Result<Option<u64>> {
-        let key = format!("ratelimit:register:addr:{address}");
+        let key = format!("ratelimit:{}:addr:{address}", self.purpose);
         match &self.backend {
             Backend::Memory(counters) => {
                 let mut counters = counters.lock().expect("rate-limit counters poisoned");

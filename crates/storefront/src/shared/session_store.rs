@@ -15,6 +15,14 @@ use tower_sessions::session_store::{Error, ExpiredDeletion, Result};
 use crate::shared::redis::with_redis;
 use crate::shared::session_cache::SessionCache;
 
+/// The session key under which a logged-in shopper is kept (`web::page`).
+pub const USER_KEY: &str = "user";
+
+/// The account a session is logged in as, if any.
+fn user_of(record: &Record) -> Option<i64> {
+    record.data.get(USER_KEY)?.get("id")?.as_i64()
+}
+
 #[derive(Debug, Clone)]
 pub enum Store {
     Memory(MemoryStore),
@@ -43,6 +51,13 @@ impl MemoryStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn end_sessions_of(&self, user_id: i64) -> usize {
+        let mut records = self.records();
+        let before = records.len();
+        records.retain(|_, record| user_of(record) != Some(user_id));
+        before - records.len()
     }
 }
 
@@ -112,6 +127,52 @@ impl RedisStore {
         format!("session:{id}")
     }
 
+    /// The ids of an account's sessions, so a password reset can end them
+    /// all. It lives as long as the longest of them; an id whose session is
+    /// gone already costs nothing to delete again.
+    fn sessions_of_key(user_id: i64) -> String {
+        format!("user-sessions:{user_id}")
+    }
+
+    /// Adds `record` to its account's set, in the caller's pipeline.
+    fn index(pipe: &mut redis::Pipeline, record: &Record, expire_at: u64) {
+        let Some(user_id) = user_of(record) else {
+            return;
+        };
+        let key = Self::sessions_of_key(user_id);
+        pipe.sadd(&key, record.id.to_string()).ignore();
+        // NX gives a new set its expiry, GT only ever lengthens it.
+        pipe.cmd("EXPIREAT")
+            .arg(&key)
+            .arg(expire_at)
+            .arg("NX")
+            .ignore();
+        pipe.cmd("EXPIREAT")
+            .arg(&key)
+            .arg(expire_at)
+            .arg("GT")
+            .ignore();
+    }
+
+    async fn end_sessions_of(&self, user_id: i64) -> Result<usize> {
+        let key = Self::sessions_of_key(user_id);
+        let ids: Vec<String> = with_redis(&self.pool, |mut conn| {
+            let key = key.clone();
+            async move { conn.smembers(key).await }
+        })
+        .await
+        .map_err(backend_error)?;
+        for id in ids.iter().filter_map(|id| id.parse::<Id>().ok()) {
+            self.change(&id, None).await?;
+        }
+        with_redis(&self.pool, |mut conn| async move {
+            conn.del::<_, ()>(key).await
+        })
+        .await
+        .map_err(backend_error)?;
+        Ok(ids.len())
+    }
+
     /// A new session (`SET NX`, false when the id is taken): nobody can have a copy of it.
     async fn create_new(&self, record: &Record) -> Result<bool> {
         let (key, value, expire_at) = Self::encoded(record)?;
@@ -126,8 +187,18 @@ impl RedisStore {
                 .await?;
             Ok(reply.is_some())
         })
-        .await;
-        written.map_err(backend_error)
+        .await
+        .map_err(backend_error)?;
+        if written && user_of(record).is_some() {
+            let mut pipe = redis::pipe();
+            Self::index(&mut pipe, record, expire_at);
+            with_redis(&self.pool, |mut conn| async move {
+                pipe.query_async::<()>(&mut conn).await
+            })
+            .await
+            .map_err(backend_error)?;
+        }
+        Ok(written)
     }
 
     /// Writes (or, without a record, deletes) a session and announces it in
@@ -153,6 +224,7 @@ impl RedisStore {
                     .arg("EXAT")
                     .arg(expire_at)
                     .ignore();
+                Self::index(&mut change, record, expire_at);
             }
             None => {
                 change.del(Self::key(id)).ignore();
@@ -222,6 +294,18 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, id: &Id) -> Result<()> {
         self.change(id, None).await
+    }
+}
+
+impl Store {
+    /// Logs an account out everywhere (after its password was reset):
+    /// deletes every session logged in as `user_id`, on every replica.
+    /// Returns how many there were.
+    pub async fn end_sessions_of(&self, user_id: i64) -> Result<usize> {
+        match self {
+            Store::Memory(s) => Ok(s.end_sessions_of(user_id)),
+            Store::Redis(s) => s.end_sessions_of(user_id).await,
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod books;
 pub mod catalog;
 pub mod changes;
 pub mod orders;
+pub mod password_resets;
 pub mod providers;
 pub mod secrets;
 pub mod users;

@@ -282,11 +282,11 @@ fn show_login(
     )
 }
 
-fn unavailable(err: anyhow::Error) -> AppError {
+pub(super) fn unavailable(err: anyhow::Error) -> AppError {
     AppError::Unavailable(format!("rate limiter: {err}"))
 }
 
-fn hash_failed(err: HashError) -> AppError {
+pub(super) fn hash_failed(err: HashError) -> AppError {
     match err {
         HashError::Busy => AppError::Busy("password hashing queue full"),
         HashError::Failed(err) => AppError::Internal(err),

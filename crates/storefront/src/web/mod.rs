@@ -10,6 +10,7 @@ pub mod device;
 pub mod ops;
 pub mod orders;
 pub mod page;
+pub mod password;
 pub mod sell;
 
 use std::convert::Infallible;
@@ -56,6 +57,7 @@ pub fn app(state: AppState, sessions: Store) -> Router {
     let pages = Router::new()
         .merge(catalog::router())
         .merge(auth::router())
+        .merge(password::router())
         .merge(sell::router())
         .merge(cart::router())
         .merge(orders::router())

@@ -20,10 +20,10 @@ use crate::app::state::AppState;
 use crate::domain::Cents;
 use crate::error::{AppError, AppResult};
 use crate::i18n::{self, Counted, Lang, Message, Money, TextArgument};
+use crate::shared::session_store::USER_KEY;
 use crate::store::catalog::Total;
 use fluent_bundle::FluentValue;
 
-const USER_KEY: &str = "user";
 const FLASH_KEY: &str = "flash";
 
 /// How long a logged-in session lives without being used.

@@ -14,6 +14,7 @@ mod helpers;
 mod hoarding;
 mod language;
 mod logs;
+mod mail;
 mod orders;
 mod search;
 mod security;

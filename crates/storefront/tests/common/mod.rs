@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod mail_sink;
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::LazyLock;
 

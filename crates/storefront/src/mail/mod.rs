@@ -1,0 +1,102 @@
+//! Mail to shoppers, sent exactly once by the fleet (docs/architecture.md,
+//! "Mail"). A mail is rendered when its event happens (in the shopper's
+//! language) and written to the outbox in that event's transaction
+//! (`outbox::enqueue`); every replica's sender delivers due rows it has
+//! leased (`sender`), over SMTP or into the log (`transport`).
+
+pub mod letters;
+pub mod outbox;
+pub mod sender;
+pub mod transport;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use lettre::message::Mailbox;
+use sqlx::AnyPool;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::app::config::MailSettings;
+use crate::metrics::Metrics;
+pub use letters::Letter;
+
+/// Refuses settings the sender could not work with, at start-up rather than
+/// at the first mail.
+pub fn check_settings(settings: &MailSettings) -> anyhow::Result<()> {
+    sender_address(settings)?;
+    transport::Transport::from_settings(settings)?;
+    Ok(())
+}
+
+fn sender_address(settings: &MailSettings) -> anyhow::Result<Mailbox> {
+    settings.from.parse().with_context(|| {
+        format!(
+            "MAIL_FROM `{}` is not an address (`Bookstore <no-reply@shop.example>`)",
+            settings.from
+        )
+    })
+}
+
+/// What handlers hold: where new mail's Message-IDs come from, and the bell
+/// that wakes this replica's sender when a mail is written.
+#[derive(Clone)]
+pub struct Mailer {
+    domain: String,
+    /// What links in mail start with: PUBLIC_ORIGIN, never a request's Host
+    /// header (which anyone can set, and would send a reset link elsewhere).
+    link_origin: String,
+    wake: Arc<Notify>,
+}
+
+impl Mailer {
+    pub fn new(settings: &MailSettings, link_origin: String) -> anyhow::Result<Mailer> {
+        Ok(Mailer {
+            domain: transport::domain_of(&sender_address(settings)?),
+            link_origin,
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn link_origin(&self) -> &str {
+        &self.link_origin
+    }
+
+    /// Writes `letter` in the caller's transaction (see `outbox::enqueue`).
+    pub async fn enqueue(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        letter: &Letter,
+    ) -> sqlx::Result<()> {
+        outbox::enqueue(conn, letter, &self.domain).await
+    }
+
+    /// After the transaction committed: this replica's sender looks now
+    /// instead of at its next poll.
+    pub fn wake_sender(&self) {
+        self.wake.notify_one();
+    }
+
+    /// This replica's sender, running until aborted.
+    pub fn start_sender(
+        &self,
+        pool: AnyPool,
+        settings: &MailSettings,
+        replica: &str,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<JoinHandle<()>> {
+        let transport = transport::Transport::from_settings(settings)?;
+        tracing::info!(to = %transport.describe(settings), "mail: this replica sends the outbox's mail");
+        let sender = sender::Sender {
+            pool,
+            transport,
+            from: sender_address(settings)?,
+            owner: format!("{replica}/{}", uuid::Uuid::new_v4().simple()),
+            settings: settings.clone(),
+            metrics,
+            wake: self.wake.clone(),
+            lease: sender::LEASE,
+        };
+        Ok(tokio::spawn(sender.run_forever()))
+    }
+}

@@ -1,0 +1,418 @@
+//! Mail through a real SMTP server (aiosmtpd, `common::mail_sink`): the
+//! password reset end to end, what a reset request does not reveal, its
+//! limits, the mail in Spanish; and the outbox's promise: every mail
+//! delivered once, with the server down for a while, with a sender that dies
+//! holding mail, and with two replicas draining one outbox.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use regex::Regex;
+use reqwest::StatusCode;
+use storefront::app::config::Config;
+use storefront::mail::Letter;
+use storefront::mail::outbox;
+use storefront::mail::sender::Sender;
+use storefront::mail::transport::Transport;
+
+use crate::common::mail_sink::{Delivered, MailSink};
+use crate::helpers::{
+    PASSWORD, Shopper, TestApp, location, spawn_app_with, spawn_on, unique_email,
+};
+
+const NEW_PASSWORD: &str = "a brand new passphrase";
+const DELIVERY: Duration = Duration::from_secs(20);
+
+/// The shop sending to `sink`, its sender polling often.
+fn sending_to(sink: &MailSink) -> impl FnOnce(&mut Config) {
+    let url = sink.smtp_url();
+    move |config: &mut Config| {
+        config.mail.smtp_url = Some(url);
+        config.mail.poll = Duration::from_millis(100);
+        config.mail.retry_base = Duration::from_millis(200);
+        config.mail.max_attempts = 50;
+    }
+}
+
+/// The reset link in a delivered mail, as a path on the shop.
+fn reset_path_in(mail: &Delivered, app: &TestApp) -> String {
+    let link = Regex::new(r"http://\S+/password/reset\?token=[0-9a-f]{64}")
+        .unwrap()
+        .find(&mail.text)
+        .unwrap_or_else(|| panic!("no reset link in the mail:\n{}", mail.text))
+        .as_str()
+        .to_string();
+    let origin = format!("http://{}", app.addr);
+    assert!(link.starts_with(&origin), "the link is on the shop: {link}");
+    link[origin.len()..].to_string()
+}
+
+async fn request_reset(visitor: &Shopper, email: &str) -> reqwest::Response {
+    visitor.post("/password/forgot", &[("email", email)]).await
+}
+
+async fn logged_in(shopper: &Shopper) -> bool {
+    shopper.get("/orders").await.status() == StatusCode::OK
+}
+
+#[tokio::test]
+async fn a_forgotten_password_is_reset_through_the_mailed_link_and_every_session_ends() {
+    let Some(sink) = MailSink::start().await else {
+        return;
+    };
+    let app = spawn_app_with(sending_to(&sink)).await;
+    let ana = app.shopper("Ana").await;
+    let ana_on_her_phone = app.visitor();
+    ana_on_her_phone.login_ok(&ana.email(), PASSWORD).await;
+    assert!(logged_in(&ana).await && logged_in(&ana_on_her_phone).await);
+
+    let (status, login) = app.visitor().page("/login").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(login.contains(r#"<a href="/password/forgot">Forgot your password?</a>"#));
+
+    let forgetful = app.visitor();
+    let requested = request_reset(&forgetful, &ana.email()).await;
+    assert_eq!(requested.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&requested), "/login");
+    let (_, page) = forgetful.page("/login").await;
+    assert!(page.contains("If an account uses that address"), "{page}");
+
+    let mail = sink.wait_for(1, DELIVERY).await.remove(0);
+    assert_eq!(mail.to, ana.email());
+    assert_eq!(
+        mail.subject,
+        "Choose a new password for your Bookstore account"
+    );
+    assert!(mail.text.contains("Hello Ana,") && mail.text.contains("30 minutes"));
+    assert!(
+        mail.raw.contains("Content-Type: text/html"),
+        "an HTML part too"
+    );
+    let path = reset_path_in(&mail, &app);
+
+    let (status, form) = forgetful.page(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains(r#"action="/password/reset""#));
+    let token = path.rsplit('=').next().unwrap();
+    let too_short = forgetful
+        .post(
+            "/password/reset",
+            &[("token", token), ("password", "short")],
+        )
+        .await;
+    assert_eq!(too_short.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let reset = forgetful
+        .post(
+            "/password/reset",
+            &[("token", token), ("password", NEW_PASSWORD)],
+        )
+        .await;
+    assert_eq!(reset.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&reset), "/login");
+    let (_, page) = forgetful.page("/login").await;
+    assert!(page.contains("Your password is changed"), "{page}");
+
+    assert!(!logged_in(&ana).await, "the session she had is over");
+    assert!(
+        !logged_in(&ana_on_her_phone).await,
+        "so is the one on her phone"
+    );
+    let old = app.visitor().login(&ana.email(), PASSWORD).await;
+    assert_eq!(
+        old.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old password is gone"
+    );
+    app.visitor().login_ok(&ana.email(), NEW_PASSWORD).await;
+
+    let again = forgetful
+        .post(
+            "/password/reset",
+            &[("token", token), ("password", "yet another passphrase")],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::GONE, "a link works once");
+    assert_eq!(forgetful.page(&path).await.0, StatusCode::GONE);
+    app.visitor().login_ok(&ana.email(), NEW_PASSWORD).await;
+    assert_eq!(sink.delivered().len(), 1);
+}
+
+/// An address without an account gets the same answer and no mail: the form
+/// cannot tell anyone who shops here.
+#[tokio::test]
+async fn a_reset_request_answers_the_same_whether_or_not_the_address_has_an_account() {
+    let Some(sink) = MailSink::start().await else {
+        return;
+    };
+    let app = spawn_app_with(sending_to(&sink)).await;
+    let ana = app.shopper("Ana").await;
+
+    let stranger = app.visitor();
+    let unknown = request_reset(&stranger, &unique_email("nobody")).await;
+    let (_, unknown_page) = stranger.page("/login").await;
+    let known_visitor = app.visitor();
+    let known = request_reset(&known_visitor, &ana.email()).await;
+    let (_, known_page) = known_visitor.page("/login").await;
+
+    assert_eq!(unknown.status(), known.status());
+    assert_eq!(location(&unknown), location(&known));
+    let flash = |page: &str| page.contains("If an account uses that address");
+    assert!(flash(&unknown_page) && flash(&known_page));
+
+    // The known address's mail arrives; had the unknown one been sent, it
+    // was written first and would have arrived too.
+    let delivered = sink.wait_for(1, DELIVERY).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered_now = sink.delivered();
+    assert_eq!(delivered_now.len(), 1, "{delivered:?}");
+    assert_eq!(delivered_now[0].to, ana.email());
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox").await, 1);
+
+    let malformed = stranger
+        .post("/password/forgot", &[("email", "not an address")])
+        .await;
+    assert_eq!(malformed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn reset_mail_is_limited_per_account_and_requests_per_client_address() {
+    let Some(sink) = MailSink::start().await else {
+        return;
+    };
+    let send = sending_to(&sink);
+    let app = spawn_app_with(|config| {
+        send(config);
+        config.mail.resets_per_account_hour = 2;
+        config.mail.resets_per_address_hour = 5;
+    })
+    .await;
+    let ana = app.shopper("Ana").await;
+    for _ in 0..4 {
+        let answer = request_reset(&app.visitor(), &ana.email()).await;
+        assert_eq!(
+            answer.status(),
+            StatusCode::SEE_OTHER,
+            "the same answer past the account's limit"
+        );
+    }
+    sink.wait_for(2, DELIVERY).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sink.delivered().len(),
+        2,
+        "two mails an hour for one account"
+    );
+
+    let one_place = app.visitor();
+    for _ in 0..5 {
+        let answer = request_reset(&one_place, &unique_email("someone")).await;
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    }
+    let refused = request_reset(&one_place, &unique_email("someone")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn an_expired_link_is_refused() {
+    let Some(sink) = MailSink::start().await else {
+        return;
+    };
+    let send = sending_to(&sink);
+    let app = spawn_app_with(|config| {
+        send(config);
+        config.mail.reset_link_ttl = Duration::ZERO;
+    })
+    .await;
+    let ana = app.shopper("Ana").await;
+    request_reset(&app.visitor(), &ana.email()).await;
+    let mail = sink.wait_for(1, DELIVERY).await.remove(0);
+    let path = reset_path_in(&mail, &app);
+    let visitor = app.visitor();
+    let (status, page) = visitor.page(&path).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(page.contains("This link does not work"));
+    let token = path.rsplit('=').next().unwrap();
+    let reset = visitor
+        .post(
+            "/password/reset",
+            &[("token", token), ("password", NEW_PASSWORD)],
+        )
+        .await;
+    assert_eq!(reset.status(), StatusCode::GONE);
+    assert!(logged_in(&ana).await, "nothing changed for the account");
+}
+
+#[tokio::test]
+async fn the_reset_mail_speaks_the_language_of_who_asked() {
+    let Some(sink) = MailSink::start().await else {
+        return;
+    };
+    let app = spawn_app_with(sending_to(&sink)).await;
+    let ana = app.shopper("Ana").await;
+    let visitor = app.visitor();
+    visitor.get("/lang/es?next=/").await;
+    let (_, form) = visitor.page("/password/forgot").await;
+    assert!(form.contains("¿Olvidaste tu contraseña?"));
+    request_reset(&visitor, &ana.email()).await;
+    let mail = sink.wait_for(1, DELIVERY).await.remove(0);
+    assert_eq!(
+        mail.subject,
+        "Elige una contraseña nueva para tu cuenta de Bookstore"
+    );
+    assert!(mail.text.contains("Hola, Ana:"), "{}", mail.text);
+    assert!(mail.text.contains("durante 30 minutos"), "{}", mail.text);
+}
+
+// --- the outbox: each mail once ------------------------------------------------------
+
+fn letter(n: usize) -> Letter {
+    Letter {
+        recipient: format!("shopper{n}@example.com"),
+        kind: "test",
+        subject: format!("mail {n}"),
+        text: format!("body {n}"),
+        html: format!("<p>body {n}</p>"),
+    }
+}
+
+/// Writes `count` letters to the outbox, committed, as an event would.
+async fn enqueue(app: &TestApp, count: usize) {
+    let mut tx = app.pool().begin().await.unwrap();
+    for n in 0..count {
+        app.state.mailer.enqueue(&mut tx, &letter(n)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    app.state.mailer.wake_sender();
+}
+
+/// Each of `count` mails delivered exactly once: distinct Message-IDs, the
+/// ones the outbox holds, every row sent.
+async fn each_delivered_once(app: &TestApp, sink: &MailSink, count: usize) {
+    let delivered = sink.wait_for(count, DELIVERY).await;
+    let deadline = std::time::Instant::now() + DELIVERY;
+    while app
+        .count("SELECT COUNT(*) FROM outbox WHERE state = 'sent'")
+        .await
+        < count as i64
+    {
+        assert!(std::time::Instant::now() < deadline, "rows marked sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered = if sink.delivered().len() > delivered.len() {
+        sink.delivered()
+    } else {
+        delivered
+    };
+    assert_eq!(delivered.len(), count, "no mail twice");
+    let ids: HashSet<String> = delivered.iter().map(|m| m.message_id.clone()).collect();
+    assert_eq!(ids.len(), count, "distinct Message-IDs");
+    let stored: Vec<String> = sqlx::query_scalar("SELECT message_id FROM outbox")
+        .fetch_all(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(ids, stored.into_iter().collect::<HashSet<_>>());
+}
+
+#[tokio::test]
+async fn mail_written_while_the_server_is_down_is_delivered_once_when_it_is_back() {
+    let Some(mut sink) = MailSink::stopped() else {
+        return;
+    };
+    let app = spawn_app_with(sending_to(&sink)).await;
+    enqueue(&app, 5).await;
+    let deadline = std::time::Instant::now() + DELIVERY;
+    while app
+        .count("SELECT COUNT(*) FROM outbox WHERE attempts >= 2")
+        .await
+        < 5
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sender kept trying"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+            .await,
+        5
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"storefront_mails_total{outcome="retry"}"#),
+        "{metrics}"
+    );
+
+    sink.up().await;
+    each_delivered_once(&app, &sink, 5).await;
+}
+
+/// A sender that takes mail and dies before delivering it (a replica
+/// killed between the commit and the send): the mail waits out its lease,
+/// then another sender delivers it, once.
+#[tokio::test]
+async fn mail_held_by_a_sender_that_died_is_delivered_once_by_another() {
+    let Some(sink) = MailSink::start().await else {
+        return;
+    };
+    let send = sending_to(&sink);
+    let app = spawn_app_with(|config| {
+        send(config);
+        config.mail.sender = false;
+    })
+    .await;
+    enqueue(&app, 3).await;
+    let lease = Duration::from_secs(2);
+    let taken = outbox::claim(app.pool(), "replica-that-dies", lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 3, "the doomed sender holds all three");
+
+    let survivor = Sender {
+        pool: app.pool().clone(),
+        transport: Transport::from_settings(&app.state.config.mail).unwrap(),
+        from: app.state.config.mail.from.parse().unwrap(),
+        owner: "survivor".into(),
+        settings: app.state.config.mail.clone(),
+        metrics: app.state.metrics.clone(),
+        wake: Default::default(),
+        lease,
+    };
+    assert_eq!(survivor.pass().await.unwrap(), 0, "held mail is not taken");
+    tokio::time::sleep(lease + Duration::from_millis(200)).await;
+    assert_eq!(
+        survivor.pass().await.unwrap(),
+        3,
+        "taken once the lease is over"
+    );
+    each_delivered_once(&app, &sink, 3).await;
+}
+
+#[tokio::test]
+async fn two_replicas_draining_one_outbox_send_each_mail_once() {
+    let Some(sink) = MailSink::start().await else {
+        return;
+    };
+    let first = spawn_app_with(sending_to(&sink)).await;
+    let second = spawn_on(
+        &first.database_url,
+        first.redis_url.clone(),
+        sending_to(&sink),
+    )
+    .await;
+    enqueue(&first, 40).await;
+    second.state.mailer.wake_sender();
+    each_delivered_once(&first, &sink, 40).await;
+    let owners: i64 = first
+        .count("SELECT COUNT(*) FROM outbox WHERE lease_owner IS NOT NULL")
+        .await;
+    assert_eq!(owners, 0, "every lease released");
+}
