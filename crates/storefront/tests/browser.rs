@@ -16,7 +16,7 @@ mod page;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 use futures::FutureExt;
@@ -24,6 +24,7 @@ use storefront::app::config::Config;
 use storefront::domain::{Cents, Email};
 use storefront::store::users;
 
+use common::mail_sink::MailSink;
 use common::{Running, skip_because};
 use driver::{DESKTOP, Driver, Installed, PHONE, Viewport};
 use page::Browser;
@@ -57,7 +58,10 @@ async fn a_seller_and_a_shopper_use_the_shop_in_chromium() {
     let Some(installed) = prerequisites() else {
         return;
     };
-    let shop = Shop::start().await;
+    let Some(mail) = MailSink::start().await else {
+        return;
+    };
+    let shop = Shop::start(mail).await;
     let shots = screenshot_dir();
     let driver = Driver::start(&installed).await;
     for viewport in [DESKTOP, PHONE] {
@@ -112,24 +116,50 @@ fn update_docs(shots: &Path) {
     );
 }
 
-/// One storefront for both window sizes, with the demo catalog.
+/// One storefront for both window sizes, with the demo catalog, mailing
+/// through a real SMTP server.
 struct Shop {
     base: String,
     running: Running,
+    mail: MailSink,
     _dir: tempfile::TempDir,
 }
 
 impl Shop {
-    async fn start() -> Shop {
+    async fn start(mail: MailSink) -> Shop {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("shop.db").display());
         let mut config = Config::local(&url);
         config.seed_demo_if_empty = true;
+        config.mail.smtp_url = Some(mail.smtp_url());
+        config.mail.poll = Duration::from_millis(100);
         let running = Running::start(config).await;
         Shop {
             base: running.base(),
             running,
+            mail,
             _dir: dir,
+        }
+    }
+
+    /// The path of the reset link mailed to `email`.
+    async fn reset_path_mailed_to(&self, email: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mailed = self.mail.delivered().into_iter().find(|m| m.to == email);
+            if let Some(mail) = mailed {
+                let at = mail
+                    .text
+                    .find("/password/reset?token=")
+                    .expect("a reset link");
+                let path = &mail.text[at..];
+                return path.split_whitespace().next().unwrap().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reset mail for {email} within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -487,6 +517,28 @@ async fn spanish_shopper_buys(shop: &Shop, b: &Browser) {
     b.shot("es-order-paid").await;
     b.press("Cerrar sesión").await;
     assert_eq!(b.path().await, "/login");
+    forgets_her_password(shop, b, &email).await;
+}
+
+/// "¿Olvidaste tu contraseña?": the link comes by mail, a new password is set
+/// on the phone, and it logs her in.
+async fn forgets_her_password(shop: &Shop, b: &Browser, email: &str) {
+    const NEW_PASSWORD: &str = "otra frase de paso larga";
+    b.follow("¿Olvidaste tu contraseña?").await;
+    b.fill("Correo electrónico", email).await;
+    b.shot("es-forgot").await;
+    b.press("Enviarme un enlace").await;
+    b.expect_text("Si una cuenta usa esa dirección").await;
+    let path = shop.reset_path_mailed_to(email).await;
+    b.open(&path).await;
+    b.fill("Contraseña nueva", NEW_PASSWORD).await;
+    b.shot("es-reset").await;
+    b.press("Guardar la contraseña nueva").await;
+    b.expect_text("Tu contraseña ha cambiado").await;
+    b.fill("Correo electrónico", email).await;
+    b.fill("Contraseña", NEW_PASSWORD).await;
+    b.press("Iniciar sesión").await;
+    b.expect_text("Hola de nuevo, Lucía Lectora.").await;
 }
 
 /// One copy of the classic plus delivery, as a Spanish page writes it.
