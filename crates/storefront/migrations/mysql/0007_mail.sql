@@ -37,3 +37,7 @@ CREATE TABLE password_resets (
     INDEX password_resets_user (user_id, created_at),
     CONSTRAINT password_resets_user_fk FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
+
+-- The language an account last used (registration, login), for mail sent
+-- when it is not the one asking (a seller's notice of a sale).
+ALTER TABLE users ADD COLUMN lang VARCHAR(8) NOT NULL DEFAULT 'en';

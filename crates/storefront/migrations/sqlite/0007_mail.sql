@@ -27,3 +27,5 @@ CREATE TABLE password_resets (
     used_at INTEGER NULL
 );
 CREATE INDEX password_resets_user ON password_resets (user_id, created_at);
+
+ALTER TABLE users ADD COLUMN lang TEXT NOT NULL DEFAULT 'en';

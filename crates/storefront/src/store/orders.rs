@@ -14,6 +14,10 @@ use sqlx::{Any, AnyPool, Transaction};
 
 use super::{AdminPage, contains_pattern};
 use crate::domain::{Cents, OrderStatus, PaymentMethod, Quantity, now_epoch};
+use crate::i18n::Lang;
+use crate::mail::Mailer;
+use crate::mail::letters::{self, PaidLine, PaidOrder, Person};
+use crate::password::UNUSABLE_HASH;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
@@ -647,6 +651,7 @@ pub async fn pay(
     id: i64,
     user_id: i64,
     method: PaymentMethod,
+    mailer: &Mailer,
 ) -> Result<Payment, StepError> {
     let mut tx = pool.begin().await?;
     let now = now_epoch();
@@ -681,10 +686,108 @@ pub async fn pay(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    // The receipt and the sellers' notices commit with the payment, or not at all.
+    let paid = paid_order(&mut tx, id, now, mailer.link_origin()).await?;
+    mailer.enqueue(&mut tx, &letters::receipt(&paid)).await?;
+    for notice in letters::sale_notices(&paid) {
+        mailer.enqueue(&mut tx, &notice).await?;
+    }
     tx.commit().await?;
     Ok(Payment {
         amount,
         took_copies,
+    })
+}
+
+/// A person's columns as `person` reads them.
+type PersonRow = (
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Someone to mail, or `None`: no such account, or one nobody can log in to
+/// (the demo catalog's seller) and so nobody reads mail for.
+fn person((id, name, email, lang, hash): PersonRow) -> Option<Person> {
+    if hash.as_deref() == Some(UNUSABLE_HASH) {
+        return None;
+    }
+    Some(Person {
+        id: id?,
+        name: name?,
+        email: email?,
+        lang: lang.as_deref().and_then(Lang::parse).unwrap_or_default(),
+    })
+}
+
+/// A line of a paid order and its seller (none when the book was deleted).
+#[derive(sqlx::FromRow)]
+struct PaidLineRow {
+    title: String,
+    unit_cents: i64,
+    quantity: i64,
+    seller_id: Option<i64>,
+    seller_name: Option<String>,
+    seller_email: Option<String>,
+    seller_lang: Option<String>,
+    seller_hash: Option<String>,
+}
+
+/// What the mail of a paid order says, read in the payment's transaction.
+async fn paid_order(
+    tx: &mut Transaction<'_, Any>,
+    id: i64,
+    paid_at: i64,
+    origin: &str,
+) -> sqlx::Result<PaidOrder> {
+    let buyer: PersonRow = sqlx::query_as(
+        "SELECT u.id, u.name, u.email, u.lang, u.password_hash \
+         FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = ?",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let (provider, delivery_cents): (String, i64) = sqlx::query_as(
+        "SELECT p.name, o.delivery_cents FROM orders o \
+         JOIN delivery_providers p ON p.id = o.provider_id WHERE o.id = ?",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let rows: Vec<PaidLineRow> = sqlx::query_as(
+        "SELECT l.title, l.unit_cents, l.quantity, s.id AS seller_id, s.name AS seller_name, \
+         s.email AS seller_email, s.lang AS seller_lang, s.password_hash AS seller_hash \
+         FROM order_lines l LEFT JOIN books b ON b.id = l.book_id \
+         LEFT JOIN users s ON s.id = b.seller_id WHERE l.order_id = ? ORDER BY l.id",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let lines = rows
+        .into_iter()
+        .map(|row| PaidLine {
+            seller: person((
+                row.seller_id,
+                row.seller_name,
+                row.seller_email,
+                row.seller_lang,
+                row.seller_hash,
+            )),
+            title: row.title,
+            unit_cents: row.unit_cents,
+            quantity: row.quantity,
+        })
+        .collect();
+    Ok(PaidOrder {
+        id,
+        paid_at,
+        buyer: person(buyer).ok_or_else(|| sqlx::Error::RowNotFound)?,
+        lines,
+        provider,
+        delivery_cents,
+        origin: origin.to_string(),
     })
 }
 

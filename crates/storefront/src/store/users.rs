@@ -64,6 +64,17 @@ pub async fn find_by_id(pool: &AnyPool, id: i64) -> sqlx::Result<Option<User>> {
         .await
 }
 
+/// Remembers the language the account uses now (at registration and each
+/// login), for mail sent to it when it is not the one asking.
+pub async fn set_language(pool: &AnyPool, id: i64, lang: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET lang = ? WHERE id = ?")
+        .bind(lang)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// Admin rights are read from the database on every admin request, so a
 /// revocation takes effect at once, whatever the session says.
 pub async fn is_admin(pool: &AnyPool, id: i64) -> sqlx::Result<bool> {

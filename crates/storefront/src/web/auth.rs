@@ -88,7 +88,8 @@ async fn register(
     }
     let hash = app.hasher.hash(password).await.map_err(hash_failed)?;
     match users::insert(&app.db.pool, &name, &email, &hash).await {
-        Ok(_) => {
+        Ok(id) => {
+            users::set_language(&app.db.pool, id, i18n::current().code()).await?;
             app.metrics.registration("created");
             flash(&session, "success", t("register-done")).await?;
             Ok(Redirect::to("/login").into_response())
@@ -227,6 +228,7 @@ async fn login(
                 .await
                 .map_err(unavailable)?;
             remember_device(&app, &cookies, email.as_str(), device);
+            users::set_language(&app.db.pool, user.id, i18n::current().code()).await?;
             let who = SessionUser {
                 id: user.id,
                 name: user.name.clone(),

@@ -410,10 +410,11 @@ async fn pay(OrderForm { me, order, form }: OrderForm<PaymentForm>) -> AppResult
             .ok_or_else(|| step_refused(StepError::NoDelivery))?;
         return show_payment(me.page, order, provider, Some(t("payment-choose")));
     };
-    let payment = match orders::pay(&app.db.pool, order.id, me.user.id, method).await {
+    let payment = match orders::pay(&app.db.pool, order.id, me.user.id, method, &app.mailer).await {
         Ok(payment) => payment,
         Err(err) => return refused_step(&me, order.id, err).await,
     };
+    app.mailer.wake_sender();
     app.metrics.order_event(OrderEvent::Paid);
     if payment.took_copies {
         app.catalog_changed().await;

@@ -17,7 +17,7 @@ use storefront::mail::transport::Transport;
 
 use crate::common::mail_sink::{Delivered, MailSink};
 use crate::helpers::{
-    PASSWORD, Shopper, TestApp, location, spawn_app_with, spawn_on, unique_email,
+    PASSWORD, Shopper, TestApp, every_order_holds, location, spawn_app_with, spawn_on, unique_email,
 };
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
@@ -32,6 +32,19 @@ fn sending_to(sink: &MailSink) -> impl FnOnce(&mut Config) {
         config.mail.retry_base = Duration::from_millis(200);
         config.mail.max_attempts = 50;
     }
+}
+
+/// A mail sink and a shop sending to it, with `adjust`'s settings too;
+/// `None` when aiosmtpd is missing (`MailSink::start` says so).
+async fn shop_mailing(adjust: impl FnOnce(&mut Config)) -> Option<(MailSink, TestApp)> {
+    let sink = MailSink::start().await?;
+    let send = sending_to(&sink);
+    let app = spawn_app_with(|config| {
+        send(config);
+        adjust(config);
+    })
+    .await;
+    Some((sink, app))
 }
 
 /// The reset link in a delivered mail, as a path on the shop.
@@ -57,10 +70,9 @@ async fn logged_in(shopper: &Shopper) -> bool {
 
 #[tokio::test]
 async fn a_forgotten_password_is_reset_through_the_mailed_link_and_every_session_ends() {
-    let Some(sink) = MailSink::start().await else {
+    let Some((sink, app)) = shop_mailing(|_| {}).await else {
         return;
     };
-    let app = spawn_app_with(sending_to(&sink)).await;
     let ana = app.shopper("Ana").await;
     let ana_on_her_phone = app.visitor();
     ana_on_her_phone.login_ok(&ana.email(), PASSWORD).await;
@@ -142,10 +154,9 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link_and_every_session
 /// cannot tell anyone who shops here.
 #[tokio::test]
 async fn a_reset_request_answers_the_same_whether_or_not_the_address_has_an_account() {
-    let Some(sink) = MailSink::start().await else {
+    let Some((sink, app)) = shop_mailing(|_| {}).await else {
         return;
     };
-    let app = spawn_app_with(sending_to(&sink)).await;
     let ana = app.shopper("Ana").await;
 
     let stranger = app.visitor();
@@ -177,16 +188,14 @@ async fn a_reset_request_answers_the_same_whether_or_not_the_address_has_an_acco
 
 #[tokio::test]
 async fn reset_mail_is_limited_per_account_and_requests_per_client_address() {
-    let Some(sink) = MailSink::start().await else {
-        return;
-    };
-    let send = sending_to(&sink);
-    let app = spawn_app_with(|config| {
-        send(config);
+    let Some((sink, app)) = shop_mailing(|config| {
         config.mail.resets_per_account_hour = 2;
         config.mail.resets_per_address_hour = 5;
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let ana = app.shopper("Ana").await;
     for _ in 0..4 {
         let answer = request_reset(&app.visitor(), &ana.email()).await;
@@ -216,15 +225,13 @@ async fn reset_mail_is_limited_per_account_and_requests_per_client_address() {
 
 #[tokio::test]
 async fn an_expired_link_is_refused() {
-    let Some(sink) = MailSink::start().await else {
-        return;
-    };
-    let send = sending_to(&sink);
-    let app = spawn_app_with(|config| {
-        send(config);
+    let Some((sink, app)) = shop_mailing(|config| {
         config.mail.reset_link_ttl = Duration::ZERO;
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let ana = app.shopper("Ana").await;
     request_reset(&app.visitor(), &ana.email()).await;
     let mail = sink.wait_for(1, DELIVERY).await.remove(0);
@@ -246,10 +253,9 @@ async fn an_expired_link_is_refused() {
 
 #[tokio::test]
 async fn the_reset_mail_speaks_the_language_of_who_asked() {
-    let Some(sink) = MailSink::start().await else {
+    let Some((sink, app)) = shop_mailing(|_| {}).await else {
         return;
     };
-    let app = spawn_app_with(sending_to(&sink)).await;
     let ana = app.shopper("Ana").await;
     let visitor = app.visitor();
     visitor.get("/lang/es?next=/").await;
@@ -263,6 +269,98 @@ async fn the_reset_mail_speaks_the_language_of_who_asked() {
     );
     assert!(mail.text.contains("Hola, Ana:"), "{}", mail.text);
     assert!(mail.text.contains("durante 30 minutos"), "{}", mail.text);
+}
+
+/// A paid order mails its buyer a receipt in the buyer's language (Spanish
+/// here) and its seller a notice in the seller's (English), once each.
+#[tokio::test]
+async fn a_paid_order_mails_a_receipt_and_a_sale_notice_each_in_its_readers_language() {
+    let Some((sink, app)) = shop_mailing(|config| {
+        every_order_holds(config);
+    })
+    .await
+    else {
+        return;
+    };
+    let seller = app.shopper("Sofia").await;
+    let book = app
+        .listed_book(&seller, "Mail Order Mysteries", "12.50", "5")
+        .await;
+    let buyer = app.visitor();
+    buyer.get("/lang/es?next=/").await;
+    let email = unique_email("lucia");
+    buyer.register("Lucía", &email, PASSWORD).await;
+    buyer.login_ok(&email, PASSWORD).await;
+    let order = buyer.buy_ok(book, "2").await;
+    let paid = buyer.deliver_and_pay(order, "3", "Credit Card").await;
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+
+    let mails = sink.wait_for(2, DELIVERY).await;
+    let to = |address: &str| mails.iter().find(|m| m.to == address).cloned().unwrap();
+    let receipt = to(&email);
+    assert_eq!(
+        receipt.subject,
+        format!("Tu recibo de Bookstore del pedido n.º {order}")
+    );
+    for line in [
+        "Hola, Lucía:",
+        "2 × Mail Order Mysteries: 25,00 US$",
+        "Envío (Envia): 20,00 US$",
+        "Total pagado: 45,00 US$",
+        &format!("/orders/{order}"),
+    ] {
+        assert!(
+            receipt.text.contains(line),
+            "{line:?} in the receipt:\n{}",
+            receipt.text
+        );
+    }
+    let notice = to(&seller.email());
+    assert_eq!(
+        notice.subject,
+        format!("You sold books on Bookstore (order #{order})")
+    );
+    for line in [
+        "Hello Sofia,",
+        &format!("Lucía bought from you in order #{order}:"),
+        "2 × Mail Order Mysteries: $25.00",
+        "It goes by Envia.",
+    ] {
+        assert!(
+            notice.text.contains(line),
+            "{line:?} in the notice:\n{}",
+            notice.text
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.delivered().len(), 2, "one receipt, one notice");
+}
+
+/// Buying the demo catalog's classics mails a receipt, and no notice to its
+/// seller, an account nobody can log in to.
+#[tokio::test]
+async fn the_demo_catalogs_seller_gets_no_mail() {
+    let Some((sink, app)) = shop_mailing(|config| {
+        every_order_holds(config);
+        config.seed_demo_if_empty = true;
+    })
+    .await
+    else {
+        return;
+    };
+    let book: i64 = sqlx::query_scalar("SELECT MIN(id) FROM books")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    let buyer = app.shopper("Ana").await;
+    let order = buyer.buy_ok(book, "1").await;
+    buyer.deliver_and_pay(order, "3", "Paypal").await;
+    let receipt = sink.wait_for(1, DELIVERY).await.remove(0);
+    assert_eq!(receipt.to, buyer.email());
+    assert!(receipt.subject.contains(&format!("order #{order}")));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.delivered().len(), 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox").await, 1);
 }
 
 // --- the outbox: each mail once ------------------------------------------------------
@@ -360,15 +458,13 @@ async fn mail_written_while_the_server_is_down_is_delivered_once_when_it_is_back
 /// then another sender delivers it, once.
 #[tokio::test]
 async fn mail_held_by_a_sender_that_died_is_delivered_once_by_another() {
-    let Some(sink) = MailSink::start().await else {
-        return;
-    };
-    let send = sending_to(&sink);
-    let app = spawn_app_with(|config| {
-        send(config);
+    let Some((sink, app)) = shop_mailing(|config| {
         config.mail.sender = false;
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     enqueue(&app, 3).await;
     let lease = Duration::from_secs(2);
     let taken = outbox::claim(app.pool(), "replica-that-dies", lease, 10)
