@@ -928,6 +928,13 @@ async fn external_mysql_and_redis_that_require_tls_are_used_over_tls() {
         "Redis must refuse a connection without TLS"
     );
 
+    // A mail server as SES's SMTP interface is: STARTTLS, then AUTH, required.
+    let Some(smtp) =
+        SecureSmtp::start(certs.path(), &cert("server.pem"), &cert("server.key")).await
+    else {
+        return;
+    };
+
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let _replica = Replica(
         Command::new(env!("CARGO_BIN_EXE_storefront"))
@@ -937,6 +944,9 @@ async fn external_mysql_and_redis_that_require_tls_are_used_over_tls() {
             // rediss:// trusts the system's roots; this variable replaces them
             // with the CA bundle (a Docker secret in the stack).
             .env("SSL_CERT_FILE", cert("ca.pem"))
+            .env("SMTP_URL", smtp.url())
+            .env("SMTP_PASSWORD_FILE", &smtp.password_file)
+            .env("MAIL_POLL_MS", "100")
             .env("LISTEN_ADDR", listen.to_string())
             .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
             .stdout(Stdio::null())
@@ -955,6 +965,102 @@ async fn external_mysql_and_redis_that_require_tls_are_used_over_tls() {
         StatusCode::OK,
         "an account in MySQL and a session in Redis, both over TLS"
     );
+
+    let email = format!("tls-{}@example.com", uuid::Uuid::new_v4().simple());
+    let visitor = client();
+    let register = [
+        ("name", "Tess"),
+        ("email", &email),
+        ("password", "long enough pw"),
+    ];
+    submit(&visitor, format!("{base}/register"), &register).await;
+    let asked = submit(
+        &visitor,
+        format!("{base}/password/forgot"),
+        &[("email", &email)],
+    )
+    .await;
+    assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+    let mail = smtp.wait_for_mail().await;
+    assert!(mail.contains(&format!("To: {email}")), "{mail}");
+    assert!(
+        mail.contains("/password/reset?token="),
+        "the link, over STARTTLS after AUTH"
+    );
+}
+
+/// `tests/smtp_tls_sink.py`: STARTTLS and AUTH required, mail to a Maildir.
+struct SecureSmtp {
+    port: u16,
+    password_file: PathBuf,
+    maildir: PathBuf,
+    _server: Replica,
+}
+
+impl SecureSmtp {
+    const USER: &str = "shopmail";
+    const PASSWORD: &str = "smtp pass phrase";
+
+    async fn start(dir: &Path, cert: &str, key: &str) -> Option<SecureSmtp> {
+        let installed = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            skip_because("aiosmtpd is not installed (python3 -m pip install aiosmtpd)");
+            return None;
+        }
+        let port = free_port();
+        let password_file = dir.join("smtp_password");
+        std::fs::write(&password_file, format!("{}\n", Self::PASSWORD)).unwrap();
+        let maildir = dir.join("maildir");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_tls_sink.py");
+        let server = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .args([cert, key, Self::USER, Self::PASSWORD])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("smtp.log")).unwrap())
+            .spawn()
+            .expect("the SMTP server starts");
+        let smtp = SecureSmtp {
+            port,
+            password_file,
+            maildir,
+            _server: Replica(server),
+        };
+        wait_until(Duration::from_secs(15), "the SMTP server", async || {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        Some(smtp)
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://{}@127.0.0.1:{}?tls=required", Self::USER, self.port)
+    }
+
+    async fn wait_for_mail(&self) -> String {
+        let new = self.maildir.join("new");
+        let mut found = None;
+        wait_until(
+            Duration::from_secs(30),
+            "a mail through STARTTLS and AUTH",
+            async || {
+                let file = std::fs::read_dir(&new)
+                    .ok()
+                    .and_then(|mut d| d.next())
+                    .and_then(|e| e.ok());
+                found = file.and_then(|f| std::fs::read_to_string(f.path()).ok());
+                found.is_some()
+            },
+        )
+        .await;
+        found.unwrap()
+    }
 }
 
 async fn wait_for_pool(url: &str) -> sqlx::AnyPool {

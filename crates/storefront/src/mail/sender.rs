@@ -43,6 +43,11 @@ impl Sender {
     pub async fn run_forever(self) {
         let mut counted_at: Option<tokio::time::Instant> = None;
         loop {
+            // Counted first, so the figures exist from the replica's first moments.
+            if counted_at.is_none_or(|at| at.elapsed() >= COUNT_EVERY) {
+                self.count().await;
+                counted_at = Some(tokio::time::Instant::now());
+            }
             let delivered = match self.pass().await {
                 Ok(n) => n,
                 Err(err) => {
@@ -50,10 +55,6 @@ impl Sender {
                     0
                 }
             };
-            if counted_at.is_none_or(|at| at.elapsed() >= COUNT_EVERY) {
-                self.count().await;
-                counted_at = Some(tokio::time::Instant::now());
-            }
             if delivered < BATCH as usize {
                 tokio::select! {
                     _ = self.wake.notified() => {}

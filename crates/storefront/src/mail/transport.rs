@@ -57,7 +57,9 @@ impl Transport {
     pub fn describe(&self, settings: &MailSettings) -> String {
         match (self, &settings.smtp_url) {
             (Transport::Smtp(_), Some(url)) => without_password(url),
-            _ => "the log (SMTP_URL unset)".into(),
+            // Right for `cargo run`; in production it would put reset links,
+            // each a key to an account, in the logs.
+            _ => "the log, not sent (SMTP_URL unset): reset links included".into(),
         }
     }
 
