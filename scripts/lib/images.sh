@@ -17,6 +17,8 @@ MYSQL_IMAGE=bookstore/mysql-standin:$IMAGE_TAG
 REDIS_IMAGE=bookstore/redis-standin:$IMAGE_TAG
 PROXY_IMAGE=bookstore/proxy:$IMAGE_TAG
 BACKUP_IMAGE=bookstore/backup:$IMAGE_TAG
+# A test mail server (scripts/e2e-swarm), not part of the shipped stack.
+MAIL_IMAGE=bookstore/mail-standin:$IMAGE_TAG
 PROMETHEUS_IMAGE=bookstore/prometheus:$IMAGE_TAG
 ALERTMANAGER_IMAGE=bookstore/alertmanager:$IMAGE_TAG
 NODE_EXPORTER_IMAGE=bookstore/node-exporter:$IMAGE_TAG
@@ -63,6 +65,7 @@ build_support_images() {
   build_one docker/standins/redis.Dockerfile "$REDIS_IMAGE" "${common[@]}"
   build_one docker/proxy.Dockerfile "$PROXY_IMAGE" "${common[@]}"
   build_one docker/backup.Dockerfile "$BACKUP_IMAGE" "${common[@]}"
+  build_one docker/standins/mail.Dockerfile "$MAIL_IMAGE" "${common[@]}"
 }
 
 # monitoring.yml's images, from Debian's packages on the same base.

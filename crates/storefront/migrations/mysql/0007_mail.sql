@@ -6,7 +6,8 @@
 -- milliseconds, so retries can be seconds apart.
 CREATE TABLE outbox (
     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    message_id VARCHAR(190) NOT NULL,
+    -- <uuid@MAIL_FROM's domain>
+    message_id VARCHAR(300) NOT NULL,
     recipient VARCHAR(320) NOT NULL,
     kind VARCHAR(32) NOT NULL,
     subject VARCHAR(400) NOT NULL,
@@ -16,7 +17,8 @@ CREATE TABLE outbox (
     state VARCHAR(16) NOT NULL,
     attempts INT NOT NULL DEFAULT 0,
     next_attempt_ms BIGINT NOT NULL,
-    lease_owner VARCHAR(64) NULL,
+    -- the sender's replica (REPLICA_ID, a Swarm task name) and a random id
+    lease_owner VARCHAR(190) NULL,
     lease_until_ms BIGINT NOT NULL DEFAULT 0,
     last_error VARCHAR(500) NULL,
     created_at BIGINT NOT NULL,

@@ -38,6 +38,14 @@ fn sender_address(settings: &MailSettings) -> anyhow::Result<Mailbox> {
     })
 }
 
+/// This process's name in the outbox's `lease_owner` (at most 190
+/// characters): its replica, cut to 150 (a Swarm task name can be long),
+/// and a random id, unique to this process.
+fn lease_owner(replica: &str) -> String {
+    let replica: String = replica.chars().take(150).collect();
+    format!("{replica}/{}", uuid::Uuid::new_v4().simple())
+}
+
 /// What handlers hold: where new mail's Message-IDs come from, and the bell
 /// that wakes this replica's sender when a mail is written.
 #[derive(Clone)]
@@ -91,12 +99,49 @@ impl Mailer {
             pool,
             transport,
             from: sender_address(settings)?,
-            owner: format!("{replica}/{}", uuid::Uuid::new_v4().simple()),
+            owner: lease_owner(replica),
             settings: settings.clone(),
             metrics,
             wake: self.wake.clone(),
             lease: sender::LEASE,
         };
         Ok(tokio::spawn(sender.run_forever()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_owner_fits_its_column_whatever_the_replica_is_called() {
+        let task = "bookstore-e2e_storefront.2.ogsxk6dgnlls6y0cjrvmz3b0q".repeat(10);
+        let owner = lease_owner(&task);
+        assert!(
+            owner.chars().count() <= 190,
+            "{} characters",
+            owner.chars().count()
+        );
+        assert_ne!(
+            lease_owner("local"),
+            lease_owner("local"),
+            "unique per process"
+        );
+    }
+
+    #[test]
+    fn a_message_id_fits_its_column_with_the_longest_domain() {
+        // 251 characters, each label within DNS's 63.
+        let domain = format!("{}.example", vec!["d".repeat(60); 4].join("."));
+        let settings = MailSettings {
+            from: format!("Bookstore <no-reply@{domain}>"),
+            ..MailSettings::default()
+        };
+        let id = format!(
+            "<{}@{}>",
+            uuid::Uuid::new_v4(),
+            Mailer::new(&settings, String::new()).unwrap().domain
+        );
+        assert!(id.len() <= 300, "{} characters", id.len());
     }
 }
