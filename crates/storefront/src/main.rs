@@ -45,7 +45,7 @@ Configuration (environment variables; secrets also accept NAME_FILE, a file to r
                     not counted (default 64; beyond it a bare 429)
   HTTP_MAX_HEADER_BYTES  the longest request head (default 16384; longer: 431)
   SMTP_URL[_FILE]   where mail goes: smtp://user@host:587?tls=required, smtps://user@host:465;
-                    unset: mail (reset links, receipts, sale notices) is written to the log
+                    unset: mail (reset and confirmation links, receipts, sale notices) is written to the log
   SMTP_PASSWORD[_FILE]  the SMTP password, for the user named in SMTP_URL
   MAIL_FROM         the sender (default `Bookstore <no-reply@bookstore.localhost>`)
   MAIL_SENDER, MAIL_POLL_MS  this replica sends the outbox's mail, looking every N ms (default true, 1000)
@@ -53,7 +53,11 @@ Configuration (environment variables; secrets also accept NAME_FILE, a file to r
                     doubling after (default 8, 5000)
   PASSWORD_RESET_TTL_SECS  how long a reset link works, once (default 1800)
   PASSWORD_RESETS_PER_ACCOUNT_HOUR, PASSWORD_RESETS_PER_ADDRESS_HOUR  reset mails per account,
-                    requests per client address (default 3, 20)";
+                    requests per client address (default 3, 20)
+  ADDRESS_VERIFICATION  `required`: only accounts whose address is confirmed through a mailed
+                    link hold copies in unpaid orders; `off`. Default: required when SMTP_URL is set
+  ADDRESS_VERIFICATION_TTL_SECS, ADDRESS_VERIFICATION_MAILS_PER_HOUR  how long a confirmation
+                    link works, once; links per account per hour (default 172800, 3)";
 
 /// The Bookstore shop: an HTTP storefront over SQLite (alone) or MySQL + Redis (a fleet).
 #[derive(Parser)]

@@ -47,6 +47,7 @@ pub struct Metrics {
     mails: IntCounterVec,
     outbox: IntGaugeVec,
     password_resets: IntCounterVec,
+    address_confirmations: IntCounterVec,
 }
 
 /// Where the search index stands (`src/search/`), as `/metrics` shows it.
@@ -218,6 +219,12 @@ impl Metrics {
                 "Password resets: requested (a link was mailed), unknown (no such account; nothing sent), account_limited (no mail: the account's hourly limit), throttled (429: the client address's limit), completed (a new password set).",
                 &["outcome"],
             ),
+            address_confirmations: counters(
+                r,
+                "storefront_address_confirmations_total",
+                "Address confirmation: sent (a link mailed again on request; registration's are counted as registrations), limited (none: the account's hourly limit), already_confirmed, confirmed (a link used).",
+                &["outcome"],
+            ),
             registry,
         };
         let build_info = gauges(
@@ -273,6 +280,12 @@ impl Metrics {
 
     pub fn password_reset(&self, outcome: &str) {
         self.password_resets.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn address_confirmation(&self, outcome: &str) {
+        self.address_confirmations
+            .with_label_values(&[outcome])
+            .inc();
     }
 
     pub fn catalog_search(&self, source: &str) {

@@ -73,6 +73,14 @@ pub struct MailSettings {
     pub resets_per_account_hour: i64,
     /// Reset requests per client address per hour (429 beyond).
     pub resets_per_address_hour: u64,
+    /// Do orders hold copies only for accounts whose address is confirmed
+    /// (`ADDRESS_VERIFICATION=required`)? Unconfirmed accounts still browse,
+    /// fill carts and pay; their unpaid orders wait unreserved.
+    pub confirm_addresses: bool,
+    /// How long an address-confirmation link works.
+    pub confirm_link_ttl: Duration,
+    /// Confirmation mails per account per hour, the one sent at registration included.
+    pub confirm_mails_per_account_hour: i64,
 }
 
 impl Default for MailSettings {
@@ -88,6 +96,9 @@ impl Default for MailSettings {
             reset_link_ttl: Duration::from_secs(30 * 60),
             resets_per_account_hour: 3,
             resets_per_address_hour: 20,
+            confirm_addresses: false,
+            confirm_link_ttl: Duration::from_secs(48 * 3600),
+            confirm_mails_per_account_hour: 3,
         }
     }
 }
@@ -95,8 +106,18 @@ impl Default for MailSettings {
 impl MailSettings {
     fn from_env() -> anyhow::Result<Self> {
         let d = MailSettings::default();
+        let smtp_url = secret("SMTP_URL")?;
         Ok(MailSettings {
-            smtp_url: secret("SMTP_URL")?,
+            confirm_addresses: address_verification(smtp_url.is_some())?,
+            confirm_link_ttl: Duration::from_secs(parse_var(
+                "ADDRESS_VERIFICATION_TTL_SECS",
+                d.confirm_link_ttl.as_secs(),
+            )?),
+            confirm_mails_per_account_hour: parse_var(
+                "ADDRESS_VERIFICATION_MAILS_PER_HOUR",
+                d.confirm_mails_per_account_hour,
+            )?,
+            smtp_url,
             smtp_password: secret("SMTP_PASSWORD")?,
             from: plain("MAIL_FROM").unwrap_or(d.from),
             max_attempts: parse_var("MAIL_MAX_ATTEMPTS", d.max_attempts)?.max(1),
@@ -121,6 +142,20 @@ impl MailSettings {
                 d.resets_per_address_hour,
             )?,
         })
+    }
+}
+
+/// `ADDRESS_VERIFICATION`: `required` or `off`. Unset, it is required when
+/// the shop sends mail (`SMTP_URL`) and off when mail only goes to the log,
+/// where no shopper could read the link.
+fn address_verification(sends_mail: bool) -> anyhow::Result<bool> {
+    match plain("ADDRESS_VERIFICATION").as_deref() {
+        None => Ok(sends_mail),
+        Some("required") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => {
+            anyhow::bail!("ADDRESS_VERIFICATION=`{other}` is not valid: use `required` or `off`")
+        }
     }
 }
 

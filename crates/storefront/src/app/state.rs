@@ -189,6 +189,7 @@ impl App {
                 title_percent: self.config.limits.new_buyers_title_percent,
                 shop_copies: self.shop_copies().await?,
             },
+            confirmed_only: self.config.mail.confirm_addresses,
         })
     }
 

@@ -16,8 +16,9 @@ pub struct Letter {
     pub html: String,
 }
 
-/// The lines a password-reset mail says, already translated.
-struct ResetLines {
+/// The lines of a mail whose point is one link (a password reset, an
+/// address to confirm), already translated.
+struct LinkLines {
     lang: &'static str,
     greeting: String,
     intro: String,
@@ -28,20 +29,36 @@ struct ResetLines {
 }
 
 #[derive(Template)]
-#[template(path = "mail/password_reset.txt")]
-struct ResetText<'a> {
-    lines: &'a ResetLines,
+#[template(path = "mail/link.txt")]
+struct LinkText<'a> {
+    lines: &'a LinkLines,
 }
 
 #[derive(Template)]
-#[template(path = "mail/password_reset.html")]
-struct ResetHtml<'a> {
-    lines: &'a ResetLines,
+#[template(path = "mail/link.html")]
+struct LinkHtml<'a> {
+    lines: &'a LinkLines,
+}
+
+impl LinkLines {
+    fn into_letter(self, recipient: &str, kind: &'static str, subject: String) -> Letter {
+        Letter {
+            recipient: recipient.to_string(),
+            kind,
+            subject,
+            text: LinkText { lines: &self }
+                .render()
+                .expect("a link mail's text renders"),
+            html: LinkHtml { lines: &self }
+                .render()
+                .expect("a link mail's HTML renders"),
+        }
+    }
 }
 
 /// The mail with a password-reset `link`, valid for `minutes`.
 pub fn password_reset(recipient: &str, name: &str, link: &str, minutes: u64) -> Letter {
-    let lines = ResetLines {
+    let lines = LinkLines {
         lang: i18n::current().code(),
         greeting: t_args("mail-greeting", &[("name", name.into())]),
         intro: t("mail-reset-intro"),
@@ -50,17 +67,21 @@ pub fn password_reset(recipient: &str, name: &str, link: &str, minutes: u64) -> 
         expiry: t_args("mail-reset-expiry", &[("minutes", minutes.into())]),
         not_you: t("mail-reset-not-you"),
     };
-    Letter {
-        recipient: recipient.to_string(),
-        kind: "password_reset",
-        subject: t("mail-reset-subject"),
-        text: ResetText { lines: &lines }
-            .render()
-            .expect("the reset mail's text renders"),
-        html: ResetHtml { lines: &lines }
-            .render()
-            .expect("the reset mail's HTML renders"),
-    }
+    lines.into_letter(recipient, "password_reset", t("mail-reset-subject"))
+}
+
+/// The mail with the `link` that confirms an account's address, valid for `hours`.
+pub fn confirm_address(recipient: &str, name: &str, link: &str, hours: u64) -> Letter {
+    let lines = LinkLines {
+        lang: i18n::current().code(),
+        greeting: t_args("mail-greeting", &[("name", name.into())]),
+        intro: t("mail-confirm-intro"),
+        action: t("mail-confirm-action"),
+        link: link.to_string(),
+        expiry: t_args("mail-confirm-expiry", &[("hours", hours.into())]),
+        not_you: t("mail-confirm-not-you"),
+    };
+    lines.into_letter(recipient, "confirm_address", t("mail-confirm-subject"))
 }
 
 /// Someone a mail about an order goes to, and the language they use.

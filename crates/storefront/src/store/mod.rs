@@ -1,9 +1,11 @@
 //! The data layer: every SQL statement of the shop lives here, next to the
 //! type it fills. Placeholders are `?`, which both SQLite and MySQL accept.
 
+pub mod address_verifications;
 pub mod books;
 pub mod catalog;
 pub mod changes;
+pub mod link_tokens;
 pub mod orders;
 pub mod password_resets;
 pub mod providers;

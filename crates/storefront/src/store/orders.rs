@@ -4,9 +4,11 @@
 //!
 //! An unpaid order holds its copies ([`OrderStatus::PendingPayment`]),
 //! except a new buyer's order beyond what new buyers together may hold
-//! ([`NewBuyerShare`]): it waits unreserved ([`OrderStatus::Unreserved`]) and
-//! payment takes the copies if they are still there (docs/decisions.md,
-//! "Holds are earned by paying").
+//! ([`NewBuyerShare`]), and any order of an account whose address is not
+//! confirmed when the shop asks for that ([`HoldPolicy::confirmed_only`]):
+//! it waits unreserved ([`OrderStatus::Unreserved`]) and payment takes the
+//! copies if they are still there (docs/decisions.md, "Holds are earned by
+//! paying").
 
 use std::time::Duration;
 
@@ -56,6 +58,8 @@ pub struct HoldPolicy {
     pub max_open_orders: i64,
     pub max_held_per_title: i64,
     pub new_buyers: NewBuyerShare,
+    /// Only accounts with a confirmed address hold copies (ADDRESS_VERIFICATION).
+    pub confirmed_only: bool,
 }
 
 /// What new buyers (shoppers who have never paid for an order) may hold
@@ -107,10 +111,12 @@ pub async fn create(
     // Read before the transaction: a shopper only ever turns from new to
     // proven, and a stale "new" merely counts them in the new buyers' share.
     let new_buyer = !has_paid(pool, user_id).await?;
+    // Likewise: an address only ever turns from unconfirmed to confirmed.
+    let may_hold = !policy.confirmed_only || super::users::address_confirmed(pool, user_id).await?;
 
     let mut tx = pool.begin().await?;
     lock_shopper(&mut tx, user_id).await?;
-    if new_buyer {
+    if new_buyer && may_hold {
         lock_new_buyers_share(&mut tx).await?;
     }
     if let Some(key) = checkout_key
@@ -123,8 +129,8 @@ pub async fn create(
         });
     }
     check_holds(&mut tx, user_id, &lines, policy).await?;
-    let reserved =
-        !new_buyer || within_new_buyers_share(&mut tx, &lines, policy.new_buyers).await?;
+    let reserved = may_hold
+        && (!new_buyer || within_new_buyers_share(&mut tx, &lines, policy.new_buyers).await?);
     let mut priced = Vec::with_capacity(lines.len());
     for (book_id, quantity) in &lines {
         let available = if reserved {
@@ -198,7 +204,8 @@ pub struct Created {
     pub order_id: i64,
     pub new: bool,
     /// A new order's copies are held (false: a new buyer's order beyond the
-    /// new buyers' share); not looked up for an order found by its key.
+    /// new buyers' share, or an unconfirmed account's); not looked up for an
+    /// order found by its key.
     pub reserved: bool,
 }
 

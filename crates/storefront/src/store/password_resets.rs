@@ -5,24 +5,11 @@
 
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, AnyPool};
 
+pub use super::link_tokens::new_token;
+use super::link_tokens::token_hash;
 use crate::domain::now_epoch;
-
-/// A fresh token for a link: 32 random bytes, hex.
-pub fn new_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// What the table keys a token by.
-pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// Records a link for `user_id`, in the caller's transaction (the one that
 /// writes its mail).

@@ -1,5 +1,5 @@
 use super::{AdminPage, contains_pattern};
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::domain::{Email, now_epoch};
 
@@ -10,11 +10,17 @@ pub struct User {
     pub email: String,
     pub password_hash: String,
     pub is_admin: i64,
+    /// When the address was confirmed through a mailed link (`None`: not yet).
+    pub email_verified_at: Option<i64>,
 }
 
 impl User {
     pub fn is_admin(&self) -> bool {
         self.is_admin != 0
+    }
+
+    pub fn address_confirmed(&self) -> bool {
+        self.email_verified_at.is_some()
     }
 }
 
@@ -32,6 +38,18 @@ pub async fn insert(
     email: &Email,
     password_hash: &str,
 ) -> Result<i64, InsertUserError> {
+    let mut conn = pool.acquire().await?;
+    insert_on(&mut conn, name, email, password_hash).await
+}
+
+/// [`insert`] on the caller's connection or transaction (registration
+/// writes the account and its confirmation mail together).
+pub async fn insert_on(
+    conn: &mut AnyConnection,
+    name: &str,
+    email: &Email,
+    password_hash: &str,
+) -> Result<i64, InsertUserError> {
     let insert = sqlx::query(
         "INSERT INTO users (name, email, password_hash, is_admin, created_at) VALUES (?, ?, ?, 0, ?)",
     )
@@ -39,8 +57,7 @@ pub async fn insert(
     .bind(email.as_str())
     .bind(password_hash)
     .bind(now_epoch());
-    let mut conn = pool.acquire().await?;
-    super::insert_returning_id(&mut conn, insert)
+    super::insert_returning_id(conn, insert)
         .await
         .map_err(|err| match super::is_unique_violation(&err) {
             true => InsertUserError::DuplicateEmail,
@@ -48,7 +65,8 @@ pub async fn insert(
         })
 }
 
-const USER_COLUMNS: &str = "SELECT id, name, email, password_hash, is_admin FROM users";
+const USER_COLUMNS: &str =
+    "SELECT id, name, email, password_hash, is_admin, email_verified_at FROM users";
 
 pub async fn find_by_email(pool: &AnyPool, email: &Email) -> sqlx::Result<Option<User>> {
     sqlx::query_as(&format!("{USER_COLUMNS} WHERE email = ?"))
@@ -73,6 +91,17 @@ pub async fn set_language(pool: &AnyPool, id: i64, lang: &str) -> sqlx::Result<(
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// Whether the account's address is confirmed (read at each checkout, so a
+/// link confirmed in another browser counts at once).
+pub async fn address_confirmed(pool: &AnyPool, id: i64) -> sqlx::Result<bool> {
+    let confirmed: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT email_verified_at FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(confirmed.flatten().is_some())
 }
 
 /// Admin rights are read from the database on every admin request, so a

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tower_cookies::Cookies;
 use tower_sessions::Session;
 
+use super::address;
 use super::csrf::AnonymousToken;
 use super::device::{attempts_key, known_device, remember_device};
 use super::page::{CsrfForm, FieldErrors, Page, SessionUser, flash, log_in, log_out, render_as};
@@ -87,11 +88,15 @@ async fn register(
         return Ok(response);
     }
     let hash = app.hasher.hash(password).await.map_err(hash_failed)?;
-    match users::insert(&app.db.pool, &name, &email, &hash).await {
+    match create_account(&app, &name, &email, &hash).await {
         Ok(id) => {
             users::set_language(&app.db.pool, id, i18n::current().code()).await?;
             app.metrics.registration("created");
             flash(&session, "success", t("register-done")).await?;
+            if app.config.mail.confirm_addresses {
+                app.mailer.wake_sender();
+                flash(&session, "info", t("register-confirm-sent")).await?;
+            }
             Ok(Redirect::to("/login").into_response())
         }
         Err(InsertUserError::DuplicateEmail) => {
@@ -101,6 +106,26 @@ async fn register(
         }
         Err(InsertUserError::Db(err)) => Err(err.into()),
     }
+}
+
+/// Writes the account and, when the shop asks for confirmed addresses, the
+/// link and mail that confirm it, in one transaction: no account is left
+/// without its mail, nor a mail without its account.
+async fn create_account(
+    app: &AppState,
+    name: &str,
+    email: &Email,
+    hash: &str,
+) -> Result<i64, InsertUserError> {
+    let pool = &app.db.pool;
+    if !app.config.mail.confirm_addresses {
+        return users::insert(pool, name, email, hash).await;
+    }
+    let mut tx = pool.begin().await?;
+    let id = users::insert_on(&mut tx, name, email, hash).await?;
+    address::mail_a_link(app, &mut tx, id, name, email.as_str()).await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// The register form: empty, or refused (422) with what was typed and why.
@@ -233,6 +258,7 @@ async fn login(
                 id: user.id,
                 name: user.name.clone(),
                 is_admin: user.is_admin(),
+                address_unconfirmed: app.config.mail.confirm_addresses && !user.address_confirmed(),
             };
             log_in(&session, who).await?;
             let welcome = t_args("login-welcome-back", &[("name", user.name.as_str().into())]);

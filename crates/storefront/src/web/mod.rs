@@ -1,6 +1,7 @@
 //! The public HTTP surface: one module per area, each with its `router()`,
 //! merged here under the layers every request passes through.
 
+pub mod address;
 pub mod admin;
 pub mod auth;
 pub mod cart;
@@ -58,6 +59,7 @@ pub fn app(state: AppState, sessions: Store) -> Router {
         .merge(catalog::router())
         .merge(auth::router())
         .merge(password::router())
+        .merge(address::router())
         .merge(sell::router())
         .merge(cart::router())
         .merge(orders::router())

@@ -39,6 +39,12 @@ pub struct SessionUser {
     pub id: i64,
     pub name: String,
     pub is_admin: bool,
+    /// The shop asks for confirmed addresses and this one was not confirmed
+    /// at login: pages offer the link again. Only a hint for the page (a link
+    /// confirmed in another browser leaves it stale); checkout reads the
+    /// database. Sessions from before the field read as confirmed.
+    #[serde(default)]
+    pub address_unconfirmed: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +107,11 @@ impl Page {
 
     pub fn user_id(&self) -> Option<i64> {
         self.user.as_ref().map(|u| u.id)
+    }
+
+    /// The shopper's address waits for confirmation (see `SessionUser`).
+    pub fn address_unconfirmed(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| u.address_unconfirmed)
     }
 
     // What templates write, in the page's language (see `Lang`).

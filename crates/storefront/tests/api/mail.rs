@@ -363,6 +363,255 @@ async fn the_demo_catalogs_seller_gets_no_mail() {
     assert_eq!(app.count("SELECT COUNT(*) FROM outbox").await, 1);
 }
 
+// --- confirming an address -----------------------------------------------------------
+
+/// The shop asks for confirmed addresses, and any new buyer's order could hold
+/// (so only the confirmation decides).
+fn confirming(config: &mut Config) {
+    every_order_holds(config);
+    config.mail.confirm_addresses = true;
+}
+
+/// The confirmation link in the mail to `address`, as a path on the shop.
+async fn confirm_path_for(sink: &MailSink, app: &TestApp, address: &str) -> String {
+    let deadline = std::time::Instant::now() + DELIVERY;
+    let mail = loop {
+        if let Some(mail) = sink.delivered().into_iter().rev().find(|m| m.to == address) {
+            break mail;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mail reached {address}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let link = Regex::new(r"http://\S+/account/confirm\?token=[0-9a-f]{64}")
+        .unwrap()
+        .find(&mail.text)
+        .unwrap_or_else(|| panic!("no confirmation link in the mail:\n{}", mail.text))
+        .as_str()
+        .to_string();
+    link[format!("http://{}", app.addr).len()..].to_string()
+}
+
+async fn stock_of(app: &TestApp, book: i64) -> i64 {
+    app.count(&format!("SELECT stock FROM books WHERE id = {book}"))
+        .await
+}
+
+async fn status_of(app: &TestApp, order: i64) -> String {
+    sqlx::query_scalar("SELECT status FROM orders WHERE id = ?")
+        .bind(order)
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
+}
+
+const UNCONFIRMED_NOTE: &str = "Orders hold their copies once you confirm your e-mail address";
+
+#[tokio::test]
+async fn until_its_address_is_confirmed_an_account_pays_but_its_orders_hold_no_copies() {
+    let Some((sink, app)) = shop_mailing(confirming).await else {
+        return;
+    };
+    let seller = app.shopper("Sofia").await;
+    let book = app.listed_book(&seller, "Held Or Not", "9.00", "5").await;
+
+    let buyer = app.visitor();
+    let email = unique_email("lucas");
+    let registered = buyer.register("Lucas", &email, PASSWORD).await;
+    assert_eq!(registered.status(), StatusCode::SEE_OTHER);
+    let (_, login) = buyer.page("/login").await;
+    assert!(
+        login.contains("We mailed you a link to confirm your address"),
+        "{login}"
+    );
+    let path = confirm_path_for(&sink, &app, &email).await;
+    let mail = sink
+        .delivered()
+        .into_iter()
+        .find(|m| m.to == email)
+        .unwrap();
+    assert_eq!(mail.subject, "Confirm your e-mail address for Bookstore");
+    assert!(mail.text.contains("Hello Lucas,") && mail.text.contains("48 hours"));
+
+    buyer.login_ok(&email, PASSWORD).await;
+    let waiting = buyer.buy_ok(book, "2").await;
+    assert_eq!(status_of(&app, waiting).await, "unreserved");
+    assert_eq!(stock_of(&app, book).await, 5, "nothing held");
+    let (_, page) = buyer.page(&format!("/delivery/{waiting}")).await;
+    assert!(page.contains(UNCONFIRMED_NOTE), "{page}");
+    assert!(page.contains(r#"action="/account/confirm/resend""#));
+
+    let (status, confirm_page) = buyer.page(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(confirm_page.contains(r#"action="/account/confirm""#));
+    let token = path.rsplit('=').next().unwrap();
+    assert!(
+        !confirm_page.contains("is confirmed"),
+        "opening the link confirms nothing"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM users WHERE email_verified_at IS NOT NULL")
+            .await,
+        0
+    );
+    let confirmed = buyer.post("/account/confirm", &[("token", token)]).await;
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&confirmed), "/orders");
+    let (_, orders) = buyer.page("/orders").await;
+    assert!(
+        orders.contains("Your e-mail address is confirmed"),
+        "{orders}"
+    );
+
+    let held = buyer.buy_ok(book, "1").await;
+    assert_eq!(status_of(&app, held).await, "pending_payment");
+    assert_eq!(
+        stock_of(&app, book).await,
+        4,
+        "a confirmed account's order holds"
+    );
+    let (_, page) = buyer.page(&format!("/delivery/{held}")).await;
+    assert!(!page.contains(UNCONFIRMED_NOTE));
+
+    // The unreserved order is still paid for as any: payment takes the copies.
+    let paid = buyer.deliver_and_pay(waiting, "3", "Paypal").await;
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+    assert_eq!(status_of(&app, waiting).await, "paid");
+    assert_eq!(stock_of(&app, book).await, 2);
+
+    let again = app
+        .visitor()
+        .post("/account/confirm", &[("token", token)])
+        .await;
+    assert_eq!(again.status(), StatusCode::GONE, "a link works once");
+    let (status, page) = app.visitor().page(&path).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(page.contains("This link does not work"));
+    let made_up = "0".repeat(64);
+    let unknown = app
+        .visitor()
+        .post("/account/confirm", &[("token", &made_up)])
+        .await;
+    assert_eq!(unknown.status(), StatusCode::GONE);
+}
+
+#[tokio::test]
+async fn the_confirmation_link_is_sent_again_on_request_within_an_hourly_limit() {
+    let Some((sink, app)) = shop_mailing(|config| {
+        confirming(config);
+        config.mail.confirm_mails_per_account_hour = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let ana = app.shopper("Ana").await;
+    let first = confirm_path_for(&sink, &app, &ana.email()).await;
+    let send_again = || ana.post("/account/confirm/resend", &[("next", "/orders")]);
+
+    let sent = send_again().await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&sent), "/orders");
+    assert!(
+        ana.page("/orders")
+            .await
+            .1
+            .contains("A new link to confirm your address")
+    );
+    sink.wait_for(2, DELIVERY).await;
+
+    send_again().await;
+    assert!(
+        ana.page("/orders")
+            .await
+            .1
+            .contains("We have sent you several links")
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.delivered().len(), 2, "the third is refused");
+
+    // Either link confirms; using one spends the other.
+    let second = confirm_path_for(&sink, &app, &ana.email()).await;
+    assert_ne!(first, second);
+    let token = |path: &str| path.rsplit('=').next().unwrap().to_string();
+    let confirmed = ana
+        .post("/account/confirm", &[("token", &token(&first))])
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    let spent = ana
+        .post("/account/confirm", &[("token", &token(&second))])
+        .await;
+    assert_eq!(spent.status(), StatusCode::GONE);
+
+    send_again().await;
+    assert!(ana.page("/orders").await.1.contains("is confirmed already"));
+    let offsite = ana
+        .post(
+            "/account/confirm/resend",
+            &[("next", "https://evil.example/")],
+        )
+        .await;
+    assert_eq!(
+        location(&offsite),
+        "/orders",
+        "back only to a page of the shop"
+    );
+}
+
+/// The statement of migration 0008 that marks accounts confirmed, the same
+/// on both backends.
+fn grandfathering_statement() -> String {
+    let update_in = |sql: &str| {
+        sql.split(';')
+            .map(|statement| {
+                let lines = statement
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("--"));
+                lines.collect::<Vec<_>>().join("\n").trim().to_string()
+            })
+            .find(|statement| statement.starts_with("UPDATE users"))
+            .expect("migration 0008 marks accounts confirmed")
+    };
+    let sqlite = update_in(include_str!(
+        "../../migrations/sqlite/0008_address_verification.sql"
+    ));
+    let mysql = update_in(include_str!(
+        "../../migrations/mysql/0008_address_verification.sql"
+    ));
+    assert_eq!(sqlite, mysql);
+    sqlite
+}
+
+/// Accounts made before addresses were confirmed: those that have paid count
+/// as confirmed, the others are asked (migration 0008).
+#[tokio::test]
+async fn accounts_from_before_confirmation_keep_holding_once_they_have_paid() {
+    let Some((_sink, app)) = shop_mailing(confirming).await else {
+        return;
+    };
+    let seller = app.shopper("Sofia").await;
+    let book = app.listed_book(&seller, "Old Customers", "5.00", "9").await;
+    let regular = app.shopper("Rita").await;
+    let order = regular.buy_ok(book, "1").await;
+    regular.deliver_and_pay(order, "3", "Paypal").await;
+    let newcomer = app.shopper("Nico").await;
+
+    sqlx::query(&grandfathering_statement())
+        .execute(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(&app, regular.buy_ok(book, "1").await).await,
+        "pending_payment"
+    );
+    assert_eq!(
+        status_of(&app, newcomer.buy_ok(book, "1").await).await,
+        "unreserved"
+    );
+}
+
 // --- the outbox: each mail once ------------------------------------------------------
 
 fn letter(n: usize) -> Letter {
