@@ -981,12 +981,12 @@ async fn external_mysql_and_redis_that_require_tls_are_used_over_tls() {
     )
     .await;
     assert_eq!(asked.status(), StatusCode::SEE_OTHER);
-    let mail = smtp.wait_for_mail().await;
+    let mail = smtp.wait_for_mail("/password/reset?token=").await;
     assert!(mail.contains(&format!("To: {email}")), "{mail}");
-    assert!(
-        mail.contains("/password/reset?token="),
-        "the link, over STARTTLS after AUTH"
-    );
+    // With SMTP_URL set, addresses are confirmed by default: registering
+    // mailed a link too.
+    let welcome = smtp.wait_for_mail("/account/confirm?token=").await;
+    assert!(welcome.contains(&format!("To: {email}")), "{welcome}");
 }
 
 /// `tests/smtp_tls_sink.py`: STARTTLS and AUTH required, mail to a Maildir.
@@ -1043,18 +1043,18 @@ impl SecureSmtp {
         format!("smtp://{}@127.0.0.1:{}?tls=required", Self::USER, self.port)
     }
 
-    async fn wait_for_mail(&self) -> String {
+    /// The first mail delivered that contains `needle`.
+    async fn wait_for_mail(&self, needle: &str) -> String {
         let new = self.maildir.join("new");
         let mut found = None;
         wait_until(
             Duration::from_secs(30),
             "a mail through STARTTLS and AUTH",
             async || {
-                let file = std::fs::read_dir(&new)
-                    .ok()
-                    .and_then(|mut d| d.next())
-                    .and_then(|e| e.ok());
-                found = file.and_then(|f| std::fs::read_to_string(f.path()).ok());
+                let mails = std::fs::read_dir(&new).into_iter().flatten().flatten();
+                found = mails
+                    .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+                    .find(|mail| mail.contains(needle));
                 found.is_some()
             },
         )
@@ -1075,4 +1075,136 @@ async fn wait_for_pool(url: &str) -> sqlx::AnyPool {
             Err(err) => panic!("MariaDB never answered over TLS: {err}"),
         }
     }
+}
+
+/// A storefront process on the SQLite file `db`, mailing through `smtp_url`,
+/// its sender holding rows for `MAIL_LEASE_SECS=4`.
+fn storefront_mailing(db: &Path, smtp_url: &str, listen: SocketAddr, log: &Path) -> Replica {
+    Replica(
+        Command::new(env!("CARGO_BIN_EXE_storefront"))
+            .env_clear()
+            .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("SEED_DEMO", "false")
+            .env("SMTP_URL", smtp_url)
+            .env("ADDRESS_VERIFICATION", "off")
+            .env("MAIL_POLL_MS", "100")
+            .env("MAIL_LEASE_SECS", "4")
+            .env("LISTEN_ADDR", listen.to_string())
+            .env("METRICS_ADDR", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("the storefront binary starts"),
+    )
+}
+
+/// Who holds the outbox's one row, until when, and its state and tries.
+async fn the_outbox_row(pool: &sqlx::AnyPool) -> Option<(Option<String>, i64, String, i64)> {
+    sqlx::query_as("SELECT lease_owner, lease_until_ms, state, attempts FROM outbox")
+        .fetch_optional(pool)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// A replica killed (SIGKILL) after a mail was committed and while its
+/// sender held it, before the server had it: another replica sends it once
+/// the dead one's lease is over, and only once.
+#[tokio::test]
+async fn mail_held_by_a_killed_replica_is_sent_once_by_the_next() {
+    let Some(sink) = common::mail_sink::MailSink::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shop.db");
+    // A mail server that accepts connections and never answers: the first
+    // replica's sender waits in it, holding the row, when it is killed.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("smtp://{}", silent.local_addr().unwrap());
+    let held_open = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            connections.push(connection);
+        }
+    });
+
+    let first = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut doomed = storefront_mailing(&db, &silent_url, first, &dir.path().join("first.log"));
+    let base = format!("http://{first}");
+    wait_until(Duration::from_secs(30), "the first replica", async || {
+        answers_ok(&client(), format!("{base}/readyz")).await
+    })
+    .await;
+    let email = format!("killed-{}@example.com", uuid::Uuid::new_v4().simple());
+    let visitor = client();
+    let register = [
+        ("name", "Kim"),
+        ("email", &email),
+        ("password", "long enough pw"),
+    ];
+    submit(&visitor, format!("{base}/register"), &register).await;
+    let asked = submit(
+        &visitor,
+        format!("{base}/password/forgot"),
+        &[("email", &email)],
+    )
+    .await;
+    assert_eq!(
+        asked.status(),
+        StatusCode::SEE_OTHER,
+        "the mail is committed"
+    );
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "the first sender to take the mail",
+        async || matches!(the_outbox_row(&pool).await, Some((Some(_), _, _, _))),
+    )
+    .await;
+    doomed.0.kill().unwrap();
+    doomed.0.wait().unwrap();
+    let (owner, lease_until_ms, state, attempts) = the_outbox_row(&pool).await.unwrap();
+    assert_eq!(
+        (state.as_str(), attempts),
+        ("pending", 0),
+        "killed mid-delivery: {owner:?} held it, nothing recorded"
+    );
+    assert!(sink.delivered().is_empty());
+
+    let second = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let log = dir.path().join("second.log");
+    let _next = storefront_mailing(&db, &sink.smtp_url(), second, &log);
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    assert!(
+        now_ms() < lease_until_ms - 1000,
+        "the lease is still running"
+    );
+    while now_ms() < lease_until_ms - 200 {
+        assert!(
+            sink.delivered().is_empty(),
+            "nothing is sent while the dead replica's lease runs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivered = sink.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(delivered[0].to, email);
+    assert!(delivered[0].text.contains("/password/reset?token="));
+    wait_until(
+        Duration::from_secs(10),
+        "the row marked sent",
+        async || matches!(the_outbox_row(&pool).await, Some((_, _, state, _)) if state == "sent"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sink.delivered().len(), 1, "sent once");
+    held_open.abort();
 }

@@ -67,6 +67,9 @@ pub struct MailSettings {
     pub poll: Duration,
     /// Does this replica send the outbox's mail (every replica may; rows are leased).
     pub sender: bool,
+    /// How long a sender holds the rows it took; one that dies holding them
+    /// loses them when it ends. A delivery's SMTP timeout is at most half of it.
+    pub lease: Duration,
     /// How long a password-reset link works.
     pub reset_link_ttl: Duration,
     /// Reset mails per account per hour; past it, a request sends nothing (and says the same).
@@ -93,6 +96,7 @@ impl Default for MailSettings {
             retry_base: Duration::from_secs(5),
             poll: Duration::from_secs(1),
             sender: true,
+            lease: Duration::from_secs(60),
             reset_link_ttl: Duration::from_secs(30 * 60),
             resets_per_account_hour: 3,
             resets_per_address_hour: 20,
@@ -129,6 +133,7 @@ impl MailSettings {
                 parse_var("MAIL_POLL_MS", d.poll.as_millis() as u64)?.max(50),
             ),
             sender: parse_var("MAIL_SENDER", d.sender)?,
+            lease: Duration::from_secs(parse_var("MAIL_LEASE_SECS", d.lease.as_secs())?.max(2)),
             reset_link_ttl: Duration::from_secs(parse_var(
                 "PASSWORD_RESET_TTL_SECS",
                 d.reset_link_ttl.as_secs(),

@@ -103,7 +103,7 @@ impl Mailer {
             settings: settings.clone(),
             metrics,
             wake: self.wake.clone(),
-            lease: sender::LEASE,
+            lease: settings.lease,
         };
         Ok(tokio::spawn(sender.run_forever()))
     }

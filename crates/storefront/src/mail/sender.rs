@@ -15,9 +15,6 @@ use super::transport::{SendError, Transport};
 use crate::app::config::MailSettings;
 use crate::metrics::Metrics;
 
-/// Longer than a delivery may take (`transport::SMTP_TIMEOUT`): a row
-/// is only taken from a sender that has stopped trying.
-pub const LEASE: Duration = Duration::from_secs(60);
 /// Rows one pass takes; the rest wait for the next pass (or another replica).
 const BATCH: i64 = 20;
 /// The longest wait between two tries of one mail.
@@ -34,6 +31,9 @@ pub struct Sender {
     pub settings: MailSettings,
     pub metrics: Arc<Metrics>,
     pub wake: Arc<Notify>,
+    /// MAIL_LEASE_SECS: longer than a delivery may take (the transport's
+    /// timeout is at most half of it), so a row is only taken from a sender
+    /// that has stopped trying.
     pub lease: Duration,
 }
 

@@ -11,9 +11,14 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use super::outbox::Outgoing;
 use crate::app::config::MailSettings;
 
-/// Longer than a healthy server takes, shorter than a sender's lease, so a
-/// delivery is over (done or failed) before another sender may take its row.
+/// Longer than a healthy server takes. A delivery's timeout is also at most
+/// half a sender's lease, so it is over (done or failed) before another
+/// sender may take its row.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn smtp_timeout(settings: &MailSettings) -> Duration {
+    SMTP_TIMEOUT.min(settings.lease / 2)
+}
 
 pub enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
@@ -39,7 +44,7 @@ impl Transport {
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .with_context(|| format!("SMTP_URL `{}` is not valid", without_password(url)))?
-            .timeout(Some(SMTP_TIMEOUT));
+            .timeout(Some(smtp_timeout(settings)));
         if let Some(password) = &settings.smtp_password {
             let user = url::Url::parse(url)
                 .map(|u| u.username().to_string())
