@@ -51,6 +51,7 @@ Configuration (environment variables; secrets also accept NAME_FILE, a file to r
   MAIL_SENDER, MAIL_POLL_MS  this replica sends the outbox's mail, looking every N ms (default true, 1000)
   MAIL_LEASE_SECS   how long a sender holds the mail it took; a dead replica's mail waits this
                     long for another (default 60; the SMTP timeout is at most half of it)
+  MAIL_KEEP_SENT_DAYS  delivered mail kept in the outbox, then pruned (default 30)
   MAIL_MAX_ATTEMPTS, MAIL_RETRY_BASE_MS  tries before a mail is dead; the first retry's delay,
                     doubling after (default 8, 5000)
   PASSWORD_RESET_TTL_SECS  how long a reset link works, once (default 1800)

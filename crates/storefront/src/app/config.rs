@@ -70,6 +70,8 @@ pub struct MailSettings {
     /// How long a sender holds the rows it took; one that dies holding them
     /// loses them when it ends. A delivery's SMTP timeout is at most half of it.
     pub lease: Duration,
+    /// How long delivered mail stays in the outbox (MAIL_KEEP_SENT_DAYS).
+    pub keep_sent: Duration,
     /// How long a password-reset link works.
     pub reset_link_ttl: Duration,
     /// Reset mails per account per hour; past it, a request sends nothing (and says the same).
@@ -97,6 +99,7 @@ impl Default for MailSettings {
             poll: Duration::from_secs(1),
             sender: true,
             lease: Duration::from_secs(60),
+            keep_sent: Duration::from_secs(30 * 24 * 3600),
             reset_link_ttl: Duration::from_secs(30 * 60),
             resets_per_account_hour: 3,
             resets_per_address_hour: 20,
@@ -134,6 +137,9 @@ impl MailSettings {
             ),
             sender: parse_var("MAIL_SENDER", d.sender)?,
             lease: Duration::from_secs(parse_var("MAIL_LEASE_SECS", d.lease.as_secs())?.max(2)),
+            keep_sent: Duration::from_secs(
+                parse_var("MAIL_KEEP_SENT_DAYS", d.keep_sent.as_secs() / 86_400)? * 86_400,
+            ),
             reset_link_ttl: Duration::from_secs(parse_var(
                 "PASSWORD_RESET_TTL_SECS",
                 d.reset_link_ttl.as_secs(),

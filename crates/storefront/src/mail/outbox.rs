@@ -195,6 +195,17 @@ pub async fn mark_failed(
     Ok(())
 }
 
+/// Deletes mail delivered more than `keep` ago (dead and pending rows stay);
+/// returns how many went.
+pub async fn prune_sent(pool: &AnyPool, keep: Duration) -> sqlx::Result<u64> {
+    let result = sqlx::query("DELETE FROM outbox WHERE state = ? AND sent_at < ?")
+        .bind(SENT)
+        .bind(now_epoch() - keep.as_secs() as i64)
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected())
+}
+
 /// Rows not yet delivered and rows given up, for the metrics.
 pub async fn counts(pool: &AnyPool) -> sqlx::Result<(i64, i64)> {
     let count = |state: &'static str| {

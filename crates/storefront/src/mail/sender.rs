@@ -14,6 +14,7 @@ use super::outbox::{self, Next, Outgoing};
 use super::transport::{SendError, Transport};
 use crate::app::config::MailSettings;
 use crate::metrics::Metrics;
+use crate::store::link_tokens;
 
 /// Rows one pass takes; the rest wait for the next pass (or another replica).
 const BATCH: i64 = 20;
@@ -21,6 +22,8 @@ const BATCH: i64 = 20;
 const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
 /// How often the outbox's counts are refreshed for the metrics.
 const COUNT_EVERY: Duration = Duration::from_secs(15);
+/// How often old delivered mail and expired links are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 pub struct Sender {
     pub pool: AnyPool,
@@ -42,11 +45,16 @@ impl Sender {
     /// just written on this replica), else every MAIL_POLL_MS.
     pub async fn run_forever(self) {
         let mut counted_at: Option<tokio::time::Instant> = None;
+        let mut pruned_at: Option<tokio::time::Instant> = None;
         loop {
             // Counted first, so the figures exist from the replica's first moments.
             if counted_at.is_none_or(|at| at.elapsed() >= COUNT_EVERY) {
                 self.count().await;
                 counted_at = Some(tokio::time::Instant::now());
+            }
+            if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                self.prune().await;
+                pruned_at = Some(tokio::time::Instant::now());
             }
             let delivered = match self.pass().await {
                 Ok(n) => n,
@@ -112,6 +120,21 @@ impl Sender {
         }
         let delay = backoff(self.settings.retry_base, tries);
         Next::RetryAt(outbox::now_ms() + delay.as_millis() as i64)
+    }
+
+    /// Every replica prunes (the deletes are idempotent); a failure waits for the next hour.
+    pub async fn prune(&self) {
+        let mail = outbox::prune_sent(&self.pool, self.settings.keep_sent).await;
+        let links = link_tokens::prune_expired(&self.pool).await;
+        match (mail, links) {
+            (Ok(mail), Ok(links)) if mail + links > 0 => {
+                tracing::info!(mail, links, "mail: pruned delivered mail and expired links");
+            }
+            (Ok(_), Ok(_)) => {}
+            (Err(err), _) | (_, Err(err)) => {
+                tracing::warn!(error = %err, "mail: could not prune the outbox or old links");
+            }
+        }
     }
 
     async fn count(&self) {

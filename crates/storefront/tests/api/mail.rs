@@ -14,6 +14,7 @@ use storefront::mail::Letter;
 use storefront::mail::outbox;
 use storefront::mail::sender::Sender;
 use storefront::mail::transport::Transport;
+use storefront::store::{link_tokens, password_resets};
 
 use crate::common::mail_sink::{Delivered, MailSink};
 use crate::helpers::{
@@ -760,4 +761,89 @@ async fn two_replicas_draining_one_outbox_send_each_mail_once() {
         .count("SELECT COUNT(*) FROM outbox WHERE lease_owner IS NOT NULL")
         .await;
     assert_eq!(owners, 0, "every lease released");
+}
+
+/// Delivered mail goes after MAIL_KEEP_SENT_DAYS and links a day after they
+/// expire; pending and dead mail, and fresh links, stay.
+#[tokio::test]
+async fn old_delivered_mail_and_expired_links_are_pruned() {
+    let Some((sink, app)) = shop_mailing(confirming).await else {
+        return;
+    };
+    let ana = app.shopper("Ana").await;
+    request_reset(&app.visitor(), &ana.email()).await;
+    enqueue(&app, 3).await;
+    sink.wait_for(5, DELIVERY).await;
+    let day = 86_400;
+    // Two mails delivered long ago, one given up; two links long expired.
+    sqlx::query("UPDATE outbox SET sent_at = sent_at - ? WHERE recipient IN (?, ?)")
+        .bind(31 * day)
+        .bind(letter(0).recipient)
+        .bind(letter(1).recipient)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET state = 'dead', sent_at = NULL WHERE recipient = ?")
+        .bind(letter(2).recipient)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    for table in ["password_resets", "address_verifications"] {
+        sqlx::query(&format!("UPDATE {table} SET expires_at = expires_at - ?"))
+            .bind(4 * day)
+            .execute(app.pool())
+            .await
+            .unwrap();
+    }
+    let mut tx = app.pool().begin().await.unwrap();
+    let user: i64 = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    password_resets::create(
+        &mut tx,
+        user,
+        &link_tokens::new_token(),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let sender = Sender {
+        pool: app.pool().clone(),
+        transport: Transport::from_settings(&app.state.config.mail).unwrap(),
+        from: app.state.config.mail.from.parse().unwrap(),
+        owner: "pruner".into(),
+        settings: app.state.config.mail.clone(),
+        metrics: app.state.metrics.clone(),
+        wake: Default::default(),
+        lease: Duration::from_secs(5),
+    };
+    sender.prune().await;
+
+    let left: Vec<(String, String)> =
+        sqlx::query_as("SELECT recipient, state FROM outbox ORDER BY id")
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    let expected = [
+        (ana.email(), "sent".to_string()),
+        (ana.email(), "sent".to_string()),
+        (letter(2).recipient, "dead".to_string()),
+    ];
+    assert_eq!(
+        left, expected,
+        "the welcome and reset mails, recent; the dead one"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM address_verifications")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM password_resets").await,
+        1,
+        "the fresh link stays"
+    );
 }
