@@ -87,10 +87,12 @@ pub async fn enqueue(conn: &mut AnyConnection, letter: &Letter, domain: &str) ->
     Ok(())
 }
 
-/// Takes up to `batch` due rows for `owner` until `lease` from now. Each row
-/// is taken by a conditional UPDATE that only one sender can win, so two
-/// senders never hold the same row; a row whose holder died is due again
-/// once its lease has passed.
+/// Takes up to `batch` due rows for `owner` until `lease` from now, in three
+/// statements whatever the batch: the due ids, one conditional UPDATE over
+/// them that only rows still free pass (so two senders never hold the same
+/// row: the database re-checks the condition on each row it writes), and
+/// the rows this claim won. A row whose holder died is due again once its
+/// lease has passed.
 pub async fn claim(
     pool: &AnyPool,
     owner: &str,
@@ -108,39 +110,33 @@ pub async fn claim(
     .bind(batch)
     .fetch_all(pool)
     .await?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = vec!["?"; due.len()].join(", ");
     let until = now + lease.as_millis() as i64;
-    let mut taken = Vec::with_capacity(due.len());
-    for id in due {
-        let won = sqlx::query(
-            "UPDATE outbox SET lease_owner = ?, lease_until_ms = ? \
-             WHERE id = ? AND state = ? AND lease_until_ms <= ?",
-        )
-        .bind(owner)
-        .bind(until)
-        .bind(id)
-        .bind(PENDING)
-        .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected()
-            == 1;
-        if won {
-            taken.push(id);
-        }
+    let take = format!(
+        "UPDATE outbox SET lease_owner = ?, lease_until_ms = ? \
+         WHERE id IN ({ids}) AND state = ? AND lease_until_ms <= ?"
+    );
+    let mut update = sqlx::query(&take).bind(owner).bind(until);
+    for id in &due {
+        update = update.bind(id);
     }
-    let mut rows = Vec::with_capacity(taken.len());
-    for id in taken {
-        let row: Option<Outgoing> = sqlx::query_as(
-            "SELECT id, message_id, recipient, kind, subject, body_text, body_html, attempts \
-             FROM outbox WHERE id = ? AND lease_owner = ?",
-        )
-        .bind(id)
-        .bind(owner)
-        .fetch_optional(pool)
-        .await?;
-        rows.extend(row);
+    let won = update.bind(PENDING).bind(now).execute(pool).await?;
+    if won.rows_affected() == 0 {
+        return Ok(Vec::new());
     }
-    Ok(rows)
+    // The owner names this process and `until` this claim: the rows won now.
+    let read = format!(
+        "SELECT id, message_id, recipient, kind, subject, body_text, body_html, attempts \
+         FROM outbox WHERE id IN ({ids}) AND lease_owner = ? AND lease_until_ms = ? ORDER BY id"
+    );
+    let mut select = sqlx::query_as(&read);
+    for id in &due {
+        select = select.bind(id);
+    }
+    select.bind(owner).bind(until).fetch_all(pool).await
 }
 
 /// Delivered. False when `owner` no longer held the row (its lease ran out
