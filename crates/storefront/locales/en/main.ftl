@@ -205,6 +205,7 @@ status-pending-payment = Pending payment
 status-unreserved = Pending payment, not reserved
 order-open-until = open until { $when }
 order-unreserved-note = These copies are not held for you: they are yours when you pay, unless someone pays for them first. Shoppers who have never paid may only hold a share of the stock together, and that share is taken; once you have paid for an order, your next orders hold their copies while you pay.
+cart-unconfirmed-note = Your e-mail address is not confirmed yet, so this order will not hold its copies while you pay: someone who pays first may take them. The link is in the mail we sent when you registered.
 order-unconfirmed-note = These copies are not held for you: they are yours when you pay, unless someone pays for them first. Orders hold their copies once you confirm your e-mail address with the link we mailed you.
 order-paid-too-late = Only { $available } of “{ $title }” left: copies went to others while this order waited unreserved. It was not paid and nothing was charged; cancel it and order what is left.
 status-paid = Paid

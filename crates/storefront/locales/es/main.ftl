@@ -214,6 +214,7 @@ status-pending-payment = Pendiente de pago
 status-unreserved = Pendiente de pago, sin reservar
 order-open-until = abierto hasta el { $when }
 order-unreserved-note = Estos ejemplares no están reservados para ti: son tuyos al pagar, salvo que alguien pague antes por ellos. Quienes nunca han pagado solo pueden reservar entre todos una parte de las existencias, y esa parte está ocupada; cuando hayas pagado un pedido, tus pedidos siguientes reservarán sus ejemplares mientras pagas.
+cart-unconfirmed-note = Tu dirección de correo aún no está confirmada, así que este pedido no reservará sus ejemplares mientras pagas: alguien que pague antes puede llevárselos. El enlace está en el correo que te enviamos al registrarte.
 order-unconfirmed-note = Estos ejemplares no están reservados para ti: son tuyos al pagar, salvo que alguien pague antes por ellos. Los pedidos reservan sus ejemplares cuando confirmas tu dirección de correo con el enlace que te enviamos.
 order-paid-too-late = Solo quedan { $available } de «{ $title }»: los ejemplares fueron para otros mientras este pedido esperaba sin reservar. No se ha pagado ni se ha cobrado nada; cancélalo y pide lo que queda.
 status-paid = Pagado

@@ -437,6 +437,9 @@ async fn until_its_address_is_confirmed_an_account_pays_but_its_orders_hold_no_c
     assert!(mail.text.contains("Hello Lucas,") && mail.text.contains("48 hours"));
 
     buyer.login_ok(&email, PASSWORD).await;
+    buyer.add_to_cart(book, "1").await;
+    let (_, cart) = buyer.page("/cart").await;
+    assert!(cart.contains(r#"id="unconfirmed""#), "the cart says so before checkout");
     let waiting = buyer.buy_ok(book, "2").await;
     assert_eq!(status_of(&app, waiting).await, "unreserved");
     assert_eq!(stock_of(&app, book).await, 5, "nothing held");
@@ -465,6 +468,8 @@ async fn until_its_address_is_confirmed_an_account_pays_but_its_orders_hold_no_c
         orders.contains("Your e-mail address is confirmed"),
         "{orders}"
     );
+    let (_, cart) = buyer.page("/cart").await;
+    assert!(!cart.contains(r#"id="unconfirmed""#), "{cart}");
 
     let held = buyer.buy_ok(book, "1").await;
     assert_eq!(status_of(&app, held).await, "pending_payment");
