@@ -204,8 +204,8 @@ method-bank-transfer = Bank Transfer
 status-pending-payment = Pending payment
 status-unreserved = Pending payment, not reserved
 order-open-until = open until { $when }
-order-unreserved-note = These copies are not held for you: they are yours when you pay, unless someone pays for them first. Shoppers who have never paid may only hold a share of the stock together, and that share is taken; once you have paid for an order, your next orders hold their copies while you pay.
-cart-unconfirmed-note = Your e-mail address is not confirmed yet, so this order will not hold its copies while you pay: someone who pays first may take them. The link is in the mail we sent when you registered.
+order-unreserved-note = These copies are not held for you: they are yours when you pay, unless someone pays for them first. An order waits like this when it was placed before its shopper’s address was confirmed, or when shoppers who have never paid already hold their whole share of the stock; once you have paid for an order, your next orders hold their copies while you pay.
+cart-unconfirmed-note = Your e-mail address is not confirmed yet, so this order will not hold its copies while you pay: someone who pays first may take them. Confirm it with the link we mail you.
 order-unconfirmed-note = These copies are not held for you: they are yours when you pay, unless someone pays for them first. Orders hold their copies once you confirm your e-mail address with the link we mailed you.
 order-paid-too-late = Only { $available } of “{ $title }” left: copies went to others while this order waited unreserved. It was not paid and nothing was charged; cancel it and order what is left.
 status-paid = Paid
@@ -329,14 +329,17 @@ mail-sale-closing = Thank you for selling on Bookstore.
 confirm-title = Confirm your e-mail address
 confirm-lead = Confirm that this address is yours, and your orders will hold their copies while you pay.
 confirm-submit = Confirm my address
-confirm-unusable = This link does not work: it was used already, it has expired, or it was copied incompletely. Log in and ask for a new one from your order's page.
-confirm-done = Your e-mail address is confirmed. Your orders now hold their copies while you pay.
-confirm-send-again = Send me the link again
+confirm-unusable = This link does not work: it was used already, it has expired, or it was copied incompletely. Log in and ask for a new one from your cart, or from an order that waits unreserved.
+confirm-done = Your e-mail address is confirmed. From now on, your new orders hold their copies while you pay.
+confirm-send-again = Send me a confirmation link
 confirm-sent = A new link to confirm your address is on its way.
 confirm-already = Your e-mail address is confirmed already.
 confirm-limited = We have sent you several links in the last hour: please use the newest one, or try again later.
 mail-confirm-subject = Confirm your e-mail address for Bookstore
 mail-confirm-intro = Welcome to Bookstore! Please confirm that this address is yours.
 mail-confirm-action = Confirm your address:
-mail-confirm-expiry = The link works once, for { $hours } hours.
+mail-confirm-expiry = The link works once, for { $hours ->
+    [one] one hour
+   *[other] { $hours } hours
+}.
 mail-confirm-not-you = If you did not make an account on Bookstore, ignore this mail: nothing happens without the link.

@@ -213,8 +213,8 @@ method-bank-transfer = Transferencia bancaria
 status-pending-payment = Pendiente de pago
 status-unreserved = Pendiente de pago, sin reservar
 order-open-until = abierto hasta el { $when }
-order-unreserved-note = Estos ejemplares no están reservados para ti: son tuyos al pagar, salvo que alguien pague antes por ellos. Quienes nunca han pagado solo pueden reservar entre todos una parte de las existencias, y esa parte está ocupada; cuando hayas pagado un pedido, tus pedidos siguientes reservarán sus ejemplares mientras pagas.
-cart-unconfirmed-note = Tu dirección de correo aún no está confirmada, así que este pedido no reservará sus ejemplares mientras pagas: alguien que pague antes puede llevárselos. El enlace está en el correo que te enviamos al registrarte.
+order-unreserved-note = Estos ejemplares no están reservados para ti: son tuyos al pagar, salvo que alguien pague antes por ellos. Un pedido espera así cuando se hizo antes de confirmar la dirección de quien compra, o cuando quienes nunca han pagado ya reservan toda su parte de las existencias; cuando hayas pagado un pedido, tus pedidos siguientes reservarán sus ejemplares mientras pagas.
+cart-unconfirmed-note = Tu dirección de correo aún no está confirmada, así que este pedido no reservará sus ejemplares mientras pagas: alguien que pague antes puede llevárselos. Confírmala con el enlace que te enviamos.
 order-unconfirmed-note = Estos ejemplares no están reservados para ti: son tuyos al pagar, salvo que alguien pague antes por ellos. Los pedidos reservan sus ejemplares cuando confirmas tu dirección de correo con el enlace que te enviamos.
 order-paid-too-late = Solo quedan { $available } de «{ $title }»: los ejemplares fueron para otros mientras este pedido esperaba sin reservar. No se ha pagado ni se ha cobrado nada; cancélalo y pide lo que queda.
 status-paid = Pagado
@@ -341,14 +341,17 @@ mail-sale-closing = Gracias por vender en Bookstore.
 confirm-title = Confirma tu dirección de correo
 confirm-lead = Confirma que esta dirección es tuya y tus pedidos reservarán sus ejemplares mientras pagas.
 confirm-submit = Confirmar mi dirección
-confirm-unusable = Este enlace no funciona: ya se usó, ha caducado o se copió incompleto. Inicia sesión y pide uno nuevo desde la página de tu pedido.
-confirm-done = Tu dirección de correo está confirmada. Ahora tus pedidos reservan sus ejemplares mientras pagas.
-confirm-send-again = Envíame el enlace de nuevo
+confirm-unusable = Este enlace no funciona: ya se usó, ha caducado o se copió incompleto. Inicia sesión y pide uno nuevo desde tu carrito o desde un pedido que espera sin reserva.
+confirm-done = Tu dirección de correo está confirmada. A partir de ahora, tus pedidos nuevos reservan sus ejemplares mientras pagas.
+confirm-send-again = Envíame un enlace de confirmación
 confirm-sent = Un enlace nuevo para confirmar tu dirección va en camino.
 confirm-already = Tu dirección de correo ya está confirmada.
 confirm-limited = Te hemos enviado varios enlaces en la última hora: usa el más reciente o vuelve a intentarlo más tarde.
 mail-confirm-subject = Confirma tu dirección de correo en Bookstore
 mail-confirm-intro = ¡Te damos la bienvenida a Bookstore! Confirma que esta dirección es tuya.
 mail-confirm-action = Confirma tu dirección:
-mail-confirm-expiry = El enlace funciona una vez, durante { $hours } horas.
+mail-confirm-expiry = El enlace funciona una vez, durante { $hours ->
+    [one] una hora
+   *[other] { $hours } horas
+}.
 mail-confirm-not-you = Si no creaste una cuenta en Bookstore, ignora este correo: sin el enlace no ocurre nada.

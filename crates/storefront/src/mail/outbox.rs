@@ -117,13 +117,18 @@ pub async fn claim(
     let until = now + lease.as_millis() as i64;
     let take = format!(
         "UPDATE outbox SET lease_owner = ?, lease_until_ms = ? \
-         WHERE id IN ({ids}) AND state = ? AND lease_until_ms <= ?"
+         WHERE id IN ({ids}) AND state = ? AND next_attempt_ms <= ? AND lease_until_ms <= ?"
     );
     let mut update = sqlx::query(&take).bind(owner).bind(until);
     for id in &due {
         update = update.bind(id);
     }
-    let won = update.bind(PENDING).bind(now).execute(pool).await?;
+    let won = update
+        .bind(PENDING)
+        .bind(now)
+        .bind(now)
+        .execute(pool)
+        .await?;
     if won.rows_affected() == 0 {
         return Ok(Vec::new());
     }
@@ -137,6 +142,21 @@ pub async fn claim(
         select = select.bind(id);
     }
     select.bind(owner).bind(until).fetch_all(pool).await
+}
+
+/// Extends `owner`'s lease on a row to `lease` from now, as its delivery
+/// starts. False when `owner` no longer holds it (the row is then left alone).
+pub async fn renew(pool: &AnyPool, id: i64, owner: &str, lease: Duration) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE outbox SET lease_until_ms = ? WHERE id = ? AND lease_owner = ? AND state = ?",
+    )
+    .bind(now_ms() + lease.as_millis() as i64)
+    .bind(id)
+    .bind(owner)
+    .bind(PENDING)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }
 
 /// Delivered. False when `owner` no longer held the row (its lease ran out

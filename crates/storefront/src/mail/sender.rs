@@ -76,6 +76,13 @@ impl Sender {
     pub async fn pass(&self) -> sqlx::Result<usize> {
         let taken = outbox::claim(&self.pool, &self.owner, self.lease, BATCH).await?;
         for mail in &taken {
+            // A batch's later mail starts long after the claim: each delivery
+            // starts with a full lease, and is bounded to half of it.
+            if !outbox::renew(&self.pool, mail.id, &self.owner, self.lease).await? {
+                tracing::warn!(message_id = %mail.message_id,
+                    "mail: this sender's lease ran out before the delivery started; left to the sender that holds it");
+                continue;
+            }
             self.deliver(mail).await?;
         }
         Ok(taken.len())

@@ -1,6 +1,7 @@
 //! How a mail leaves the shop: over SMTP (lettre), or, with no SMTP_URL, into
 //! this process's log, so `cargo run` needs no mail server.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,9 +12,9 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use super::outbox::Outgoing;
 use crate::app::config::MailSettings;
 
-/// Longer than a healthy server takes. A delivery's timeout is also at most
-/// half a sender's lease, so it is over (done or failed) before another
-/// sender may take its row.
+/// Longer than a healthy server takes for one delivery. It is also at most
+/// half a sender's lease, which is renewed as each delivery starts, so a
+/// delivery is over (done or failed) before another sender may take its row.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn smtp_timeout(settings: &MailSettings) -> Duration {
@@ -21,8 +22,18 @@ fn smtp_timeout(settings: &MailSettings) -> Duration {
 }
 
 pub enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Box<Smtp>),
     Log,
+}
+
+/// lettre's pooled SMTP client, and what it takes to make a fresh one.
+/// lettre's own timeout bounds only the TCP connect, so each delivery is
+/// bounded here; a delivery cut short leaves its pooled connection waiting
+/// for a reply (lettre would hand it out again), so the pool is replaced.
+pub struct Smtp {
+    client: Mutex<Arc<AsyncSmtpTransport<Tokio1Executor>>>,
+    settings: MailSettings,
+    timeout: Duration,
 }
 
 /// Why a delivery failed, and whether trying again can help.
@@ -39,23 +50,14 @@ pub enum SendError {
 
 impl Transport {
     pub fn from_settings(settings: &MailSettings) -> anyhow::Result<Transport> {
-        let Some(url) = &settings.smtp_url else {
+        if settings.smtp_url.is_none() {
             return Ok(Transport::Log);
-        };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .with_context(|| format!("SMTP_URL `{}` is not valid", without_password(url)))?
-            .timeout(Some(smtp_timeout(settings)));
-        if let Some(password) = &settings.smtp_password {
-            let user = url::Url::parse(url)
-                .map(|u| u.username().to_string())
-                .unwrap_or_default();
-            anyhow::ensure!(
-                !user.is_empty(),
-                "SMTP_PASSWORD is set but SMTP_URL names no user (smtp://user@host:587)"
-            );
-            builder = builder.credentials(Credentials::new(user, password.clone()));
         }
-        Ok(Transport::Smtp(builder.build()))
+        Ok(Transport::Smtp(Box::new(Smtp {
+            client: Mutex::new(Arc::new(smtp_client(settings)?)),
+            settings: settings.clone(),
+            timeout: smtp_timeout(settings),
+        })))
     }
 
     /// Where mail goes, for the start-up log line (never the password).
@@ -81,12 +83,53 @@ impl Transport {
                 );
                 Ok(())
             }
-            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|err| match err
-                .is_permanent()
-            {
-                true => SendError::Permanent(err.to_string()),
-                false => SendError::Transient(err.to_string()),
-            }),
+            Transport::Smtp(smtp) => smtp.send(message).await,
+        }
+    }
+}
+
+/// The pooled client `SMTP_URL` and `SMTP_PASSWORD` describe.
+fn smtp_client(settings: &MailSettings) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let url = settings.smtp_url.as_deref().unwrap_or_default();
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        .with_context(|| format!("SMTP_URL `{}` is not valid", without_password(url)))?
+        .timeout(Some(smtp_timeout(settings)));
+    if let Some(password) = &settings.smtp_password {
+        let user = url::Url::parse(url)
+            .map(|u| u.username().to_string())
+            .unwrap_or_default();
+        anyhow::ensure!(
+            !user.is_empty(),
+            "SMTP_PASSWORD is set but SMTP_URL names no user (smtp://user@host:587)"
+        );
+        builder = builder.credentials(Credentials::new(user, password.clone()));
+    }
+    Ok(builder.build())
+}
+
+impl Smtp {
+    async fn send(&self, message: Message) -> Result<(), SendError> {
+        let client = self.client.lock().expect("the SMTP client lock").clone();
+        match tokio::time::timeout(self.timeout, client.send(message)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) if err.is_permanent() => Err(SendError::Permanent(err.to_string())),
+            Ok(Err(err)) => Err(SendError::Transient(err.to_string())),
+            Err(_) => {
+                self.replace_client();
+                Err(SendError::Transient(format!(
+                    "the mail server did not finish within {} s",
+                    self.timeout.as_secs_f32()
+                )))
+            }
+        }
+    }
+
+    /// A fresh pool; the old one, with the connection cut short in it, is
+    /// closed by lettre once nothing uses it.
+    fn replace_client(&self) {
+        match smtp_client(&self.settings) {
+            Ok(fresh) => *self.client.lock().expect("the SMTP client lock") = Arc::new(fresh),
+            Err(err) => tracing::error!(error = %err, "mail: could not make a new SMTP client"),
         }
     }
 }

@@ -16,12 +16,11 @@ use sqlx::AnyConnection;
 use tower_sessions::Session;
 
 use super::csrf::AnonymousToken;
-use super::page::{CsrfForm, NoPage, Page, SessionUser, SignedIn, flash, render_as};
+use super::page::{CsrfForm, NoPage, Page, SignedIn, flash, render_as};
 use crate::app::state::AppState;
 use crate::error::{AppError, AppResult};
 use crate::i18n::{self, t};
 use crate::mail::letters;
-use crate::shared::session_store::USER_KEY;
 use crate::store::{address_verifications, link_tokens, users};
 
 pub fn router() -> Router<AppState> {
@@ -96,24 +95,22 @@ async fn confirm(
     };
     app.metrics.address_confirmation("confirmed");
     tracing::info!(user_id, "address confirmed");
-    let signed_in_here = mark_confirmed_in_session(&session, user_id).await?;
     flash(&session, "success", t("confirm-done")).await?;
+    let signed_in_here = page.user_id() == Some(user_id);
     let next = if signed_in_here { "/orders" } else { "/login" };
     Ok(Redirect::to(next).into_response())
 }
 
-/// When this browser is logged in as `user_id`, its pages stop offering the
-/// link. Says whether it was.
-async fn mark_confirmed_in_session(session: &Session, user_id: i64) -> AppResult<bool> {
-    let Some(mut user) = session.get::<SessionUser>(USER_KEY).await? else {
-        return Ok(false);
-    };
-    if user.id != user_id {
-        return Ok(false);
+/// Marks `page` when its shopper's address waits for confirmation, so that
+/// it says so and offers the link. Read from the database each time: a link
+/// used in another browser counts at once.
+pub(super) async fn note_unconfirmed(app: &AppState, page: &mut Page) -> AppResult<()> {
+    if let Some(user_id) = page.user_id()
+        && app.config.mail.confirm_addresses
+    {
+        page.address_unconfirmed = !users::address_confirmed(&app.db.pool, user_id).await?;
     }
-    user.address_unconfirmed = false;
-    session.insert(USER_KEY, user).await?;
-    Ok(true)
+    Ok(())
 }
 
 /// 410 Gone: the link was used, expired, or never existed.
@@ -151,7 +148,6 @@ async fn send_again_if_allowed(me: &SignedIn<NoPage>) -> AppResult<(&'static str
         .await?
         .ok_or(AppError::LoginRequired)?;
     if user.address_confirmed() || !app.config.mail.confirm_addresses {
-        mark_confirmed_in_session(&me.session, user.id).await?;
         app.metrics.address_confirmation("already_confirmed");
         return Ok(("success", "confirm-already"));
     }

@@ -258,7 +258,6 @@ async fn login(
                 id: user.id,
                 name: user.name.clone(),
                 is_admin: user.is_admin(),
-                address_unconfirmed: app.config.mail.confirm_addresses && !user.address_confirmed(),
             };
             log_in(&session, who).await?;
             let welcome = t_args("login-welcome-back", &[("name", user.name.as_str().into())]);

@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
+use super::address;
 use super::catalog::{over_the_most, refuse_quantity};
 use super::csrf::{is_token_of_len, new_token};
 use super::orders::explain_order_error;
@@ -131,8 +132,11 @@ fn parse_shown_prices(raw: &str) -> ShownPrices {
         .collect()
 }
 
-async fn cart_page(me: SignedIn, error: Option<String>) -> AppResult<CartPage> {
+async fn cart_page(mut me: SignedIn, error: Option<String>) -> AppResult<CartPage> {
     let lines = load(&me.session).await?;
+    if !lines.is_empty() {
+        address::note_unconfirmed(&me.app, &mut me.page).await?;
+    }
     let ids: Vec<i64> = lines.iter().map(|l| l.book_id).collect();
     let cards = books::cards_by_ids(&me.app.db.pool, &ids).await?;
     // Books deleted since they were added simply drop out.

@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
+use super::address;
 use super::catalog::{over_the_most, refuse_quantity};
 use super::csrf::is_token_of_len;
 use super::page::{CsrfForm, NoPage, Page, SignedIn, flash, parse_id, render, render_as, shown_as};
@@ -317,11 +318,14 @@ async fn show_delivery(
     )
 }
 
-async fn delivery_page(me: SignedIn, Path(id): Path<String>) -> AppResult<Response> {
+async fn delivery_page(mut me: SignedIn, Path(id): Path<String>) -> AppResult<Response> {
     let order = match open_order(&me, &id).await? {
         Ok(order) => order,
         Err(settled) => return Ok(settled),
     };
+    if order.is_unreserved() {
+        address::note_unconfirmed(&me.app, &mut me.page).await?;
+    }
     show_delivery(&me.app, me.page, order, None).await
 }
 
@@ -378,11 +382,14 @@ fn show_payment(
     )
 }
 
-async fn payment_page(me: SignedIn, Path(id): Path<String>) -> AppResult<Response> {
+async fn payment_page(mut me: SignedIn, Path(id): Path<String>) -> AppResult<Response> {
     let order = match open_order(&me, &id).await? {
         Ok(order) => order,
         Err(settled) => return Ok(settled),
     };
+    if order.is_unreserved() {
+        address::note_unconfirmed(&me.app, &mut me.page).await?;
+    }
     let Some(provider) = provider_of(&me.app, &order).await? else {
         flash(&me.session, "info", t("delivery-first")).await?;
         return Ok(Redirect::to(&format!("/delivery/{}", order.id)).into_response());
@@ -465,9 +472,12 @@ struct OrderPage {
     provider: Option<Provider>,
 }
 
-async fn detail(me: SignedIn, Path(id): Path<String>) -> AppResult<Response> {
+async fn detail(mut me: SignedIn, Path(id): Path<String>) -> AppResult<Response> {
     let app = &me.app;
     let order = own_order(app, &id, me.user.id).await?;
+    if order.is_unreserved() {
+        address::note_unconfirmed(app, &mut me.page).await?;
+    }
     let lines = orders::lines(&app.db.pool, order.id).await?;
     let provider = provider_of(app, &order).await?;
     render(&OrderPage {

@@ -39,12 +39,6 @@ pub struct SessionUser {
     pub id: i64,
     pub name: String,
     pub is_admin: bool,
-    /// The shop asks for confirmed addresses and this one was not confirmed
-    /// at login: pages offer the link again. Only a hint for the page (a link
-    /// confirmed in another browser leaves it stale); checkout reads the
-    /// database. Sessions from before the field read as confirmed.
-    #[serde(default)]
-    pub address_unconfirmed: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +58,9 @@ pub struct Page {
     pub lang: Lang,
     /// This page's path and query: where the language switch comes back to.
     pub here: String,
+    /// The shopper's address waits for confirmation: the cart and unreserved
+    /// orders say so and offer the link (set by `address::note_unconfirmed`).
+    pub address_unconfirmed: bool,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Page {
@@ -91,6 +88,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .to_string(),
+            address_unconfirmed: false,
         })
     }
 }
@@ -107,11 +105,6 @@ impl Page {
 
     pub fn user_id(&self) -> Option<i64> {
         self.user.as_ref().map(|u| u.id)
-    }
-
-    /// The shopper's address waits for confirmation (see `SessionUser`).
-    pub fn address_unconfirmed(&self) -> bool {
-        self.user.as_ref().is_some_and(|u| u.address_unconfirmed)
     }
 
     // What templates write, in the page's language (see `Lang`).

@@ -439,7 +439,10 @@ async fn until_its_address_is_confirmed_an_account_pays_but_its_orders_hold_no_c
     buyer.login_ok(&email, PASSWORD).await;
     buyer.add_to_cart(book, "1").await;
     let (_, cart) = buyer.page("/cart").await;
-    assert!(cart.contains(r#"id="unconfirmed""#), "the cart says so before checkout");
+    assert!(
+        cart.contains(r#"id="unconfirmed""#),
+        "the cart says so before checkout"
+    );
     let waiting = buyer.buy_ok(book, "2").await;
     assert_eq!(status_of(&app, waiting).await, "unreserved");
     assert_eq!(stock_of(&app, book).await, 5, "nothing held");
@@ -470,6 +473,11 @@ async fn until_its_address_is_confirmed_an_account_pays_but_its_orders_hold_no_c
     );
     let (_, cart) = buyer.page("/cart").await;
     assert!(!cart.contains(r#"id="unconfirmed""#), "{cart}");
+    let (_, page) = buyer.page(&format!("/delivery/{waiting}")).await;
+    assert!(
+        !page.contains(UNCONFIRMED_NOTE) && page.contains("not held for you"),
+        "the order placed before stays unreserved, and no longer asks for the link"
+    );
 
     let held = buyer.buy_ok(book, "1").await;
     assert_eq!(status_of(&app, held).await, "pending_payment");
@@ -667,6 +675,55 @@ async fn each_delivered_once(app: &TestApp, sink: &MailSink, count: usize) {
         .await
         .unwrap();
     assert_eq!(ids, stored.into_iter().collect::<HashSet<_>>());
+}
+
+/// A mail server that accepts connections and then says nothing (lettre's
+/// own timeout covers only the connect): each delivery gives up within half
+/// the lease and is tried again; once a real server answers on that port,
+/// the mail goes once.
+#[tokio::test]
+async fn a_mail_server_that_never_answers_costs_retries_not_a_stuck_sender() {
+    let Some(mut sink) = MailSink::stopped() else {
+        return;
+    };
+    let silent = tokio::net::TcpListener::bind(("127.0.0.1", sink.port))
+        .await
+        .unwrap();
+    let silent_server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    let send = sending_to(&sink);
+    let app = spawn_app_with(|config| {
+        send(config);
+        config.mail.lease = Duration::from_secs(2);
+    })
+    .await;
+    enqueue(&app, 1).await;
+    let deadline = std::time::Instant::now() + DELIVERY;
+    while app
+        .count("SELECT COUNT(*) FROM outbox WHERE attempts >= 2 AND state = 'pending'")
+        .await
+        < 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "each silent delivery ends within half the lease, and is tried again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let error: String = sqlx::query_scalar("SELECT last_error FROM outbox")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert!(error.contains("did not finish within 1 s"), "{error}");
+
+    silent_server.abort();
+    let _ = silent_server.await;
+    sink.up().await;
+    each_delivered_once(&app, &sink, 1).await;
 }
 
 #[tokio::test]
