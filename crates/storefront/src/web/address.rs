@@ -21,7 +21,8 @@ use crate::app::state::AppState;
 use crate::error::{AppError, AppResult};
 use crate::i18n::{self, t};
 use crate::mail::letters;
-use crate::store::{address_verifications, link_tokens, users};
+use crate::store::link_tokens::{self, LinkKind};
+use crate::store::{address_verifications, users};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -43,7 +44,14 @@ pub(super) async fn mail_a_link(
     let link = format!("{}/account/confirm?token={token}", app.mailer.link_origin());
     let hours = settings.confirm_link_ttl.as_secs().div_ceil(3600);
     let letter = letters::confirm_address(email, name, &link, hours);
-    address_verifications::create(conn, user_id, &token, settings.confirm_link_ttl).await?;
+    link_tokens::create(
+        conn,
+        LinkKind::AddressConfirmation,
+        user_id,
+        &token,
+        settings.confirm_link_ttl,
+    )
+    .await?;
     app.mailer.enqueue(conn, &letter).await?;
     Ok(())
 }
@@ -68,7 +76,7 @@ async fn confirm_page(
     anonymous: AnonymousToken,
     Query(query): Query<TokenForm>,
 ) -> AppResult<Response> {
-    if !address_verifications::is_usable(&app.db.pool, &query.token).await? {
+    if !link_tokens::is_usable(&app.db.pool, LinkKind::AddressConfirmation, &query.token).await? {
         return show_unusable(page, &anonymous);
     }
     let page = page.with_csrf(&anonymous);
@@ -152,7 +160,8 @@ async fn send_again_if_allowed(me: &SignedIn<NoPage>) -> AppResult<(&'static str
         return Ok(("success", "confirm-already"));
     }
     let limit = app.config.mail.confirm_mails_per_account_hour;
-    if address_verifications::made_in_last_hour(pool, user.id).await? >= limit {
+    if link_tokens::made_in_last_hour(pool, LinkKind::AddressConfirmation, user.id).await? >= limit
+    {
         app.metrics.address_confirmation("limited");
         return Ok(("error", "confirm-limited"));
     }

@@ -22,6 +22,7 @@ use crate::edge::client_addr::{self, ClientAddr};
 use crate::error::AppResult;
 use crate::i18n::t;
 use crate::mail::letters;
+use crate::store::link_tokens::{self, LinkKind};
 use crate::store::{password_resets, users};
 
 pub fn router() -> Router<AppState> {
@@ -119,16 +120,24 @@ async fn mail_a_link(app: &AppState, email: &Email) -> AppResult<&'static str> {
         return Ok("unknown");
     };
     let settings = &app.config.mail;
-    if password_resets::made_in_last_hour(pool, user.id).await? >= settings.resets_per_account_hour
+    if link_tokens::made_in_last_hour(pool, LinkKind::PasswordReset, user.id).await?
+        >= settings.resets_per_account_hour
     {
         return Ok("account_limited");
     }
-    let token = password_resets::new_token();
+    let token = link_tokens::new_token();
     let link = format!("{}/password/reset?token={token}", app.mailer.link_origin());
     let minutes = settings.reset_link_ttl.as_secs().div_ceil(60);
     let letter = letters::password_reset(&user.email, &user.name, &link, minutes);
     let mut tx = pool.begin().await?;
-    password_resets::create(&mut tx, user.id, &token, settings.reset_link_ttl).await?;
+    link_tokens::create(
+        &mut tx,
+        LinkKind::PasswordReset,
+        user.id,
+        &token,
+        settings.reset_link_ttl,
+    )
+    .await?;
     app.mailer.enqueue(&mut tx, &letter).await?;
     tx.commit().await?;
     app.mailer.wake_sender();
@@ -163,7 +172,7 @@ async fn reset_page(
     anonymous: AnonymousToken,
     Query(query): Query<ResetQuery>,
 ) -> AppResult<Response> {
-    if !password_resets::is_usable(&app.db.pool, &query.token).await? {
+    if !link_tokens::is_usable(&app.db.pool, LinkKind::PasswordReset, &query.token).await? {
         return show_unusable(page, &anonymous);
     }
     show_reset(page, &anonymous, query.token, None, StatusCode::OK)
@@ -177,7 +186,7 @@ async fn reset(
     CsrfForm(form): CsrfForm<ResetForm>,
 ) -> AppResult<Response> {
     // A dead link is told before the password is judged or hashed.
-    if !password_resets::is_usable(&app.db.pool, &form.token).await? {
+    if !link_tokens::is_usable(&app.db.pool, LinkKind::PasswordReset, &form.token).await? {
         return show_unusable(page, &anonymous);
     }
     let mut errors = FieldErrors::default();

@@ -14,7 +14,7 @@ use storefront::mail::Letter;
 use storefront::mail::outbox;
 use storefront::mail::sender::Sender;
 use storefront::mail::transport::Transport;
-use storefront::store::{link_tokens, password_resets};
+use storefront::store::link_tokens::{self, LinkKind};
 
 use crate::common::mail_sink::{Delivered, MailSink};
 use crate::helpers::{
@@ -638,6 +638,20 @@ fn letter(n: usize) -> Letter {
     }
 }
 
+/// A sender of its own on `app`'s outbox and settings, as another replica's.
+fn sender_of(app: &TestApp, owner: &str, lease: Duration) -> Sender {
+    Sender {
+        pool: app.pool().clone(),
+        transport: Transport::from_settings(&app.state.config.mail).unwrap(),
+        from: app.state.config.mail.from.parse().unwrap(),
+        owner: owner.into(),
+        settings: app.state.config.mail.clone(),
+        metrics: app.state.metrics.clone(),
+        wake: Default::default(),
+        lease,
+    }
+}
+
 /// Writes `count` letters to the outbox, committed, as an event would.
 async fn enqueue(app: &TestApp, count: usize) {
     let mut tx = app.pool().begin().await.unwrap();
@@ -784,16 +798,7 @@ async fn mail_held_by_a_sender_that_died_is_delivered_once_by_another() {
         .unwrap();
     assert_eq!(taken.len(), 3, "the doomed sender holds all three");
 
-    let survivor = Sender {
-        pool: app.pool().clone(),
-        transport: Transport::from_settings(&app.state.config.mail).unwrap(),
-        from: app.state.config.mail.from.parse().unwrap(),
-        owner: "survivor".into(),
-        settings: app.state.config.mail.clone(),
-        metrics: app.state.metrics.clone(),
-        wake: Default::default(),
-        lease,
-    };
+    let survivor = sender_of(&app, "survivor", lease);
     assert_eq!(survivor.pass().await.unwrap(), 0, "held mail is not taken");
     tokio::time::sleep(lease + Duration::from_millis(200)).await;
     assert_eq!(
@@ -862,8 +867,9 @@ async fn old_delivered_mail_and_expired_links_are_pruned() {
         .fetch_one(&mut *tx)
         .await
         .unwrap();
-    password_resets::create(
+    link_tokens::create(
         &mut tx,
+        LinkKind::PasswordReset,
         user,
         &link_tokens::new_token(),
         Duration::from_secs(60),
@@ -872,16 +878,7 @@ async fn old_delivered_mail_and_expired_links_are_pruned() {
     .unwrap();
     tx.commit().await.unwrap();
 
-    let sender = Sender {
-        pool: app.pool().clone(),
-        transport: Transport::from_settings(&app.state.config.mail).unwrap(),
-        from: app.state.config.mail.from.parse().unwrap(),
-        owner: "pruner".into(),
-        settings: app.state.config.mail.clone(),
-        metrics: app.state.metrics.clone(),
-        wake: Default::default(),
-        lease: Duration::from_secs(5),
-    };
+    let sender = sender_of(&app, "pruner", Duration::from_secs(5));
     sender.prune().await;
 
     let left: Vec<(String, String)> =
