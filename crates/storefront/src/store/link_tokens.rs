@@ -66,15 +66,27 @@ pub async fn create(
     Ok(())
 }
 
-/// Links of `kind` made for `user_id` in the last hour (the mail-bombing limits).
-pub async fn made_in_last_hour(pool: &AnyPool, kind: LinkKind, user_id: i64) -> sqlx::Result<i64> {
+/// Links of `kind` made for `user_id` in the last hour (the mail-bombing
+/// limits), counted in the caller's transaction after locking the account's
+/// row (a no-op update: MySQL's row lock, SQLite's write lock), so requests
+/// for one account made at once are counted one after the other and cannot
+/// pass the limit together.
+pub async fn made_in_last_hour(
+    tx: &mut AnyConnection,
+    kind: LinkKind,
+    user_id: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query("UPDATE users SET id = id WHERE id = ?")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
     let table = kind.table();
     sqlx::query_scalar(&format!(
         "SELECT COUNT(*) FROM {table} WHERE user_id = ? AND created_at > ?"
     ))
     .bind(user_id)
     .bind(now_epoch() - 3600)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await
 }
 

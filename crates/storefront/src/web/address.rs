@@ -160,12 +160,12 @@ async fn send_again_if_allowed(me: &SignedIn<NoPage>) -> AppResult<(&'static str
         return Ok(("success", "confirm-already"));
     }
     let limit = app.config.mail.confirm_mails_per_account_hour;
-    if link_tokens::made_in_last_hour(pool, LinkKind::AddressConfirmation, user.id).await? >= limit
-    {
+    let mut tx = pool.begin().await?;
+    let made = link_tokens::made_in_last_hour(&mut tx, LinkKind::AddressConfirmation, user.id);
+    if made.await? >= limit {
         app.metrics.address_confirmation("limited");
         return Ok(("error", "confirm-limited"));
     }
-    let mut tx = pool.begin().await?;
     mail_a_link(app, &mut tx, user.id, &user.name, &user.email).await?;
     tx.commit().await?;
     app.mailer.wake_sender();

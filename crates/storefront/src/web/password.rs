@@ -120,16 +120,15 @@ async fn mail_a_link(app: &AppState, email: &Email) -> AppResult<&'static str> {
         return Ok("unknown");
     };
     let settings = &app.config.mail;
-    if link_tokens::made_in_last_hour(pool, LinkKind::PasswordReset, user.id).await?
-        >= settings.resets_per_account_hour
-    {
+    let mut tx = pool.begin().await?;
+    let made = link_tokens::made_in_last_hour(&mut tx, LinkKind::PasswordReset, user.id);
+    if made.await? >= settings.resets_per_account_hour {
         return Ok("account_limited");
     }
     let token = link_tokens::new_token();
     let link = format!("{}/password/reset?token={token}", app.mailer.link_origin());
     let minutes = settings.reset_link_ttl.as_secs().div_ceil(60);
     let letter = letters::password_reset(&user.email, &user.name, &link, minutes);
-    let mut tx = pool.begin().await?;
     link_tokens::create(
         &mut tx,
         LinkKind::PasswordReset,

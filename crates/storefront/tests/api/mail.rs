@@ -574,6 +574,42 @@ async fn the_confirmation_link_is_sent_again_on_request_within_an_hourly_limit()
     );
 }
 
+/// Requests for one account made at once are counted one after the other:
+/// together they cannot pass the hourly limit.
+#[tokio::test]
+async fn links_asked_for_at_once_stay_within_the_hourly_limit() {
+    let Some((sink, app)) = shop_mailing(|config| {
+        confirming(config);
+        config.mail.confirm_mails_per_account_hour = 2;
+        config.mail.resets_per_account_hour = 2;
+        config.mail.resets_per_address_hour = 100;
+    })
+    .await
+    else {
+        return;
+    };
+    let ana = app.shopper("Ana").await;
+    let send_again = (0..6).map(|_| ana.post("/account/confirm/resend", &[("next", "/orders")]));
+    futures::future::join_all(send_again).await;
+    let visitor = app.visitor();
+    let email = ana.email();
+    let resets = (0..6).map(|_| request_reset(&visitor, &email));
+    futures::future::join_all(resets).await;
+
+    sink.wait_for(4, DELIVERY).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails_of_kind = |kind: &str| {
+        format!("SELECT COUNT(*) FROM outbox WHERE recipient = '{email}' AND kind = '{kind}'")
+    };
+    assert_eq!(
+        app.count(&mails_of_kind("confirm_address")).await,
+        2,
+        "registration's and one more"
+    );
+    assert_eq!(app.count(&mails_of_kind("password_reset")).await, 2);
+    assert_eq!(sink.delivered().len(), 4);
+}
+
 /// The statement of migration 0008 that marks accounts confirmed, the same
 /// on both backends.
 fn grandfathering_statement() -> String {
