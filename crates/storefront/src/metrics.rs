@@ -42,6 +42,7 @@ pub struct Metrics {
     logins_throttled: IntCounterVec,
     registrations: IntCounterVec,
     searches: IntCounterVec,
+    listings: IntCounterVec,
     search_index: IntGaugeVec,
     search_index_behind_seconds: Gauge,
     mails: IntCounterVec,
@@ -187,6 +188,12 @@ impl Metrics {
                 "Catalog searches by where they were answered: index, or database (index building, behind or off).",
                 &["source"],
             ),
+            listings: counters(
+                r,
+                "storefront_catalog_listings_total",
+                "Catalog pages without a search by where their order came from: index (the listings kept beside it), or database (index building, behind or off).",
+                &["source"],
+            ),
             search_index: gauges(
                 r,
                 "storefront_search_index",
@@ -243,6 +250,7 @@ impl Metrics {
         }
         for source in ["index", "database"] {
             metrics.searches.with_label_values(&[source]);
+            metrics.listings.with_label_values(&[source]);
         }
         Arc::new(metrics)
     }
@@ -288,8 +296,14 @@ impl Metrics {
             .inc();
     }
 
-    pub fn catalog_search(&self, source: &str) {
-        self.searches.with_label_values(&[source]).inc();
+    /// A catalog page answered by `source`: a listing (no search) or a search.
+    pub fn catalog_page(&self, listing: bool, source: &str) {
+        let counter = if listing {
+            &self.listings
+        } else {
+            &self.searches
+        };
+        counter.with_label_values(&[source]).inc();
     }
 
     pub fn search_index(&self, figures: SearchFigures) {

@@ -1,6 +1,7 @@
 //! The tantivy index itself: its schema, how a book becomes a document, and
-//! how a search becomes a ranked, sorted list of book ids. Synchronous: the
-//! caller runs it on a blocking thread.
+//! how a search becomes a ranked, sorted list of book ids; and beside it the
+//! listings without a search (`browse.rs`), written with it. Synchronous:
+//! the caller runs writes on a blocking thread.
 //!
 //! Held in memory (a replica builds it from the database at start). Only
 //! what is searched or sorted on is kept; cards are read from the database by
@@ -18,8 +19,9 @@ use tantivy::schema::{
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RawTokenizer, SimpleTokenizer, TextAnalyzer, TokenStream,
 };
-use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term, doc};
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, Term, doc};
 
+use super::browse::{BrowseOrders, Listing, PageRequest, SortKeys};
 use crate::db::Backend;
 use crate::store::catalog::Sort;
 use crate::store::changes::IndexedBook;
@@ -62,6 +64,8 @@ pub struct CatalogIndex {
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     fields: Fields,
+    /// Every book in each order a listing without a search offers.
+    orders: BrowseOrders,
 }
 
 impl CatalogIndex {
@@ -79,6 +83,7 @@ impl CatalogIndex {
             reader,
             writer: Mutex::new(writer),
             fields,
+            orders: BrowseOrders::default(),
         })
     }
 
@@ -88,9 +93,10 @@ impl CatalogIndex {
         let writer = self.writer.lock().expect("index writer lock poisoned");
         for id in ids {
             writer.delete_term(Term::from_field_i64(self.fields.id, *id));
+            self.orders.remove(*id);
         }
         for book in books {
-            writer.add_document(self.document(book))?;
+            self.write(&writer, book)?;
         }
         Ok(())
     }
@@ -99,7 +105,7 @@ impl CatalogIndex {
     pub fn add(&self, books: &[IndexedBook]) -> tantivy::Result<()> {
         let writer = self.writer.lock().expect("index writer lock poisoned");
         for book in books {
-            writer.add_document(self.document(book))?;
+            self.write(&writer, book)?;
         }
         Ok(())
     }
@@ -107,6 +113,7 @@ impl CatalogIndex {
     /// Empties the index (before a rebuild).
     pub fn clear(&self) -> tantivy::Result<()> {
         let mut writer = self.writer.lock().expect("index writer lock poisoned");
+        self.orders.clear();
         writer.delete_all_documents()?;
         writer.commit()?;
         drop(writer);
@@ -131,17 +138,34 @@ impl CatalogIndex {
         self.reader.searcher().segment_readers().len()
     }
 
-    fn document(&self, book: &IndexedBook) -> TantivyDocument {
+    /// A page of the listing without a search that `request` asks for.
+    pub fn browse(&self, request: PageRequest) -> Listing {
+        self.orders.page(request)
+    }
+
+    /// What `book` sorts by, as the database orders it.
+    fn sort_keys(&self, book: &IndexedBook) -> SortKeys {
+        SortKeys {
+            title: self.sort_key(&book.title).into(),
+            author: self.sort_key(&book.author).into(),
+            price_cents: book.price_cents,
+        }
+    }
+
+    /// Adds `book` to the index (visible once committed) and to the listings.
+    fn write(&self, writer: &IndexWriter, book: &IndexedBook) -> tantivy::Result<()> {
         let f = self.fields;
-        let title_key = self.sort_key(&book.title);
-        doc!(
+        let keys = self.sort_keys(book);
+        writer.add_document(doc!(
             f.id => book.id,
             f.words => format!("{} {}", book.title, book.author),
-            f.title_key => title_key.clone(),
-            f.title_start => starting_bytes(&title_key),
-            f.author_key => self.sort_key(&book.author),
+            f.title_key => keys.title.to_string(),
+            f.title_start => starting_bytes(&keys.title),
+            f.author_key => keys.author.to_string(),
             f.price => book.price_cents,
-        )
+        ))?;
+        self.orders.put(book.id, keys);
+        Ok(())
     }
 
     /// The books matching every word (each as typed or as the start of a

@@ -17,6 +17,7 @@
 //! from the database: a change shows at once to whoever made it, and on the
 //! replica that made it.
 
+mod browse;
 pub mod feed;
 mod index;
 
@@ -34,6 +35,7 @@ use crate::shared::read_cache::Derived;
 use crate::store::books;
 use crate::store::catalog::{self, CatalogPage, CatalogQuery, Cursor, MAX_OFFSET, Total};
 use crate::store::changes::{self, ChangeId};
+use browse::PageRequest;
 use feed::Position;
 use index::CatalogIndex;
 
@@ -152,23 +154,25 @@ impl CatalogSearch {
         query: &CatalogQuery,
         own_change: Option<ChangeId>,
     ) -> Option<u64> {
-        if catalog::indexed_terms(&query.search).is_empty() {
+        let browsing = is_listing(query);
+        if !browsing && catalog::indexed_terms(&query.search).is_empty() {
             return None;
         }
         let deep = (query.page - 1) * query.per_page > MAX_OFFSET;
-        if deep && query.cursor.is_some() {
-            // Past a typed page's reach only keyset links go: the database's.
+        if !browsing && deep && query.cursor.is_some() {
+            // Past a typed page's reach, a search's keyset links are the
+            // database's (the listings walk from any book).
             return None;
         }
         if self.source() != SearchSource::Index {
-            self.metrics.catalog_search("database");
+            self.metrics.catalog_page(browsing, "database");
             return None;
         }
         let needed = own_change
             .unwrap_or(0)
             .max(self.made_here.load(Ordering::Acquire));
         if needed > 0 && !self.wait_for(needed).await {
-            self.metrics.catalog_search("database");
+            self.metrics.catalog_page(browsing, "database");
             return None;
         }
         Some(self.generation.load(Ordering::Acquire))
@@ -203,9 +207,41 @@ impl CatalogSearch {
             .unwrap_or(false)
     }
 
+    /// A page of the catalog: ids from the index (or its listings, without
+    /// a search), cards from the database by primary key.
+    pub async fn page(&self, db: &Db, query: &CatalogQuery) -> sqlx::Result<CatalogPage> {
+        if is_listing(query) {
+            self.listing_page(db, query).await
+        } else {
+            self.search_page(db, query).await
+        }
+    }
+
+    /// A page without a search, from the listings kept beside the index.
+    async fn listing_page(&self, db: &Db, query: &CatalogQuery) -> sqlx::Result<CatalogPage> {
+        let listing = self.index.browse(PageRequest {
+            sort: query.sort,
+            cursor: query.cursor,
+            offset: query.offset() as usize,
+            per_page: query.per_page as usize,
+        });
+        self.metrics.catalog_page(true, "index");
+        let number = match listing.before_anchor {
+            None => Some(query.page),
+            Some(earlier) => catalog::page_number(earlier, query.per_page, listing.backwards),
+        };
+        Ok(CatalogPage {
+            books: cards_in_order(db, &listing.ids).await?,
+            total: Total::of_capped(listing.total as i64),
+            has_next: listing.more || listing.backwards,
+            number,
+            derived: Derived::default(),
+        })
+    }
+
     /// A page of search results: ids from the index, cards from the
     /// database. Falls back to the database's search if the index fails.
-    pub async fn page(&self, db: &Db, query: &CatalogQuery) -> sqlx::Result<CatalogPage> {
+    async fn search_page(&self, db: &Db, query: &CatalogQuery) -> sqlx::Result<CatalogPage> {
         let terms = catalog::indexed_terms(&query.search);
         let offset = query.offset() as usize;
         let limit = query.per_page as usize + 1;
@@ -219,7 +255,7 @@ impl CatalogSearch {
                 return catalog::catalog(db, query).await;
             }
         };
-        self.metrics.catalog_search("index");
+        self.metrics.catalog_page(false, "index");
         let has_next = hits.ids.len() > query.per_page as usize;
         let mut ids = hits.ids;
         ids.truncate(query.per_page as usize);
@@ -421,6 +457,11 @@ impl CatalogSearch {
 enum Applied {
     Some,
     Rebuild,
+}
+
+/// Whether `query` lists the catalog without a search.
+fn is_listing(query: &CatalogQuery) -> bool {
+    query.search.trim().is_empty()
 }
 
 /// Cards of `ids` in that order (some may be gone since the index saw them).

@@ -430,16 +430,22 @@ async fn page_number_at(
     backwards: bool,
 ) -> sqlx::Result<Option<i64>> {
     let earlier = count_up_to_cap(pool, filter, Some((query.sort, anchor))).await?;
+    Ok(page_number(earlier, query.per_page, backwards))
+}
+
+/// The number of a page read from a cursor whose book has `earlier` books
+/// before it (counted up to one past the cap), as [`page_number_at`] says.
+pub fn page_number(earlier: i64, per_page: i64, backwards: bool) -> Option<i64> {
     if earlier > COUNT_CAP {
-        return Ok(None);
+        return None;
     }
     // The books shown start at this index (0-based) in the whole order.
     let first = if backwards {
-        (earlier - query.per_page).max(0)
+        (earlier - per_page).max(0)
     } else {
         earlier + 1
     };
-    Ok(Some(first / query.per_page + 1))
+    Some(first / per_page + 1)
 }
 
 /// `per_page + 1` cards, the extra one telling whether more follow.

@@ -180,6 +180,94 @@ async fn the_index_and_the_database_list_the_same_books_in_the_same_order() {
     );
 }
 
+/// A listing without a search, every page of it in `sort`, followed by its
+/// "next" links from the first page and then by its "previous" links back:
+/// each page's books and its pager's text and links.
+async fn every_page(shopper: &Shopper, sort: &str) -> Vec<(Vec<i64>, String)> {
+    static PAGER: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r#"(?s)<nav class="pager".*?</nav>"#).unwrap());
+    static LINK: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r#"href="([^"]+)" rel="(prev|next)""#).unwrap());
+    let mut pages = Vec::new();
+    let mut path = format!("/book/catalog?sort={sort}&per_page=3");
+    for direction in ["next", "prev"] {
+        loop {
+            let (status, html) = shopper.page(&path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            let pager = PAGER.find(&html).map_or("", |m| m.as_str()).to_string();
+            let link = LINK
+                .captures_iter(&pager)
+                .find(|c| &c[2] == direction)
+                .map(|c| c[1].replace("&#38;", "&").replace("&amp;", "&"));
+            pages.push((ids_on(&html), pager));
+            match link {
+                Some(next) => path = next,
+                None => break,
+            }
+            assert!(pages.len() < 100, "the pages of {sort} never end");
+        }
+    }
+    pages
+}
+
+#[tokio::test]
+async fn pages_without_a_search_come_from_the_index_as_the_database_gives_them() {
+    let app = spawn_app().await;
+    let by_database = spawn_on(&app.database_url, app.redis_url.clone(), |c| {
+        c.search.index = false;
+    })
+    .await;
+    let seller = app.shopper("Seller").await;
+    let mut listed = Vec::new();
+    // Ties in each order (a title, an author, a price), broken by the id.
+    for (title, author, price) in [
+        ("Zebra Crossing", "Ann Brook", "10.00"),
+        ("Éclair Days", "ann brook", "4.50"),
+        ("zebra crossing", "Lee Ames", "10.00"),
+        ("Aardvark", "Zed Quill", "22.00"),
+        ("Mango Season", "Lee Ames", "4.50"),
+        ("Éclair Days", "Bo Reyes", "7.25"),
+        ("Quinces", "ANN BROOK", "10.00"),
+    ] {
+        listed.push(list(&app, &seller, title, author, price).await);
+    }
+    let visitor = app.visitor();
+    settles(&visitor, "aardvark", listed[3], true).await;
+    let other = visitor.on(&by_database);
+    let sorts = ["title", "author", "price", "price_desc", "newest"];
+    for sort in sorts {
+        let from_index = every_page(&visitor, sort).await;
+        assert!(from_index.len() > 2, "{sort}: more than a page each way");
+        assert_eq!(
+            from_index,
+            every_page(&other, sort).await,
+            "{sort}: every page, then back: index, then database"
+        );
+    }
+    let listings = "storefront_catalog_listings_total{source=\"index\"}";
+    assert!(metric(&app, listings).await >= 10.0, "the index's listings");
+    assert!(metric(&by_database, listings).await == 0.0);
+
+    // A change moves the book in the listing at once for its seller.
+    let edit = seller
+        .post(
+            &format!("/book/edit_book/{}", listed[3]),
+            &[
+                ("title", "Aardvark"),
+                ("author", "Zed Quill"),
+                ("description", "Dearer."),
+                ("price", "999.00"),
+                ("stock", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(edit.status(), StatusCode::SEE_OTHER);
+    let (_, html) = seller
+        .page("/book/catalog?sort=price_desc&per_page=4")
+        .await;
+    assert_eq!(ids_on(&html)[0], listed[3], "the dearest now");
+}
+
 #[tokio::test]
 async fn a_database_restored_under_a_running_replica_is_searched_as_restored() {
     let app = spawn_app().await;
