@@ -68,15 +68,17 @@ struct Orders {
 }
 
 impl BrowseOrders {
-    /// Puts `book` (its id and keys) in every order, in place of what it was.
-    pub fn put(&self, id: i64, keys: SortKeys) {
+    /// Takes `ids` out of every order and puts `books` in, at once: a
+    /// page is read before or after, never between.
+    pub fn replace(&self, ids: &[i64], books: Vec<(i64, SortKeys)>) {
         let mut orders = self.write();
-        orders.remove(id);
-        orders.insert(id, keys);
-    }
-
-    pub fn remove(&self, id: i64) {
-        self.write().remove(id);
+        for id in ids {
+            orders.remove(*id);
+        }
+        for (id, keys) in books {
+            orders.remove(id);
+            orders.insert(id, keys);
+        }
     }
 
     pub fn clear(&self) {
@@ -248,7 +250,7 @@ mod tests {
             (5, "e", "bo", 100),
             (6, "d", "ann", 500),
         ] {
-            orders.put(id, keys(title, author, price));
+            orders.replace(&[], vec![(id, keys(title, author, price))]);
         }
         orders
     }
@@ -306,7 +308,7 @@ mod tests {
     #[test]
     fn a_cursor_whose_book_is_gone_starts_at_the_offset() {
         let orders = orders();
-        orders.remove(3);
+        orders.replace(&[3], Vec::new());
         let page = orders.page(request(Sort::Title, Some(Cursor::Before(3)), 2, 2));
         assert_eq!(page.ids, [1, 6]);
         assert_eq!(
@@ -318,7 +320,7 @@ mod tests {
     #[test]
     fn a_book_put_again_moves_in_every_order() {
         let orders = orders();
-        orders.put(5, keys("0", "aaa", 1_000));
+        orders.replace(&[], vec![(5, keys("0", "aaa", 1_000))]);
         assert_eq!(whole(&orders, Sort::Title)[0], 5);
         assert_eq!(whole(&orders, Sort::Author)[0], 5);
         assert_eq!(whole(&orders, Sort::PriceHigh)[0], 5);

@@ -93,20 +93,17 @@ impl CatalogIndex {
         let writer = self.writer.lock().expect("index writer lock poisoned");
         for id in ids {
             writer.delete_term(Term::from_field_i64(self.fields.id, *id));
-            self.orders.remove(*id);
         }
-        for book in books {
-            self.write(&writer, book)?;
-        }
+        let keyed = self.write(&writer, books)?;
+        self.orders.replace(ids, keyed);
         Ok(())
     }
 
     /// Adds books known not to be in the index (a build).
     pub fn add(&self, books: &[IndexedBook]) -> tantivy::Result<()> {
         let writer = self.writer.lock().expect("index writer lock poisoned");
-        for book in books {
-            self.write(&writer, book)?;
-        }
+        let keyed = self.write(&writer, books)?;
+        self.orders.replace(&[], keyed);
         Ok(())
     }
 
@@ -152,20 +149,28 @@ impl CatalogIndex {
         }
     }
 
-    /// Adds `book` to the index (visible once committed) and to the listings.
-    fn write(&self, writer: &IndexWriter, book: &IndexedBook) -> tantivy::Result<()> {
+    /// Adds `books` to the index (visible once committed); returns their
+    /// ids and sort keys, for the listings.
+    fn write(
+        &self,
+        writer: &IndexWriter,
+        books: &[IndexedBook],
+    ) -> tantivy::Result<Vec<(i64, SortKeys)>> {
         let f = self.fields;
-        let keys = self.sort_keys(book);
-        writer.add_document(doc!(
-            f.id => book.id,
-            f.words => format!("{} {}", book.title, book.author),
-            f.title_key => keys.title.to_string(),
-            f.title_start => starting_bytes(&keys.title),
-            f.author_key => keys.author.to_string(),
-            f.price => book.price_cents,
-        ))?;
-        self.orders.put(book.id, keys);
-        Ok(())
+        let mut keyed = Vec::with_capacity(books.len());
+        for book in books {
+            let keys = self.sort_keys(book);
+            writer.add_document(doc!(
+                f.id => book.id,
+                f.words => format!("{} {}", book.title, book.author),
+                f.title_key => keys.title.to_string(),
+                f.title_start => starting_bytes(&keys.title),
+                f.author_key => keys.author.to_string(),
+                f.price => book.price_cents,
+            ))?;
+            keyed.push((book.id, keys));
+        }
+        Ok(keyed)
     }
 
     /// The books matching every word (each as typed or as the start of a
