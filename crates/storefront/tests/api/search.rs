@@ -322,6 +322,11 @@ mod fleet {
         let visitor = b.visitor();
         let book = list(&a, &seller, "Zanzibar Chronicles", "Ida Wren", "8.00").await;
         let mut took = vec![settles(&visitor, "zanzibar", book, true).await];
+        let newest = || async {
+            let (_, html) = visitor.page("/book/catalog?sort=newest&per_page=5").await;
+            ids_on(&html).first().copied()
+        };
+        assert_eq!(newest().await, Some(book), "the listing too, once searched");
 
         let edit = seller
             .post(
@@ -341,8 +346,23 @@ mod fleet {
 
         let delete = seller.post(&format!("/book/delete_book/{book}"), &[]).await;
         assert_eq!(delete.status(), StatusCode::SEE_OTHER);
+        // The listing on the other replica, without a search first.
+        let started = Instant::now();
+        while newest().await == Some(book) {
+            assert!(
+                started.elapsed() < FRESH_WITHIN,
+                "the newest listing still shows the deleted book after {:?}",
+                started.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        took.push(started.elapsed());
         took.push(settles(&visitor, "quokka", book, false).await);
         println!("found on the other replica after {took:?}");
+        assert!(
+            metric(&b, "storefront_catalog_listings_total{source=\"index\"}").await > 0.0,
+            "the other replica's listings came from its index"
+        );
         assert!(metric(&b, "storefront_catalog_searches_total{source=\"index\"}").await > 0.0);
     }
 
