@@ -88,6 +88,23 @@ async fn list(app: &TestApp, seller: &Shopper, title: &str, author: &str, price:
         .unwrap()
 }
 
+/// A shop whose replica answers from its index, a second replica of it
+/// that answers from the database alone, and `books` (title, author,
+/// price) listed by one seller, their ids in that order.
+async fn index_and_database(books: &[(&str, &str, &str)]) -> (TestApp, TestApp, Shopper, Vec<i64>) {
+    let app = spawn_app().await;
+    let by_database = spawn_on(&app.database_url, app.redis_url.clone(), |c| {
+        c.search.index = false;
+    })
+    .await;
+    let seller = app.shopper("Seller").await;
+    let mut listed = Vec::new();
+    for (title, author, price) in books {
+        listed.push(list(&app, &seller, title, author, price).await);
+    }
+    (app, by_database, seller, listed)
+}
+
 #[tokio::test]
 async fn a_search_finds_words_as_typed_with_accents_folded_and_operators_as_spaces() {
     let app = spawn_app().await;
@@ -136,23 +153,15 @@ async fn a_search_finds_words_as_typed_with_accents_folded_and_operators_as_spac
 
 #[tokio::test]
 async fn the_index_and_the_database_list_the_same_books_in_the_same_order() {
-    let app = spawn_app().await;
-    let by_database = spawn_on(&app.database_url, app.redis_url.clone(), |c| {
-        c.search.index = false;
-    })
-    .await;
-    let seller = app.shopper("Seller").await;
-    let mut listed = Vec::new();
-    for (title, author, price) in [
+    let (app, by_database, _, listed) = index_and_database(&[
         ("The Quiet Harbour", "Ann Brook", "10.00"),
         ("Harbour Lights", "Zed Quill", "4.50"),
         ("A harbour in winter", "Ann Brook", "10.00"),
         ("Harbourmaster", "Lee Ames", "22.00"),
         ("Quiet Waters", "Harbour Smith", "4.50"),
         ("Éclair of the Harbour", "Ann Brook", "6.00"),
-    ] {
-        listed.push(list(&app, &seller, title, author, price).await);
-    }
+    ])
+    .await;
     let visitor = app.visitor();
     settles(&visitor, "harbour", *listed.last().unwrap(), true).await;
     let other = visitor.on(&by_database);
@@ -212,15 +221,8 @@ async fn every_page(shopper: &Shopper, sort: &str) -> Vec<(Vec<i64>, String)> {
 
 #[tokio::test]
 async fn pages_without_a_search_come_from_the_index_as_the_database_gives_them() {
-    let app = spawn_app().await;
-    let by_database = spawn_on(&app.database_url, app.redis_url.clone(), |c| {
-        c.search.index = false;
-    })
-    .await;
-    let seller = app.shopper("Seller").await;
-    let mut listed = Vec::new();
     // Ties in each order (a title, an author, a price), broken by the id.
-    for (title, author, price) in [
+    let (app, by_database, seller, listed) = index_and_database(&[
         ("Zebra Crossing", "Ann Brook", "10.00"),
         ("Éclair Days", "ann brook", "4.50"),
         ("zebra crossing", "Lee Ames", "10.00"),
@@ -228,9 +230,8 @@ async fn pages_without_a_search_come_from_the_index_as_the_database_gives_them()
         ("Mango Season", "Lee Ames", "4.50"),
         ("Éclair Days", "Bo Reyes", "7.25"),
         ("Quinces", "ANN BROOK", "10.00"),
-    ] {
-        listed.push(list(&app, &seller, title, author, price).await);
-    }
+    ])
+    .await;
     let visitor = app.visitor();
     settles(&visitor, "aardvark", listed[3], true).await;
     let other = visitor.on(&by_database);
