@@ -845,6 +845,23 @@ fn make_certificates(dir: &Path) {
 /// The storefront binary, configured only by its environment as a replica is.
 struct Replica(Child);
 
+impl Replica {
+    /// The storefront binary listening on `listen`, with only `settings` in
+    /// its environment and its log in `log`.
+    fn start(listen: SocketAddr, log: &Path, settings: &[(&str, String)]) -> Replica {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_storefront"));
+        command
+            .env_clear()
+            .env("LISTEN_ADDR", listen.to_string())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap());
+        for (name, value) in settings {
+            command.env(name, value);
+        }
+        Replica(command.spawn().expect("the storefront binary starts"))
+    }
+}
+
 impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -939,23 +956,23 @@ async fn external_mysql_and_redis_that_require_tls_are_used_over_tls() {
     };
 
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let _replica = Replica(
-        Command::new(env!("CARGO_BIN_EXE_storefront"))
-            .env_clear()
-            .env("DATABASE_URL", &over_tls)
-            .env("REDIS_URL", format!("rediss://127.0.0.1:{}", redis.port))
+    let _replica = Replica::start(
+        listen,
+        &mysql_dir.path().join("replica.log"),
+        &[
+            ("DATABASE_URL", over_tls.clone()),
+            ("REDIS_URL", format!("rediss://127.0.0.1:{}", redis.port)),
             // rediss:// trusts the system's roots; this variable replaces them
             // with the CA bundle (a Docker secret in the stack).
-            .env("SSL_CERT_FILE", cert("ca.pem"))
-            .env("SMTP_URL", smtp.url())
-            .env("SMTP_PASSWORD_FILE", &smtp.password_file)
-            .env("MAIL_POLL_MS", "100")
-            .env("LISTEN_ADDR", listen.to_string())
-            .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(mysql_dir.path().join("replica.log")).unwrap())
-            .spawn()
-            .expect("the storefront binary starts"),
+            ("SSL_CERT_FILE", cert("ca.pem")),
+            ("SMTP_URL", smtp.url()),
+            (
+                "SMTP_PASSWORD_FILE",
+                smtp.password_file.display().to_string(),
+            ),
+            ("MAIL_POLL_MS", "100".into()),
+            ("METRICS_ADDR", format!("127.0.0.1:{}", free_port())),
+        ],
     );
     let base = format!("http://{listen}");
     wait_until(Duration::from_secs(60), "readiness over TLS", async || {
@@ -1082,21 +1099,18 @@ async fn wait_for_pool(url: &str) -> sqlx::AnyPool {
 /// A storefront process on the SQLite file `db`, mailing through `smtp_url`,
 /// its sender holding rows for `MAIL_LEASE_SECS=4`.
 fn storefront_mailing(db: &Path, smtp_url: &str, listen: SocketAddr, log: &Path) -> Replica {
-    Replica(
-        Command::new(env!("CARGO_BIN_EXE_storefront"))
-            .env_clear()
-            .env("DATABASE_URL", format!("sqlite://{}", db.display()))
-            .env("SEED_DEMO", "false")
-            .env("SMTP_URL", smtp_url)
-            .env("ADDRESS_VERIFICATION", "off")
-            .env("MAIL_POLL_MS", "100")
-            .env("MAIL_LEASE_SECS", "4")
-            .env("LISTEN_ADDR", listen.to_string())
-            .env("METRICS_ADDR", "127.0.0.1:0")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .expect("the storefront binary starts"),
+    Replica::start(
+        listen,
+        log,
+        &[
+            ("DATABASE_URL", format!("sqlite://{}", db.display())),
+            ("SEED_DEMO", "false".into()),
+            ("SMTP_URL", smtp_url.into()),
+            ("ADDRESS_VERIFICATION", "off".into()),
+            ("MAIL_POLL_MS", "100".into()),
+            ("MAIL_LEASE_SECS", "4".into()),
+            ("METRICS_ADDR", "127.0.0.1:0".into()),
+        ],
     )
 }
 
