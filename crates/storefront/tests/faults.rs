@@ -428,8 +428,19 @@ async fn losing_mysql_gives_fast_friendly_503s_and_recovers_without_restart() {
     };
     let mut config = Config::local(&format!("mysql://root@127.0.0.1:{}/shop", mysql.port));
     config.seed_demo_if_empty = true;
+    config.search.max_lag = Duration::from_millis(500);
     let app = Running::start(config).await;
     let base = format!("http://{}", app.addr);
+    // The catalog's page as the search index gives it.
+    wait_until(Duration::from_secs(30), "the search index", async || {
+        let ready = client().get(format!("{base}/readyz")).send().await;
+        let text = match ready {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        text.contains("search: index (")
+    })
+    .await;
     assert_eq!(
         status_of(&client(), format!("{base}/book/catalog")).await,
         StatusCode::OK
@@ -453,9 +464,19 @@ async fn losing_mysql_gives_fast_friendly_503s_and_recovers_without_restart() {
         assert!(took < Duration::from_secs(5), "{path} took {took:?}");
     }
     // …while a catalog page this replica had cached is still served: nothing
-    // can change the catalog while the database is down.
+    // can change the catalog while the database is down. Also once the
+    // index, which cannot read the feed either, has fallen behind.
     let (status, _, _) = status_and_time(&client(), format!("{base}/book/catalog")).await;
     assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, ready, _) = status_and_time(&client(), format!("{base}/readyz")).await;
+    assert!(ready.contains("search: database (index behind)"), "{ready}");
+    let (status, _, _) = status_and_time(&client(), format!("{base}/book/catalog")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the cached page, with the index behind"
+    );
 
     mysql.start();
     let recovered = wait_until(

@@ -138,9 +138,19 @@ impl App {
             return self.catalog_pages.get_or_load(version, &key, load).await;
         }
         let key = (query.clone(), 0);
-        self.catalog_pages
-            .get_or_load(version, &key, catalog::catalog(&self.db, query))
-            .await
+        let load = catalog::catalog(&self.db, query);
+        match &self.search {
+            // With the database down the index falls behind too (it cannot
+            // read the feed): the page it last gave is served, as the
+            // database's own pages are, rather than an error.
+            Some(search) => {
+                let indexed = (query.clone(), search.generation());
+                self.catalog_pages
+                    .get_or_load_or_stale(version, &key, &indexed, load)
+                    .await
+            }
+            None => self.catalog_pages.get_or_load(version, &key, load).await,
+        }
     }
 
     /// How many books the shop lists (up to `catalog::COUNT_CAP`), cached like catalog pages.

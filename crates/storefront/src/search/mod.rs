@@ -175,7 +175,13 @@ impl CatalogSearch {
             self.metrics.catalog_page(browsing, "database");
             return None;
         }
-        Some(self.generation.load(Ordering::Acquire))
+        Some(self.generation())
+    }
+
+    /// What pages the index answered are cached under (with the catalog
+    /// version): bumped whenever searches can see more.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// A change made through this replica: its feed is read at once, and

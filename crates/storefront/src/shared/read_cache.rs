@@ -281,6 +281,21 @@ impl<K: Hash + Eq + Clone, V> VersionedCache<K, V> {
         Ok(value)
     }
 
+    /// `get_or_load`; when `load` fails and `key` has no stale entry, the
+    /// stale entry of `also` (the same page as another source gave it).
+    pub async fn get_or_load_or_stale(
+        &self,
+        version: Option<u64>,
+        key: &K,
+        also: &K,
+        load: impl Future<Output = sqlx::Result<V>>,
+    ) -> sqlx::Result<Arc<V>> {
+        match self.get_or_load(version, key, load).await {
+            Err(error) => stale_if_error(self.get_stale(also), error),
+            found => found,
+        }
+    }
+
     pub fn put(&self, key: K, version: u64, value: Arc<V>) {
         if self.capacity == 0 {
             return;
