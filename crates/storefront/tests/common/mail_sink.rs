@@ -98,11 +98,15 @@ impl MailSink {
             .flatten()
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .collect();
-        files.sort();
+        // In delivery order: by the time each file was written, then by
+        // name. The names alone are not in order (Python's Maildir names
+        // hold the microseconds unpadded: M64942 sorts after M123663).
+        let written = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        files.sort_by_cached_key(|path| (written(path), path.clone()));
         files
     }
 
-    /// Every message delivered so far.
+    /// Every message delivered so far, the first delivered first.
     pub fn delivered(&self) -> Vec<Delivered> {
         self.files()
             .iter()
