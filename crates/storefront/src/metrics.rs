@@ -38,6 +38,8 @@ pub struct Metrics {
     redis_pool: IntGaugeVec,
     orders: IntCounterVec,
     session_store_errors: IntCounter,
+    subscriptions_up: IntGaugeVec,
+    subscriptions_ended: IntCounterVec,
     password_hashes: IntCounterVec,
     logins_throttled: IntCounterVec,
     registrations: IntCounterVec,
@@ -163,6 +165,18 @@ impl Metrics {
                     "Requests that failed because the session store did (Redis unreachable or slow).",
                 )
                 .expect("valid metric"),
+            ),
+            subscriptions_up: gauges(
+                r,
+                "storefront_redis_subscriptions_up",
+                "1 while this replica's subscription to a Redis channel (catalog:version, session:changed) is up; 0 while it is down and every read goes to Redis.",
+                &["channel"],
+            ),
+            subscriptions_ended: counters(
+                r,
+                "storefront_redis_subscriptions_ended_total",
+                "Subscriptions given up and started again, by channel and reason: closed (the connection failed), silent (Redis stopped answering its heartbeat: its host gone), listener (a message could not be acted on).",
+                &["channel", "reason"],
             ),
             password_hashes: counters(
                 r,
@@ -318,6 +332,19 @@ impl Metrics {
 
     pub fn session_store_error(&self) {
         self.session_store_errors.inc();
+    }
+
+    pub fn subscription_up(&self, channel: &str, up: bool) {
+        self.subscriptions_up
+            .with_label_values(&[channel])
+            .set(i64::from(up));
+    }
+
+    /// `reason`: closed, silent or listener (`shared::redis::SubscriptionEnd`).
+    pub fn subscription_ended(&self, channel: &str, reason: &str) {
+        self.subscriptions_ended
+            .with_label_values(&[channel, reason])
+            .inc();
     }
 
     fn record_pools(&self, pools: &Pools) {

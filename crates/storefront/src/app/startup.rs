@@ -13,6 +13,7 @@ use crate::app::config::Config;
 use crate::app::state::{App, AppState};
 use crate::db::Db;
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 use crate::shared::redis::redis_pool;
 use crate::shared::session_store::{MEMORY_SWEEP_INTERVAL, MemoryStore, RedisStore, Store};
 use crate::store::orders;
@@ -49,8 +50,11 @@ impl Application {
             )?),
             None => None,
         };
+        let metrics = Metrics::new(&config.replica_id);
         let sessions = match (&redis, &config.redis_url) {
-            (Some(pool), Some(url)) => Store::Redis(RedisStore::new(pool.clone(), url)),
+            (Some(pool), Some(url)) => {
+                Store::Redis(RedisStore::new(pool.clone(), url, metrics.clone()))
+            }
             _ => Store::Memory(MemoryStore::default()),
         };
         let listener = TcpListener::bind(config.listen_addr)
@@ -69,6 +73,7 @@ impl Application {
             csrf_key,
             sessions.clone(),
             mailer,
+            metrics,
         )));
         Ok(Application {
             state,

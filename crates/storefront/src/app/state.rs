@@ -75,6 +75,7 @@ impl App {
         csrf_key: Key,
         sessions: Store,
         mailer: Mailer,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let registration_limiter = AddressLimiter::registrations(redis.clone(), &config.limits);
         let reset_limiter = AddressLimiter::new(
@@ -89,6 +90,7 @@ impl App {
                 CatalogVersion::redis(
                     pool.clone(),
                     config.redis_url.as_deref().unwrap_or_default(),
+                    metrics.clone(),
                 ),
             ),
             None => (
@@ -96,7 +98,6 @@ impl App {
                 CatalogVersion::Local(Default::default()),
             ),
         };
-        let metrics = Metrics::new(&config.replica_id);
         let cache_entries = config.catalog_cache_entries;
         let search = CatalogSearch::start(&db, &config.search, metrics.clone());
         App {

@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 
-use crate::shared::redis::{subscribed, with_redis};
+use crate::metrics::Metrics;
+use crate::shared::redis::{listen, subscribed, subscription_ended, with_redis};
 
 const VERSION_KEY: &str = "catalog:version";
 const VERSION_CHANNEL: &str = "catalog:version";
@@ -76,11 +77,16 @@ impl Pushed {
 
 impl CatalogVersion {
     /// The fleet's version: starts the subscription that keeps it in memory.
-    pub fn redis(pool: deadpool_redis::Pool, url: &str) -> CatalogVersion {
+    pub fn redis(pool: deadpool_redis::Pool, url: &str, metrics: Arc<Metrics>) -> CatalogVersion {
         let pushed = Arc::new(Pushed::default());
         match redis::Client::open(url) {
             Ok(client) => {
-                tokio::spawn(follow_version(client, pool.clone(), pushed.clone()));
+                tokio::spawn(follow_version(
+                    client,
+                    pool.clone(),
+                    pushed.clone(),
+                    metrics,
+                ));
             }
             Err(err) => {
                 tracing::warn!(error = %err, "no catalog version subscription: reading it per request")
@@ -146,33 +152,42 @@ async fn read_version(pool: &deadpool_redis::Pool) -> anyhow::Result<u64> {
 }
 
 /// Keeps `pushed` current: subscribe, read the version, then follow every
-/// announcement; on any failure mark it stale and start again.
-async fn follow_version(client: redis::Client, pool: deadpool_redis::Pool, pushed: Arc<Pushed>) {
-    use futures::StreamExt;
+/// announcement; on any failure (the subscription's Redis silent included)
+/// mark it stale and start again.
+async fn follow_version(
+    client: redis::Client,
+    pool: deadpool_redis::Pool,
+    pushed: Arc<Pushed>,
+    metrics: Arc<Metrics>,
+) {
     loop {
         match subscribed(&client, VERSION_CHANNEL).await {
-            Ok(mut pubsub) => {
+            Ok(pubsub) => {
                 // Read after subscribing, so no bump falls between the two.
                 if let Ok(counter) = read_version(&pool).await {
                     pushed.lose_track();
                     pushed.saw(counter);
                     pushed.live.store(true, Ordering::Release);
-                    let mut messages = pubsub.on_message();
+                    metrics.subscription_up(VERSION_CHANNEL, true);
                     // Announcements carry no number: each one means "read it again".
-                    while messages.next().await.is_some() {
+                    let end = listen(pubsub, |_| async {
                         match read_version(&pool).await {
                             Ok(counter) => {
                                 pushed.saw(counter);
+                                true
                             }
-                            Err(_) => break,
+                            Err(_) => false,
                         }
-                    }
+                    })
+                    .await;
+                    subscription_ended(&metrics, VERSION_CHANNEL, end);
                 }
             }
             Err(err) => tracing::debug!(error = %err, "catalog version subscription failed"),
         }
         pushed.live.store(false, Ordering::Release);
         pushed.lose_track();
+        metrics.subscription_up(VERSION_CHANNEL, false);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 
-use crate::shared::redis::subscribed;
+use crate::metrics::Metrics;
+use crate::shared::redis::{listen, subscribed, subscription_ended};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use tower_sessions::session::{Id, Record};
@@ -79,11 +80,11 @@ impl Announcement {
 
 impl SessionCache {
     /// Starts following the channel on its own connection.
-    pub fn follow(url: &str) -> Arc<SessionCache> {
+    pub fn follow(url: &str, metrics: Arc<Metrics>) -> Arc<SessionCache> {
         let cache = Arc::new(SessionCache::default());
         match redis::Client::open(url) {
             Ok(client) => {
-                tokio::spawn(follow(client, cache.clone()));
+                tokio::spawn(follow(client, cache.clone(), metrics));
             }
             Err(err) => {
                 tracing::warn!(error = %err, "no session subscription: every session read from Redis")
@@ -198,25 +199,25 @@ impl SessionCache {
     }
 }
 
-/// Subscribe, then apply every announcement; on any failure stop serving
-/// copies and start again.
-async fn follow(client: redis::Client, cache: Arc<SessionCache>) {
-    use futures::StreamExt;
+/// Subscribe, then apply every announcement; on any failure (the
+/// subscription's Redis silent included) stop serving copies and start again.
+async fn follow(client: redis::Client, cache: Arc<SessionCache>, metrics: Arc<Metrics>) {
     loop {
         match subscribed(&client, CHANNEL).await {
-            Ok(mut pubsub) => {
+            Ok(pubsub) => {
                 cache.start_afresh(true);
-                let mut messages = pubsub.on_message();
-                while let Some(message) = messages.next().await {
-                    match message.get_payload::<String>() {
-                        Ok(text) => cache.hear(&text),
-                        Err(_) => cache.hear(""),
-                    }
-                }
+                metrics.subscription_up(CHANNEL, true);
+                let end = listen(pubsub, |message| {
+                    cache.hear(&message.get_payload::<String>().unwrap_or_default());
+                    std::future::ready(true)
+                })
+                .await;
+                subscription_ended(&metrics, CHANNEL, end);
             }
             Err(err) => tracing::debug!(error = %err, "session subscription failed"),
         }
         cache.start_afresh(false);
+        metrics.subscription_up(CHANNEL, false);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

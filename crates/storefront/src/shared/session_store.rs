@@ -12,6 +12,7 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, ExpiredDeletion, Result};
 
+use crate::metrics::Metrics;
 use crate::shared::redis::with_redis;
 use crate::shared::session_cache::SessionCache;
 
@@ -116,10 +117,10 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// `url` is the pool's Redis, for the subscription that keeps the copies right.
-    pub fn new(pool: deadpool_redis::Pool, url: &str) -> Self {
+    pub fn new(pool: deadpool_redis::Pool, url: &str, metrics: Arc<Metrics>) -> Self {
         RedisStore {
             pool,
-            copies: SessionCache::follow(url),
+            copies: SessionCache::follow(url, metrics),
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::common::skip_because;
+use crate::common::vanishing::VanishingRelay;
 use crate::concurrency::race_for_the_last_copies;
 use crate::helpers::{
     TestApp, backends, emptied_redis_db, every_order_holds, flush_redis, location, order_id_in,
@@ -390,6 +391,92 @@ async fn cached_catalog_pages_follow_changes_after_redis_loses_its_data() {
     flush_redis(&own_db).await;
     a.shopper("Buyer").await.on(&b).buy_ok(book, "3").await;
     shows_within_a_second(&a, "/book/catalog", &["4 available"]).await;
+}
+
+/// Whether both of `app`'s subscriptions gave up a Redis that went silent
+/// (once each) and are up again.
+async fn resubscribed_after_silence(app: &TestApp) -> bool {
+    let page = app.metrics_page().await;
+    ["catalog:version", "session:changed"].iter().all(|channel| {
+        let given_up = format!(
+            "storefront_redis_subscriptions_ended_total{{channel=\"{channel}\",reason=\"silent\"}} 1\n"
+        );
+        let up = format!("storefront_redis_subscriptions_up{{channel=\"{channel}\"}} 1\n");
+        page.contains(&given_up) && page.contains(&up)
+    })
+}
+
+/// The data node lost for good: its Redis neither closes nor refuses the
+/// replicas' connections, it goes silent, and the Redis that replaces it (the
+/// volume moved to another instance) answers at the same name. Replica A
+/// reaches Redis through a relay that plays this; B directly. A must give up
+/// its silent subscriptions within seconds and follow the new Redis, or it
+/// would keep pages and sessions that no announcement can correct: a sale
+/// or a logout on B would not be seen on A.
+#[tokio::test]
+async fn a_replica_whose_redis_vanished_follows_the_redis_that_replaced_it() {
+    let Some(redis) = backends().1 else {
+        skip_because("fleet tests need TEST_MYSQL_URL and TEST_REDIS_URL (scripts/test sets them)");
+        return;
+    };
+    let mut relayed = url::Url::parse(&redis).unwrap();
+    let redis_addr = relayed.socket_addrs(|| Some(6379)).unwrap()[0];
+    let relay = VanishingRelay::start(redis_addr).await;
+    relayed.set_port(Some(relay.addr.port())).unwrap();
+    let a = spawn_app_with(|c| {
+        c.replica_id = "replica-a".into();
+        c.redis_url = Some(relayed.to_string());
+        every_order_holds(c);
+    })
+    .await;
+    let b = spawn_on(&a.database_url, Some(redis), |c| {
+        c.replica_id = "replica-b".into();
+        every_order_holds(c);
+    })
+    .await;
+    let seller = a.shopper("Seller").await;
+    let book = a.listed_book(&seller, "Moved Title", "5.00", "9").await;
+    let roamer = a.shopper("Roamer").await;
+    a.shopper("Early").await.on(&b).buy_ok(book, "1").await;
+    shows_within_a_second(&a, "/book/catalog", &["8 available"]).await;
+
+    relay.vanish();
+    let vanished = tokio::time::Instant::now();
+    while !resubscribed_after_silence(&a).await {
+        assert!(
+            vanished.elapsed() < Duration::from_secs(10),
+            "replica A still listens to a Redis that went silent 10 s ago:\n{}",
+            a.metrics_page().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Pooled connections to the silent Redis are given up as they are
+    // tried; readiness says when A reaches the new one.
+    while a.visitor().get("/readyz").await.status() != StatusCode::OK {
+        assert!(
+            vanished.elapsed() < Duration::from_secs(20),
+            "replica A not ready 20 s after its Redis vanished"
+        );
+    }
+    eprintln!(
+        "subscriptions followed the new Redis and A was ready {:?} after the old one went silent",
+        vanished.elapsed()
+    );
+
+    shows_within_a_second(&a, "/book/catalog", &["8 available"]).await;
+    a.shopper("Later").await.on(&b).buy_ok(book, "3").await;
+    shows_within_a_second(&a, "/book/catalog", &["5 available"]).await;
+    let orders = roamer.page("/orders").await.1;
+    assert!(orders.contains("Signed in as <strong>Roamer</strong>"));
+    assert_eq!(
+        roamer.on(&b).post("/logout", &[]).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        location(&roamer.get("/orders").await),
+        "/login",
+        "logged out on A too, at once"
+    );
 }
 
 /// The Redis twin of the limiter gives an overloaded attempt back to both

@@ -136,6 +136,24 @@ async fn search_index_built(state: &AppState) {
 }
 
 impl TestApp {
+    pub async fn metrics_page(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of the first line of the metrics page that starts with `line_start`.
+    pub async fn metric(&self, line_start: &str) -> f64 {
+        let text = self.metrics_page().await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(line_start))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in the metrics"))
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.state.db.pool
     }

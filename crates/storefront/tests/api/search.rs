@@ -54,19 +54,6 @@ async fn settles(shopper: &Shopper, words: &str, book: i64, found: bool) -> Dura
     }
 }
 
-async fn metric(app: &TestApp, line_start: &str) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(line_start))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {line_start} in the metrics"))
-}
-
 async fn list(app: &TestApp, seller: &Shopper, title: &str, author: &str, price: &str) -> i64 {
     let response = seller
         .post(
@@ -146,7 +133,9 @@ async fn a_search_finds_words_as_typed_with_accents_folded_and_operators_as_spac
         Vec::<i64>::new()
     );
     assert!(
-        metric(&app, "storefront_catalog_searches_total{source=\"index\"}").await >= 7.0,
+        app.metric("storefront_catalog_searches_total{source=\"index\"}")
+            .await
+            >= 7.0,
         "these searches were the index's"
     );
 }
@@ -180,11 +169,9 @@ async fn the_index_and_the_database_list_the_same_books_in_the_same_order() {
         assert_eq!(index, database, "\"{words}\" by relevance: the same books");
     }
     assert!(
-        metric(
-            &by_database,
-            "storefront_catalog_searches_total{source=\"index\"}"
-        )
-        .await
+        by_database
+            .metric("storefront_catalog_searches_total{source=\"index\"}")
+            .await
             == 0.0
     );
 }
@@ -246,8 +233,8 @@ async fn pages_without_a_search_come_from_the_index_as_the_database_gives_them()
         );
     }
     let listings = "storefront_catalog_listings_total{source=\"index\"}";
-    assert!(metric(&app, listings).await >= 10.0, "the index's listings");
-    assert!(metric(&by_database, listings).await == 0.0);
+    assert!(app.metric(listings).await >= 10.0, "the index's listings");
+    assert!(by_database.metric(listings).await == 0.0);
 
     // A change moves the book in the listing at once for its seller.
     let edit = seller
@@ -361,10 +348,16 @@ mod fleet {
         took.push(settles(&visitor, "quokka", book, false).await);
         println!("found on the other replica after {took:?}");
         assert!(
-            metric(&b, "storefront_catalog_listings_total{source=\"index\"}").await > 0.0,
+            b.metric("storefront_catalog_listings_total{source=\"index\"}")
+                .await
+                > 0.0,
             "the other replica's listings came from its index"
         );
-        assert!(metric(&b, "storefront_catalog_searches_total{source=\"index\"}").await > 0.0);
+        assert!(
+            b.metric("storefront_catalog_searches_total{source=\"index\"}")
+                .await
+                > 0.0
+        );
     }
 
     #[tokio::test]
@@ -405,9 +398,17 @@ mod fleet {
         let (status, ready) = visitor.page("/readyz").await;
         assert_eq!(status, StatusCode::OK, "behind is not unready");
         assert!(ready.contains("search: database (index behind)"), "{ready}");
-        assert!(metric(&b, "storefront_catalog_searches_total{source=\"database\"}").await >= 1.0);
-        assert!(metric(&b, "storefront_search_index{figure=\"serving\"}").await == 0.0);
-        assert!(metric(&b, "storefront_search_index_behind_seconds").await >= 0.3);
+        assert!(
+            b.metric("storefront_catalog_searches_total{source=\"database\"}")
+                .await
+                >= 1.0
+        );
+        assert!(
+            b.metric("storefront_search_index{figure=\"serving\"}")
+                .await
+                == 0.0
+        );
+        assert!(b.metric("storefront_search_index_behind_seconds").await >= 0.3);
         // The replica that follows the feed still answers from its index.
         let (_, ready) = a.visitor().page("/readyz").await;
         assert!(ready.contains("search: index ("), "{ready}");

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod mail_sink;
+pub mod vanishing;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::LazyLock;
