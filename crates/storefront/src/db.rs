@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 
 /// The migrations this build knows. A database that a newer build migrated
 /// further (then rolled back: stack.yml's `failure_action: rollback`) holds
@@ -124,7 +124,10 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
         .acquire_timeout(Duration::from_secs(2))
         .idle_timeout(Duration::from_secs(300));
     match backend {
-        Backend::MySql => options.max_connections(max_connections).min_connections(1),
+        Backend::MySql => options
+            .max_connections(max_connections)
+            .min_connections(1)
+            .after_release(|conn, _| Box::pin(still_answers(conn))),
         Backend::Sqlite => options
             .max_connections(max_connections.min(8))
             .after_connect(|conn, _| {
@@ -136,6 +139,44 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
                     Ok(())
                 })
             }),
+    }
+}
+
+/// The longest a background task (the search index's feed, order expiry, the
+/// mail sender) waits for one database call before it gives the call up and
+/// tries again at its next round. A server whose host vanished never answers,
+/// and a task that waited for it would stop that work on this replica until
+/// the kernel gave the connection up, some 15 minutes.
+pub const BACKGROUND_CALL_LIMIT: Duration = Duration::from_secs(10);
+
+/// A background task's database call, given up after [`BACKGROUND_CALL_LIMIT`].
+pub async fn bounded<T>(call: impl Future<Output = sqlx::Result<T>>) -> sqlx::Result<T> {
+    match tokio::time::timeout(BACKGROUND_CALL_LIMIT, call).await {
+        Ok(result) => result,
+        Err(_) => Err(timed_out("the database did not answer within 10 s")),
+    }
+}
+
+fn timed_out(what: &'static str) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
+}
+
+/// How long a connection given back to the pool may take to answer a ping.
+const RELEASE_PING_LIMIT: Duration = Duration::from_secs(2);
+
+/// Whether a connection given back to the pool still answers, within
+/// [`RELEASE_PING_LIMIT`]; a connection that does not is closed.
+///
+/// sqlx pings every connection it takes back, with no time limit. A query
+/// cut short (its request timed out) while the server's host vanished (the
+/// data node lost: nothing answers, nothing resets) left that ping waiting
+/// until the kernel gave up, some 15 minutes, and the connection's place in
+/// the pool with it: a few such queries and the pool was gone. This ping
+/// comes first and is bounded; sqlx's own then answers at once.
+async fn still_answers(conn: &mut sqlx::AnyConnection) -> sqlx::Result<bool> {
+    match tokio::time::timeout(RELEASE_PING_LIMIT, conn.ping()).await {
+        Ok(answered) => answered.map(|()| true),
+        Err(_) => Err(timed_out("the database did not answer a ping within 2 s")),
     }
 }
 

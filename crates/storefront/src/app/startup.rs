@@ -11,7 +11,7 @@ use tower_sessions::session_store::ExpiredDeletion;
 
 use crate::app::config::Config;
 use crate::app::state::{App, AppState};
-use crate::db::Db;
+use crate::db::{Db, bounded};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::shared::redis::redis_pool;
@@ -228,7 +228,7 @@ async fn expire_orders_forever(state: AppState) {
         tokio::time::interval(state.config.expiry_interval.max(Duration::from_millis(100)));
     loop {
         tick.tick().await;
-        match orders::expire_due(&state.db.pool).await {
+        match bounded(orders::expire_due(&state.db.pool)).await {
             Ok(0) => {}
             Ok(n) => {
                 state.metrics.orders_expired(n);

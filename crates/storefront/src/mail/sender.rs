@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use super::outbox::{self, Next, Outgoing};
 use super::transport::{SendError, Transport};
 use crate::app::config::MailSettings;
+use crate::db::bounded;
 use crate::metrics::Metrics;
 use crate::store::link_tokens;
 
@@ -74,11 +75,11 @@ impl Sender {
 
     /// Takes and delivers one batch; returns how many rows it took.
     pub async fn pass(&self) -> sqlx::Result<usize> {
-        let taken = outbox::claim(&self.pool, &self.owner, self.lease, BATCH).await?;
+        let taken = bounded(outbox::claim(&self.pool, &self.owner, self.lease, BATCH)).await?;
         for mail in &taken {
             // A batch's later mail starts long after the claim: each delivery
             // starts with a full lease, and is bounded to half of it.
-            if !outbox::renew(&self.pool, mail.id, &self.owner, self.lease).await? {
+            if !bounded(outbox::renew(&self.pool, mail.id, &self.owner, self.lease)).await? {
                 tracing::warn!(message_id = %mail.message_id,
                     "mail: this sender's lease ran out before the delivery started; left to the sender that holds it");
                 continue;
@@ -91,7 +92,7 @@ impl Sender {
     async fn deliver(&self, mail: &Outgoing) -> sqlx::Result<()> {
         match self.transport.send(&self.from, mail).await {
             Ok(()) => {
-                if outbox::mark_sent(&self.pool, mail.id, &self.owner).await? {
+                if bounded(outbox::mark_sent(&self.pool, mail.id, &self.owner)).await? {
                     self.metrics.mail("sent");
                     tracing::info!(kind = %mail.kind, message_id = %mail.message_id, "mail: sent");
                 } else {
@@ -101,8 +102,15 @@ impl Sender {
             }
             Err(err) => {
                 let next = self.after_failure(mail, &err);
-                outbox::mark_failed(&self.pool, mail.id, &self.owner, next, &err.to_string())
-                    .await?;
+                let reason = err.to_string();
+                bounded(outbox::mark_failed(
+                    &self.pool,
+                    mail.id,
+                    &self.owner,
+                    next,
+                    &reason,
+                ))
+                .await?;
                 match next {
                     Next::Dead => {
                         self.metrics.mail("dead");
@@ -131,8 +139,8 @@ impl Sender {
 
     /// Every replica prunes (the deletes are idempotent); a failure waits for the next hour.
     pub async fn prune(&self) {
-        let mail = outbox::prune_sent(&self.pool, self.settings.keep_sent).await;
-        let links = link_tokens::prune_expired(&self.pool).await;
+        let mail = bounded(outbox::prune_sent(&self.pool, self.settings.keep_sent)).await;
+        let links = bounded(link_tokens::prune_expired(&self.pool)).await;
         match (mail, links) {
             (Ok(mail), Ok(links)) if mail + links > 0 => {
                 tracing::info!(mail, links, "mail: pruned delivered mail and expired links");
@@ -145,7 +153,7 @@ impl Sender {
     }
 
     async fn count(&self) {
-        match outbox::counts(&self.pool).await {
+        match bounded(outbox::counts(&self.pool)).await {
             Ok((pending, dead)) => self.metrics.outbox(pending, dead),
             Err(err) => tracing::warn!(error = %err, "mail: could not count the outbox"),
         }
