@@ -293,6 +293,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SWARM_AGENT_REBALANCE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub rebalance_interval: Duration,
 
+    /// A replicated service with no task running and one no node was found
+    /// for is force-updated after this long, so the scheduler places a new
+    /// task (Swarm can stop retrying a pending task; docs/operations.md).
+    #[arg(long, env = "SWARM_AGENT_RESCHEDULE_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub reschedule_after: Duration,
+
     /// Reconcile at least this often (engine events trigger earlier passes).
     #[arg(long, env = "SWARM_AGENT_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
     pub interval: Duration,

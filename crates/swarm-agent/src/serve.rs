@@ -67,6 +67,7 @@ async fn start(
         down_grace: args.down_grace,
         rebalance_label: args.rebalance_label.clone(),
         rebalance_interval: args.rebalance_interval,
+        reschedule_after: args.reschedule_after,
         dry_run,
     };
     let metrics_listener = bind(&args.metrics_addr).await?;

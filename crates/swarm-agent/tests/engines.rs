@@ -47,6 +47,18 @@ async fn running_nodes(env: &Env, service: &str) -> Vec<String> {
         .collect()
 }
 
+/// What the swarm says of each of `service`'s tasks that it wants running.
+async fn task_errors(env: &Env, service: &str) -> Vec<String> {
+    let manager = env.engine(On::Manager).await;
+    let filters = std::collections::HashMap::from([
+        ("service", vec![service]),
+        ("desired-state", vec!["running"]),
+    ]);
+    let opts = ListTasksOptionsBuilder::default().filters(&filters).build();
+    let tasks = manager.docker().list_tasks(Some(opts)).await.unwrap();
+    tasks.into_iter().filter_map(|t| t.status?.err).collect()
+}
+
 /// `join` with tokens from `store`, no instance metadata, 30 s to finish, and `extra`.
 fn join_args<'a>(store: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     join_within(store, "30s", extra)
@@ -601,6 +613,7 @@ async fn reconciler_removes_a_node_down_past_its_grace_period() {
         down_grace: Duration::from_secs(grace),
         rebalance_label: "swarm-agent.rebalance".into(),
         rebalance_interval: Duration::from_secs(60),
+        reschedule_after: Duration::from_secs(3600),
         dry_run,
     };
     let mut patient = Reconciler::new(manager.clone(), policy(3600, false), Metrics::new());
@@ -625,6 +638,94 @@ async fn reconciler_removes_a_node_down_past_its_grace_period() {
         metrics
             .render()
             .contains("swarm_agent_actions_total{action=\"remove\"} 1")
+    );
+}
+
+/// A service whose only task no node takes is forced once it has waited
+/// `reschedule_after`, and not again before the same wait; a service with a
+/// task running is never forced for this.
+#[tokio::test]
+async fn the_leader_forces_a_service_whose_only_task_no_node_takes() {
+    let Some(env) = common::fresh().await else {
+        return;
+    };
+    let manager = env.engine(On::Manager).await;
+    env.create_service("web", 1, &[]).await;
+    let spec = bollard::models::ServiceSpec {
+        name: Some("waiting".into()),
+        task_template: Some(bollard::models::TaskSpec {
+            container_spec: Some(bollard::models::TaskSpecContainerSpec {
+                image: Some(env.image.clone()),
+                command: Some(vec!["sleep".into(), "3600".into()]),
+                ..Default::default()
+            }),
+            placement: Some(bollard::models::TaskSpecPlacement {
+                constraints: Some(vec!["node.labels.nowhere == true".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    manager.docker().create_service(spec, None).await.unwrap();
+    wait_for(
+        "the scheduler to find no node for it",
+        Duration::from_secs(30),
+        || async {
+            let web_runs = running_nodes(&env, "web").await.len() == 1;
+            let no_node = task_errors(&env, "waiting").await;
+            (web_runs && no_node.iter().any(|e| e.starts_with("no suitable node"))).then_some(())
+        },
+    )
+    .await;
+
+    let metrics = Metrics::new();
+    let policy = Policy {
+        down_grace: Duration::from_secs(3600),
+        rebalance_label: "swarm-agent.rebalance".into(),
+        rebalance_interval: Duration::from_secs(60),
+        reschedule_after: Duration::from_secs(2),
+        dry_run: false,
+    };
+    let mut reconciler = Reconciler::new(manager.clone(), policy, metrics.clone());
+    assert_eq!(
+        reconciler.pass().await.unwrap().rescheduled,
+        None,
+        "not waited yet"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let forced = reconciler.pass().await.unwrap().rescheduled;
+    assert_eq!(forced.as_deref(), Some("waiting"));
+    assert_eq!(
+        reconciler.pass().await.unwrap().rescheduled,
+        None,
+        "once per wait"
+    );
+    let force_count = |name: &'static str| {
+        let manager = manager.clone();
+        async move {
+            let services = manager.services().await.unwrap();
+            let service = services
+                .iter()
+                .find(|s| s.spec.as_ref().unwrap().name.as_deref() == Some(name))
+                .unwrap();
+            service
+                .spec
+                .as_ref()
+                .unwrap()
+                .task_template
+                .as_ref()
+                .unwrap()
+                .force_update
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(force_count("waiting").await, 1);
+    assert_eq!(force_count("web").await, 0, "what runs is left alone");
+    assert!(
+        metrics
+            .render()
+            .contains("swarm_agent_actions_total{action=\"reschedule\"} 1")
     );
 }
 

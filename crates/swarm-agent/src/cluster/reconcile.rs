@@ -16,7 +16,7 @@ use crate::autoscale::controller::Autoscaler;
 use crate::autoscale::policy::Evaluation;
 use crate::cluster::publish;
 use crate::cluster::renew_auth::Renewer;
-use crate::cluster::rules::{self, RebalanceState, Removal, UpdateOrder};
+use crate::cluster::rules::{self, RebalanceState, Removal, StuckState, UpdateOrder};
 use crate::cluster::snapshot::{self, Report};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -32,6 +32,9 @@ pub struct Policy {
     pub down_grace: Duration,
     pub rebalance_label: String,
     pub rebalance_interval: Duration,
+    /// A service with nothing running and a task no node was found for is
+    /// forced after this long (`rules::next_reschedule`).
+    pub reschedule_after: Duration,
     pub dry_run: bool,
 }
 
@@ -40,6 +43,8 @@ pub struct Policy {
 pub struct PassOutcome {
     pub removed: Vec<String>,
     pub rebalanced: Option<String>,
+    /// A stuck service forced to make a new task.
+    pub rescheduled: Option<String>,
     pub joined: Vec<String>,
     /// Each autoscaled service's evaluation (and what was done about it).
     pub autoscaled: Vec<(String, Evaluation)>,
@@ -54,6 +59,7 @@ pub struct Reconciler {
     policy: Policy,
     metrics: Metrics,
     rebalance: RebalanceState,
+    stuck: StuckState,
     store: Option<Arc<TokenStore>>,
     events: Events,
     autoscaler: Autoscaler,
@@ -76,6 +82,7 @@ impl Reconciler {
             policy,
             metrics,
             rebalance: RebalanceState::default(),
+            stuck: StuckState::default(),
             store: None,
             events,
         }
@@ -129,6 +136,7 @@ impl Reconciler {
             joined: self.rebalance.observe_ready(&report.nodes, Instant::now()),
             ..Default::default()
         };
+        self.stuck.observe(&report.services, Instant::now());
         if !leader {
             self.registry_auth.step_down();
             return Ok(outcome);
@@ -143,6 +151,7 @@ impl Reconciler {
         self.republish().await;
         outcome.removed = self.remove_down_nodes(&report).await;
         outcome.rebalanced = self.rebalance_one(&report).await;
+        outcome.rescheduled = self.reschedule_one(&report).await;
         outcome.autoscaled = self.autoscaler.pass(&report).await;
         outcome.reordered = self.keep_updates_moving(&report).await;
         outcome.registry_auth_renewed = self.registry_auth.pass(&report).await;
@@ -230,6 +239,53 @@ impl Reconciler {
         }
     }
 
+    /// Forces a stuck service (rules::next_reschedule), so that the
+    /// scheduler places a new task on the nodes as they are now.
+    async fn reschedule_one(&mut self, report: &Report) -> Option<String> {
+        let now = Instant::now();
+        let svc = rules::next_reschedule(
+            &report.services,
+            &self.stuck,
+            now,
+            self.policy.reschedule_after,
+        )?;
+        let name = svc.name.clone();
+        self.stuck.record(&svc.id, now);
+        let reason = svc.pending_reason.clone().unwrap_or_default();
+        if self.policy.dry_run {
+            info!(service = %name, %reason, "dry-run: would force-update the stuck service");
+            return None;
+        }
+        match self.force_update(&svc.id, &name, "reschedule").await {
+            Ok(()) => {
+                let detail = format!(
+                    "forced update: nothing ran for {:?} and its task waited ({reason}); a new task is placed on the nodes as they are now",
+                    self.policy.reschedule_after
+                );
+                self.events.done(Kind::Reschedule, &name, detail);
+                Some(name)
+            }
+            Err(e) => {
+                let next = "tried again after the same wait";
+                self.events.failed(Kind::Reschedule, &name, &e, next);
+                None
+            }
+        }
+    }
+
+    /// A forced update of the service `id`, as the engine holds it now.
+    async fn force_update(&self, id: &str, name: &str, action: &str) -> Result<()> {
+        let raw = self.engine.services().await?;
+        let service = raw
+            .iter()
+            .find(|s| s.id.as_deref() == Some(id))
+            .ok_or(Error::Refused {
+                action: action.into(),
+                reason: format!("service {name} vanished"),
+            })?;
+        self.engine.force_update_service(service).await
+    }
+
     async fn rebalance_one(&mut self, report: &Report) -> Option<String> {
         let now = Instant::now();
         let svc = rules::next_rebalance(
@@ -247,19 +303,7 @@ impl Reconciler {
             info!(service = %name, "dry-run: would force-update service to spread it onto the new node");
             return None;
         }
-        let result = async {
-            let raw = self.engine.services().await?;
-            let service = raw
-                .iter()
-                .find(|s| s.id.as_deref() == Some(svc.id.as_str()))
-                .ok_or(Error::Refused {
-                    action: "rebalance".into(),
-                    reason: format!("service {name} vanished"),
-                })?;
-            self.engine.force_update_service(service).await
-        }
-        .await;
-        match result {
+        match self.force_update(&svc.id, &name, "rebalance").await {
             Ok(()) => {
                 self.events.done(
                     Kind::Rebalance,

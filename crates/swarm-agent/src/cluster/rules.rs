@@ -173,6 +173,76 @@ pub fn next_rebalance<'a>(
     candidates.into_iter().next()
 }
 
+/// Memory of the rescheduler between passes: since when each service has
+/// been stuck (see [`is_stuck`]), and when the agent last forced it.
+#[derive(Debug, Default)]
+pub struct StuckState {
+    stuck_since: HashMap<String, Instant>,
+    last_forced: HashMap<String, Instant>,
+}
+
+impl StuckState {
+    /// Notes which services are stuck now; a service that is not forgets its past.
+    pub fn observe(&mut self, services: &[ServiceView], now: Instant) {
+        let stuck: Vec<&str> = services
+            .iter()
+            .filter(|s| is_stuck(s))
+            .map(|s| s.id.as_str())
+            .collect();
+        self.stuck_since
+            .retain(|id, _| stuck.contains(&id.as_str()));
+        self.last_forced
+            .retain(|id, _| stuck.contains(&id.as_str()));
+        for id in stuck {
+            self.stuck_since.entry(id.to_string()).or_insert(now);
+        }
+    }
+
+    pub fn record(&mut self, service_id: &str, now: Instant) {
+        self.last_forced.insert(service_id.to_string(), now);
+    }
+}
+
+/// A replicated service none of whose tasks runs, with one the scheduler
+/// found no node for. A forced update of it replaces nothing that runs.
+pub fn is_stuck(s: &ServiceView) -> bool {
+    s.mode == ServiceMode::Replicated
+        && s.desired > 0
+        && s.running == 0
+        && s.pending > 0
+        && !s.updating()
+        && s.pending_reason
+            .as_deref()
+            .is_some_and(|reason| reason.starts_with("no suitable node"))
+}
+
+/// The next stuck service to force-update, or None: one stuck for `after`
+/// and not forced in the last `after`.
+///
+/// Swarm's scheduler can drop a task it found no node for from its retries
+/// (a service update while no node qualified is enough, and the leader's
+/// registry-auth renewal is one): the task then stays pending when a node
+/// qualifies again. Seen when the data node was lost for good: MySQL stayed
+/// pending after its replacement took the label, while Redis, with the same
+/// constraint, ran there. A forced update makes a new task, which the
+/// scheduler places.
+pub fn next_reschedule<'a>(
+    services: &'a [ServiceView],
+    state: &StuckState,
+    now: Instant,
+    after: Duration,
+) -> Option<&'a ServiceView> {
+    let waited = |at: Option<&Instant>| at.is_some_and(|t| now.duration_since(*t) >= after);
+    let mut due: Vec<&ServiceView> = services
+        .iter()
+        .filter(|s| is_stuck(s))
+        .filter(|s| waited(state.stuck_since.get(&s.id)))
+        .filter(|s| state.last_forced.get(&s.id).is_none_or(|t| waited(Some(t))))
+        .collect();
+    due.sort_by(|a, b| a.name.cmp(&b.name));
+    due.into_iter().next()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
@@ -384,6 +454,69 @@ mod tests {
     }
 
     const GRACE: Duration = Duration::from_secs(600);
+
+    fn stuck(name: &str) -> ServiceView {
+        ServiceView {
+            pending: 1,
+            pending_reason: Some(
+                "no suitable node (scheduling constraints not satisfied on 3 nodes)".into(),
+            ),
+            constrained: true,
+            ..service(name, 1, 0, false)
+        }
+    }
+
+    #[test]
+    fn a_service_whose_only_task_waits_for_a_node_is_forced_after_a_while_and_not_again_at_once() {
+        let after = Duration::from_secs(30);
+        let t0 = Instant::now();
+        let services = vec![stuck("shop_mysql"), service("shop_web", 3, 3, false)];
+        let mut state = StuckState::default();
+        state.observe(&services, t0);
+        assert!(next_reschedule(&services, &state, t0 + after / 2, after).is_none());
+        let due = next_reschedule(&services, &state, t0 + after, after).unwrap();
+        assert_eq!(due.name, "shop_mysql");
+        state.record(&due.id, t0 + after);
+        state.observe(&services, t0 + after);
+        assert!(next_reschedule(&services, &state, t0 + after * 3 / 2, after).is_none());
+        assert!(next_reschedule(&services, &state, t0 + after * 2, after).is_some());
+    }
+
+    #[test]
+    fn only_a_service_with_nothing_running_and_no_node_found_is_stuck() {
+        assert!(is_stuck(&stuck("db")));
+        let some_running = ServiceView {
+            running: 1,
+            desired: 2,
+            ..stuck("web")
+        };
+        assert!(
+            !is_stuck(&some_running),
+            "a forced update would replace what runs"
+        );
+        let pulling = ServiceView {
+            pending_reason: Some("preparing".into()),
+            ..stuck("db")
+        };
+        assert!(!is_stuck(&pulling), "placed: the node is working on it");
+        let updating = ServiceView {
+            update_state: "updating".into(),
+            ..stuck("db")
+        };
+        assert!(!is_stuck(&updating));
+    }
+
+    #[test]
+    fn a_service_that_ran_again_starts_its_wait_afresh() {
+        let after = Duration::from_secs(30);
+        let t0 = Instant::now();
+        let mut state = StuckState::default();
+        state.observe(&[stuck("db")], t0);
+        state.observe(&[service("db", 1, 1, false)], t0 + after);
+        state.observe(&[stuck("db")], t0 + after * 2);
+        assert!(next_reschedule(&[stuck("db")], &state, t0 + after * 2, after).is_none());
+        assert!(next_reschedule(&[stuck("db")], &state, t0 + after * 3, after).is_some());
+    }
 
     fn capped(desired: u64, cap: u64) -> ServiceView {
         ServiceView {

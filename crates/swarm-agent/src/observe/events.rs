@@ -27,6 +27,8 @@ pub enum Kind {
     /// Swarm facts written again to the token store.
     Publish,
     Rebalance,
+    /// A stuck service forced so that its task is placed again.
+    Reschedule,
     UpdateOrder,
     RegistryAuth,
     /// This node reported itself unhealthy to its Auto Scaling group.
@@ -63,6 +65,7 @@ impl Kind {
             Kind::Remove => "remove",
             Kind::Publish => "publish",
             Kind::Rebalance => "rebalance",
+            Kind::Reschedule => "reschedule",
             Kind::UpdateOrder => "update-order",
             Kind::RegistryAuth => "registry-auth",
             Kind::SetInstanceHealth => "set-instance-health",
@@ -91,6 +94,7 @@ impl Kind {
             Kind::Remove => "remove",
             Kind::Publish => "republish",
             Kind::Rebalance => "rebalance",
+            Kind::Reschedule => "reschedule",
             Kind::UpdateOrder => "update order",
             Kind::RegistryAuth => "registry auth",
             Kind::SetInstanceHealth => "node unhealthy",
