@@ -1,6 +1,7 @@
 //! The leader's reconciler: one pass looks at the swarm once and acts at
 //! most a little (republish tokens, remove long-Down nodes, rebalance after
-//! a join, keep capped updates moving, autoscale, renew registry auth).
+//! a join, force a service stuck without a node, keep capped updates moving,
+//! autoscale, renew registry auth).
 //! Passes run on a timer and on engine events; leadership is checked on
 //! every pass, so a new leader takes over by itself.
 
