@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::{AnyPool, Executor};
 
 /// The migrations this build knows. A database that a newer build migrated
 /// further (then rolled back: stack.yml's `failure_action: rollback`) holds
@@ -126,8 +126,7 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
     match backend {
         Backend::MySql => options
             .max_connections(max_connections)
-            .min_connections(1)
-            .after_release(|conn, _| Box::pin(still_answers(conn))),
+            .min_connections(1),
         Backend::Sqlite => options
             .max_connections(max_connections.min(8))
             .after_connect(|conn, _| {
@@ -161,24 +160,12 @@ fn timed_out(what: &'static str) -> sqlx::Error {
     sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
 }
 
-/// How long a connection given back to the pool may take to answer a ping.
-const RELEASE_PING_LIMIT: Duration = Duration::from_secs(2);
-
-/// Whether a connection given back to the pool still answers, within
-/// [`RELEASE_PING_LIMIT`]; a connection that does not is closed.
-///
-/// sqlx pings every connection it takes back, with no time limit. A query
-/// cut short (its request timed out) while the server's host vanished (the
-/// data node lost: nothing answers, nothing resets) left that ping waiting
-/// until the kernel gave up, some 15 minutes, and the connection's place in
-/// the pool with it: a few such queries and the pool was gone. This ping
-/// comes first and is bounded; sqlx's own then answers at once.
-async fn still_answers(conn: &mut sqlx::AnyConnection) -> sqlx::Result<bool> {
-    match tokio::time::timeout(RELEASE_PING_LIMIT, conn.ping()).await {
-        Ok(answered) => answered.map(|()| true),
-        Err(_) => Err(timed_out("the database did not answer a ping within 2 s")),
-    }
-}
+// Not bounded here: sqlx's ping of each connection it takes back. A query cut
+// short while its server's host vanished leaves that ping waiting for the
+// kernel (~15 minutes) and the pool one connection short meanwhile. Bounding
+// it takes a second ping per query (sqlx's own always follows an
+// `after_release` hook), which cost 14 % of a database-bound page's
+// throughput (docs/operations.md, "Day two: a manager lost for good").
 
 fn is_transient(err: &sqlx::Error) -> bool {
     matches!(

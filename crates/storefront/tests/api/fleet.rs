@@ -535,9 +535,8 @@ async fn a_replica_whose_database_vanished_under_load_comes_back_on_the_new_one(
         task.await.unwrap();
     }
     // What the pool still holds of the silent database: not asserted, as
-    // some connections stay held for a reason not yet found (the runbook's
-    // "Day two: a manager lost for good"); without the bounded release ping
-    // this showed 6 of 8.
+    // connections whose queries were cut short stay held until the kernel
+    // gives them up (the runbook's "Day two: a manager lost for good").
     let in_use = "storefront_db_pool_connections{state=\"in_use\"}";
     tokio::time::sleep(Duration::from_secs(3)).await;
     eprintln!(
