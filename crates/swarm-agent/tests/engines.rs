@@ -31,16 +31,21 @@ async fn worker_state(env: &Env) -> LocalNodeState {
         .state
 }
 
-/// Node ids running a task of `service` right now.
-async fn running_nodes(env: &Env, service: &str) -> Vec<String> {
+/// The tasks of `service` that the swarm wants running.
+async fn wanted_tasks(env: &Env, service: &str) -> Vec<bollard::models::Task> {
     let manager = env.engine(On::Manager).await;
     let filters = std::collections::HashMap::from([
         ("service", vec![service]),
         ("desired-state", vec!["running"]),
     ]);
     let opts = ListTasksOptionsBuilder::default().filters(&filters).build();
-    let tasks = manager.docker().list_tasks(Some(opts)).await.unwrap();
-    tasks
+    manager.docker().list_tasks(Some(opts)).await.unwrap()
+}
+
+/// Node ids running a task of `service` right now.
+async fn running_nodes(env: &Env, service: &str) -> Vec<String> {
+    wanted_tasks(env, service)
+        .await
         .into_iter()
         .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
         .filter_map(|t| t.node_id)
@@ -49,13 +54,7 @@ async fn running_nodes(env: &Env, service: &str) -> Vec<String> {
 
 /// What the swarm says of each of `service`'s tasks that it wants running.
 async fn task_errors(env: &Env, service: &str) -> Vec<String> {
-    let manager = env.engine(On::Manager).await;
-    let filters = std::collections::HashMap::from([
-        ("service", vec![service]),
-        ("desired-state", vec!["running"]),
-    ]);
-    let opts = ListTasksOptionsBuilder::default().filters(&filters).build();
-    let tasks = manager.docker().list_tasks(Some(opts)).await.unwrap();
+    let tasks = wanted_tasks(env, service).await;
     tasks.into_iter().filter_map(|t| t.status?.err).collect()
 }
 

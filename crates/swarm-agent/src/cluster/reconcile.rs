@@ -257,34 +257,48 @@ impl Reconciler {
             info!(service = %name, %reason, "dry-run: would force-update the stuck service");
             return None;
         }
-        match self.force_update(&svc.id, &name, "reschedule").await {
+        let done = format!(
+            "forced update: nothing ran for {:?} and its task waited ({reason}); a new task is placed on the nodes as they are now",
+            self.policy.reschedule_after
+        );
+        let next = "tried again after the same wait";
+        self.force_update(Kind::Reschedule, &svc.id, name, done, next)
+            .await
+    }
+
+    /// A forced update of the service `id`, as the engine holds it now,
+    /// recorded as `kind` with `done` (or the error and `next`); its name
+    /// when the engine took it.
+    async fn force_update(
+        &self,
+        kind: Kind,
+        id: &str,
+        name: String,
+        done: impl Into<String>,
+        next: &str,
+    ) -> Option<String> {
+        let result = async {
+            let raw = self.engine.services().await?;
+            let service =
+                raw.iter()
+                    .find(|s| s.id.as_deref() == Some(id))
+                    .ok_or(Error::Refused {
+                        action: kind.metric().unwrap_or("force-update").into(),
+                        reason: format!("service {name} vanished"),
+                    })?;
+            self.engine.force_update_service(service).await
+        }
+        .await;
+        match result {
             Ok(()) => {
-                let detail = format!(
-                    "forced update: nothing ran for {:?} and its task waited ({reason}); a new task is placed on the nodes as they are now",
-                    self.policy.reschedule_after
-                );
-                self.events.done(Kind::Reschedule, &name, detail);
+                self.events.done(kind, &name, done);
                 Some(name)
             }
             Err(e) => {
-                let next = "tried again after the same wait";
-                self.events.failed(Kind::Reschedule, &name, &e, next);
+                self.events.failed(kind, &name, &e, next);
                 None
             }
         }
-    }
-
-    /// A forced update of the service `id`, as the engine holds it now.
-    async fn force_update(&self, id: &str, name: &str, action: &str) -> Result<()> {
-        let raw = self.engine.services().await?;
-        let service = raw
-            .iter()
-            .find(|s| s.id.as_deref() == Some(id))
-            .ok_or(Error::Refused {
-                action: action.into(),
-                reason: format!("service {name} vanished"),
-            })?;
-        self.engine.force_update_service(service).await
     }
 
     async fn rebalance_one(&mut self, report: &Report) -> Option<String> {
@@ -304,21 +318,10 @@ impl Reconciler {
             info!(service = %name, "dry-run: would force-update service to spread it onto the new node");
             return None;
         }
-        match self.force_update(&svc.id, &name, "rebalance").await {
-            Ok(()) => {
-                self.events.done(
-                    Kind::Rebalance,
-                    &name,
-                    "forced update after a node joined: tasks spread onto it",
-                );
-                Some(name)
-            }
-            Err(e) => {
-                let next = "tried again after the rebalance interval";
-                self.events.failed(Kind::Rebalance, &name, &e, next);
-                None
-            }
-        }
+        let done = "forced update after a node joined: tasks spread onto it";
+        let next = "tried again after the rebalance interval";
+        self.force_update(Kind::Rebalance, &svc.id, name, done, next)
+            .await
     }
 }
 
