@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use super::address;
-use super::catalog::{over_the_most, refuse_quantity};
+use super::catalog::{CardFields, over_the_most, refuse_quantity};
 use super::csrf::{is_token_of_len, new_token};
 use super::orders::explain_order_error;
 use super::page::{CsrfForm, Page, SignedIn, flash, parse_id, render, render_as};
@@ -170,10 +170,16 @@ async fn show(me: SignedIn) -> AppResult<Response> {
 struct LineForm {
     book_id: String,
     quantity: String,
+    /// A catalog card's `quantity-{id}`.
+    #[serde(flatten)]
+    card: CardFields,
 }
 
-async fn add(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<Response> {
+async fn add(me: SignedIn, CsrfForm(mut form): CsrfForm<LineForm>) -> AppResult<Response> {
     let book_id = parse_id(form.book_id.trim())?;
+    if let Some(quantity) = form.card.take("quantity", book_id) {
+        form.quantity = quantity;
+    }
     let book = books::get(&me.app.db.pool, book_id)
         .await?
         .ok_or(AppError::NotFound)?;

@@ -1,7 +1,6 @@
 //! Browsing: home, the catalog with search, sorting and pages, a book's page and its cover.
 
 use askama::Template;
-use askama::filters::{Escaper as _, Html};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -18,6 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::i18n::t_args;
 use crate::store::books::{self, Book};
 use crate::store::catalog::{CatalogPage as Found, CatalogQuery, Cursor, Sort, Total};
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 pub fn router() -> Router<AppState> {
@@ -94,7 +94,9 @@ struct CatalogPage {
     query: CatalogQuery,
     /// Known when every match was counted.
     pages: Option<i64>,
-    cards: CardsWithToken,
+    cards: ShopperCards,
+    /// The page's buy form's key (see `orders::BuyForm`), new with each response.
+    buy_key: String,
     sorts: &'static [Sort],
 }
 
@@ -104,7 +106,6 @@ struct CatalogPage {
 struct Cards<'a> {
     page: &'a Page,
     found: &'a Found,
-    buy_key: &'a str,
     /// Put before a card's buy form, with its seller's id and a `.`, and
     /// after it: each response leaves out its own shopper's books' forms.
     not_for_seller: &'a str,
@@ -114,58 +115,62 @@ struct Cards<'a> {
     per_title: i64,
 }
 
-/// A random key for the buy forms of one page (128 bits, lowercase hex; see
+/// A random key for the buy form of one page (128 bits, lowercase hex; see
 /// `orders::BuyForm`).
 pub fn new_buy_key() -> String {
     new_token()[..32].to_owned()
 }
 
-/// Stand in for the CSRF token and the buy key in rendered cards: random per
-/// process, so no title a seller types can contain them.
-static TOKEN_MARKER: LazyLock<String> =
-    LazyLock::new(|| format!("csrf-marker-{:016x}", rand::random::<u64>()));
-static BUY_KEY_MARKER: LazyLock<String> =
-    LazyLock::new(|| format!("buy-key-marker-{:016x}", rand::random::<u64>()));
+/// A card's fields in the catalog's one buy form: their names carry the
+/// card's book (`quantity-7`, `shown_price-7`), since every card's fields are
+/// sent with whichever button was pressed. The book page's form and other
+/// clients send them plain (`quantity`), as before.
+#[derive(Deserialize, Default)]
+#[serde(transparent)]
+pub(super) struct CardFields(HashMap<String, String>);
+
+impl CardFields {
+    /// The card's own `name-{book_id}` field, when the form has one.
+    pub(super) fn take(&mut self, name: &str, book_id: i64) -> Option<String> {
+        self.0.remove(&format!("{name}-{book_id}"))
+    }
+}
+
+/// Stand in, in rendered cards, for where a seller's own responses leave a
+/// card's buy controls out: random per process, so no title a seller types
+/// can contain them.
 static NOT_FOR_SELLER_MARKER: LazyLock<String> =
     LazyLock::new(|| format!("not-for-seller-{:016x}-", rand::random::<u64>()));
 static END_NOT_FOR_SELLER_MARKER: LazyLock<String> =
     LazyLock::new(|| format!("end-not-for-seller-{:016x}", rand::random::<u64>()));
 
-/// A piece of the shared cards: their text, or a hole that each response
-/// fills with its own value.
+/// A piece of the shared cards: their text, or a mark where each response
+/// decides what its viewer sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
     Text(String),
-    /// The shopper's CSRF token.
-    Token,
-    /// This response's buy key (see `orders::BuyForm`).
-    BuyKey,
-    /// What follows, up to [`Piece::EndNotForSeller`], is a buy form that
-    /// this seller's own responses leave out (the store refuses the purchase
-    /// anyway: a card offering it would only lead to an error).
+    /// What follows, up to [`Piece::EndNotForSeller`], is a card's buy
+    /// controls, which this seller's own responses leave out (the store
+    /// refuses the purchase anyway: a card offering it would only lead to an
+    /// error).
     NotForSeller(i64),
     EndNotForSeller,
 }
 
-/// The cards of a catalog page as HTML, cut where each form's CSRF token and
-/// buy key go. Rendered once per cached page, language and login state, then
-/// shared by every shopper's request: a logged-in page differs from the next
-/// one only by those two (the rows' own text is the same for everybody).
+/// The cards of a catalog page as HTML, cut around each card's buy controls.
+/// Rendered once per cached page, language and login state, then shared by
+/// every shopper's request: the cards hold no token or key (those are in the
+/// page's one buy form), so a logged-in page's cards differ from the next
+/// shopper's only where one of them sells a book on it.
 struct RenderedCards(Vec<Piece>);
 
 impl RenderedCards {
     fn of(page: &Page, found: &Found, per_title: i64) -> AppResult<Arc<RenderedCards>> {
         let slot = (page.lang as u8) << 1 | u8::from(page.user.is_some());
         found.derived.get_or_make(slot, || {
-            let stand_in = Page {
-                csrf: TOKEN_MARKER.clone(),
-                flashes: Vec::new(),
-                ..page.clone()
-            };
             let cards = Cards {
-                page: &stand_in,
+                page,
                 found,
-                buy_key: &BUY_KEY_MARKER,
                 not_for_seller: &NOT_FOR_SELLER_MARKER,
                 end_not_for_seller: &END_NOT_FOR_SELLER_MARKER,
                 per_title,
@@ -176,9 +181,7 @@ impl RenderedCards {
 
     /// Cuts the HTML at every marker into text and holes.
     fn cut(mut html: &str) -> RenderedCards {
-        let holes: [(&str, Piece); 4] = [
-            (&TOKEN_MARKER, Piece::Token),
-            (&BUY_KEY_MARKER, Piece::BuyKey),
+        let holes: [(&str, Piece); 2] = [
             (&NOT_FOR_SELLER_MARKER, Piece::NotForSeller(0)),
             (&END_NOT_FOR_SELLER_MARKER, Piece::EndNotForSeller),
         ];
@@ -223,42 +226,22 @@ fn without_indentation(html: &str) -> String {
     compact
 }
 
-/// The cards with one shopper's token and one response's buy key in place,
-/// and without the buy forms of the shopper's own books.
-struct CardsWithToken {
+/// The cards as one shopper sees them: without the buy controls of the
+/// shopper's own books.
+struct ShopperCards {
     cards: Arc<RenderedCards>,
-    token: String,
-    buy_key: String,
     viewer: Option<i64>,
 }
 
-impl std::fmt::Display for CardsWithToken {
+impl std::fmt::Display for ShopperCards {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut leaving_out = false;
         for piece in &self.cards.0 {
-            let value = match piece {
-                Piece::NotForSeller(seller) => {
-                    leaving_out = self.viewer == Some(*seller);
-                    continue;
-                }
-                Piece::EndNotForSeller => {
-                    leaving_out = false;
-                    continue;
-                }
-                _ if leaving_out => continue,
-                Piece::Text(text) => {
-                    f.write_str(text)?;
-                    continue;
-                }
-                Piece::Token => &self.token,
-                Piece::BuyKey => &self.buy_key,
-            };
-            // Tokens and keys are hex, which needs no escaping; anything
-            // else is escaped as the template would.
-            if value.bytes().all(|b| b.is_ascii_hexdigit()) {
-                f.write_str(value)?;
-            } else {
-                Html.write_escaped_str(&mut *f, value)?;
+            match piece {
+                Piece::NotForSeller(seller) => leaving_out = self.viewer == Some(*seller),
+                Piece::EndNotForSeller => leaving_out = false,
+                Piece::Text(_) if leaving_out => {}
+                Piece::Text(text) => f.write_str(text)?,
             }
         }
         Ok(())
@@ -346,14 +329,13 @@ async fn catalog(
     if let Some(last) = pages.filter(|last| number > *last) {
         return Ok(Redirect::to(&page_link(&query, last, None)).into_response());
     }
-    let cards = CardsWithToken {
+    let cards = ShopperCards {
         cards: RenderedCards::of(&page, &found, app.config.limits.held_per_title)?,
-        token: page.csrf.clone(),
-        buy_key: new_buy_key(),
         viewer: page.user_id(),
     };
     render(&CatalogPage {
         cards,
+        buy_key: new_buy_key(),
         page,
         sorts: Sort::offered(!query.search.is_empty()),
         found,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use super::address;
-use super::catalog::{over_the_most, refuse_quantity};
+use super::catalog::{CardFields, over_the_most, refuse_quantity};
 use super::csrf::is_token_of_len;
 use super::page::{CsrfForm, NoPage, Page, SignedIn, flash, parse_id, render, render_as, shown_as};
 use tower_sessions::Session;
@@ -110,6 +110,23 @@ struct BuyForm {
     buy_key: String,
     /// The price the page showed, in cents: the order stops if it changed.
     shown_price: String,
+    /// A catalog card's `quantity-{id}` and `shown_price-{id}`.
+    #[serde(flatten)]
+    card: CardFields,
+}
+
+impl BuyForm {
+    /// The quantity and price of the book bought: a catalog card's own
+    /// fields when the form came from the catalog.
+    fn for_book(mut self, book_id: i64) -> BuyForm {
+        if let Some(quantity) = self.card.take("quantity", book_id) {
+            self.quantity = quantity;
+        }
+        if let Some(price) = self.card.take("shown_price", book_id) {
+            self.shown_price = price;
+        }
+        self
+    }
 }
 
 /// The price a buy form says its page showed, if it says one.
@@ -135,6 +152,7 @@ async fn buy(
     CsrfForm(form): CsrfForm<BuyForm>,
 ) -> AppResult<Response> {
     let book_id = parse_id(&book_id)?;
+    let form = form.for_book(book_id);
     let quantity = match Quantity::parse(&form.quantity) {
         Ok(q) => q,
         Err(e) => {

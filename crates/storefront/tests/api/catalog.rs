@@ -3,7 +3,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    Shopper, every_order_holds, hidden_value_in, location, spawn_app, spawn_app_with,
+    Shopper, catalog_form_for, every_order_holds, fresh_buy_key, hidden_value_in, location,
+    set_field, spawn_app, spawn_app_with,
 };
 
 #[tokio::test]
@@ -465,63 +466,117 @@ fn form_tokens(html: &str) -> Vec<&str> {
 }
 
 /// The catalog's cards are rendered once and shared (web/catalog.rs,
-/// `RenderedCards`): each shopper must still get forms with their own token,
-/// and buying from them must work.
+/// `RenderedCards`); the page's one buy form carries each shopper's own
+/// token and a new buy key with every response.
 #[tokio::test]
-async fn shared_cards_carry_each_shoppers_own_token() {
+async fn each_shoppers_catalog_has_one_buy_form_with_their_token() {
     let app = spawn_app().await;
     let seller = app.shopper("Seller").await;
-    let book = app.listed_book(&seller, "Shared", "5.00", "9").await;
+    app.listed_book(&seller, "Shared", "5.00", "9").await;
+    app.listed_book(&seller, "Also Shared", "6.00", "9").await;
     let (ann, bob) = (app.shopper("Ann").await, app.shopper("Bob").await);
     for shopper in [&ann, &bob, &ann, &bob] {
         let (_, html) = shopper.page("/book/catalog").await;
         let own = shopper.token().await;
         let tokens = form_tokens(&html);
-        assert!(!tokens.is_empty(), "the cards have forms");
         assert!(
-            tokens.iter().all(|t| *t == own),
-            "only this shopper's token"
+            tokens.len() == 2 && tokens.iter().all(|t| *t == own),
+            "the buy form and the header's logout form, this shopper's token: {tokens:?}"
         );
-        assert!(!html.contains("csrf-marker"), "no marker left in the page");
+        assert_eq!(html.matches(r#"<form id="buy""#).count(), 1);
+        assert_eq!(
+            html.matches(r#"form="buy""#).count(),
+            2 * 4,
+            "two cards: price, quantity, two buttons, each"
+        );
         assert!(
-            !html.contains("buy-key-marker"),
+            !html.contains("not-for-seller"),
             "no marker left in the page"
         );
         let key = hidden_value_in(&html, "buy_key");
         assert!(
             key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()),
-            "each card's form carries the page's buy key: {key}"
+            "the form carries the page's buy key: {key}"
         );
         let (_, again) = shopper.page("/book/catalog").await;
         assert_ne!(
             hidden_value_in(&again, "buy_key"),
             key,
-            "the cached cards get a new key with every page"
+            "the cached cards' page gets a new key with every response"
         );
     }
-    let (_, html) = ann.page("/book/catalog").await;
-    let token = form_tokens(&html)[0].to_string();
-    let bought = ann
-        .post_raw(
-            &format!("/buy/{book}"),
-            &[
-                ("csrf_token", &token),
-                ("book_id", &book.to_string()),
-                ("quantity", "1"),
-                ("buy_key", &hidden_value_in(&html, "buy_key")),
-            ],
-        )
-        .await;
+    let (_, visitor_html) = app.visitor().page("/book/catalog").await;
+    assert!(
+        !visitor_html.contains("csrf_token") && !visitor_html.contains(r#"form="buy""#),
+        "anonymous cards have no forms"
+    );
+}
+
+/// A card's buttons send the whole page's form, every card's quantity and
+/// price in it: the store takes the pressed card's, by its book's id, for
+/// buy now and for the cart alike.
+#[tokio::test]
+async fn a_cards_buttons_buy_the_quantity_typed_in_that_card() {
+    let app = spawn_app_with(every_order_holds).await;
+    let seller = app.shopper("Seller").await;
+    let first = app.listed_book(&seller, "First Card", "5.00", "9").await;
+    let second = app.listed_book(&seller, "Second Card", "7.00", "9").await;
+    let buyer = app.shopper("Buyer").await;
+
+    let (_, html) = buyer.page("/book/catalog?sort=title").await;
+    let mut form = catalog_form_for(&html, second);
+    set_field(&mut form, &format!("quantity-{first}"), "4");
+    set_field(&mut form, &format!("quantity-{second}"), "3");
+    let bought = buyer.post_fields(&format!("/buy/{second}"), &form).await;
     assert_eq!(
         bought.status(),
         StatusCode::SEE_OTHER,
-        "the card's form works"
+        "{}",
+        bought.text().await.unwrap()
     );
-    let (_, visitor_html) = app.visitor().page("/book/catalog").await;
+    assert_eq!(
+        (app.stock_of(first).await, app.stock_of(second).await),
+        (9, 6)
+    );
+    let again = buyer.post_fields(&format!("/buy/{second}"), &form).await;
+    assert_eq!(
+        location(&again),
+        location(&bought),
+        "the same form sent twice is one order"
+    );
+
+    let mut form = catalog_form_for(&html, first);
+    set_field(&mut form, &format!("quantity-{first}"), "2");
+    let added = buyer.post_fields("/cart/add", &form).await;
+    assert_eq!(location(&added), "/cart");
+    let (_, cart) = buyer.page("/cart").await;
     assert!(
-        !visitor_html.contains("csrf_token"),
-        "anonymous cards have no forms"
+        cart.contains("First Card") && !cart.contains("Second Card"),
+        "{cart}"
     );
+    assert!(
+        cart.contains(r#"id="cart-total">$10.00"#),
+        "2 × 5.00: {cart}"
+    );
+
+    // The card's own shown price is the one checked.
+    let edit = [
+        ("title", "Second Card"),
+        ("author", "Test Author"),
+        ("description", "A test book."),
+        ("price", "8.00"),
+        ("stock", "6"),
+    ];
+    let edited = seller
+        .post(&format!("/book/edit_book/{second}"), &edit)
+        .await;
+    assert_eq!(edited.status(), StatusCode::SEE_OTHER);
+    let mut form = catalog_form_for(&html, second);
+    set_field(&mut form, "buy_key", &fresh_buy_key());
+    let stopped = buyer.post_fields(&format!("/buy/{second}"), &form).await;
+    let page = stopped.text().await.unwrap();
+    assert!(page.contains("changed from $7.00 to $8.00"), "{page}");
+    assert_eq!(app.stock_of(second).await, 6);
 }
 
 /// A search that finds nothing offers no buying ("Log in to buy"), only a

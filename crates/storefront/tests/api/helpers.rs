@@ -312,6 +312,16 @@ impl Shopper {
         self.post_raw(path, &form).await
     }
 
+    /// Posts exactly these fields, as a form's fields are (`catalog_form_for`).
+    pub async fn post_fields(&self, path: &str, fields: &[(String, String)]) -> Response {
+        self.client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Posts exactly these fields (no token added).
     pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Response {
         self.client
@@ -405,6 +415,50 @@ pub fn location(response: &Response) -> String {
 }
 
 /// `/delivery/42` → 42.
+/// What a browser sends when a catalog card's button is pressed: the page's
+/// one buy form (`<form id="buy">`, its token and buy key) with every field
+/// that names it (`form="buy"`: every card's quantity and shown price), and
+/// the pressed button's `book_id`.
+pub fn catalog_form_for(html: &str, book: i64) -> Vec<(String, String)> {
+    let start = html
+        .find(r#"<form id="buy""#)
+        .expect("the catalog has its buy form");
+    let end = start + html[start..].find("</form>").expect("the form ends");
+    let inside = html[start..end].split("<input").skip(1);
+    let outside = html.split("<input").skip(1).filter(|tag| {
+        tag.split('>')
+            .next()
+            .unwrap_or("")
+            .contains(r#"form="buy""#)
+    });
+    let mut fields: Vec<(String, String)> = inside
+        .chain(outside)
+        .filter_map(|tag| {
+            let tag = tag.split('>').next().unwrap_or("");
+            let name = attribute(tag, "name")?;
+            Some((name, attribute(tag, "value").unwrap_or_default()))
+        })
+        .collect();
+    fields.push(("book_id".into(), book.to_string()));
+    fields
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let marker = format!(" {name}=\"");
+    let start = tag.find(&marker)? + marker.len();
+    let end = start + tag[start..].find('"')?;
+    Some(tag[start..end].to_string())
+}
+
+/// Replaces one field's value in a form (as typing into it would).
+pub fn set_field(form: &mut [(String, String)], name: &str, value: &str) {
+    let field = form
+        .iter_mut()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("the form has no field {name}"));
+    field.1 = value.to_string();
+}
+
 /// What a page's buy forms carry (`catalog::new_buy_key`): a new one is a
 /// new page, a new order.
 pub fn fresh_buy_key() -> String {
