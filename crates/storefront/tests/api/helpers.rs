@@ -312,14 +312,13 @@ impl Shopper {
         self.post_raw(path, &form).await
     }
 
-    /// Posts exactly these fields, as a form's fields are (`catalog_form_for`).
+    /// Posts a form read from a page (`catalog_form_for`), as it is.
     pub async fn post_fields(&self, path: &str, fields: &[(String, String)]) -> Response {
-        self.client
-            .post(self.url(path))
-            .form(fields)
-            .send()
-            .await
-            .unwrap()
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        self.post_raw(path, &pairs).await
     }
 
     /// Posts exactly these fields (no token added).
