@@ -95,8 +95,9 @@ struct CatalogPage {
     /// Known when every match was counted.
     pages: Option<i64>,
     cards: ShopperCards,
-    /// The page's buy form's key (see `orders::BuyForm`), new with each response.
-    buy_key: String,
+    /// The page's buy form's key (see `orders::BuyForm`), new with each
+    /// response; only a signed-in shopper's page has the form.
+    buy_key: Option<String>,
     sorts: &'static [Sort],
 }
 
@@ -335,7 +336,7 @@ async fn catalog(
     };
     render(&CatalogPage {
         cards,
-        buy_key: new_buy_key(),
+        buy_key: page.user.is_some().then(new_buy_key),
         page,
         sorts: Sort::offered(!query.search.is_empty()),
         found,
