@@ -1,6 +1,9 @@
 //! The connection pool and migrations. One query layer serves SQLite (the
 //! embedded default) and MySQL/MariaDB (the fleet) through sqlx's `Any` driver.
 
+mod stalled;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -39,9 +42,12 @@ impl Backend {
     }
 }
 
+/// The shop's database: a pool that is replaced whole when it stalls (the
+/// `stalled` module says when and why), so callers ask for [`Db::pool`] at
+/// each use instead of keeping one.
 #[derive(Debug, Clone)]
 pub struct Db {
-    pub pool: AnyPool,
+    slot: Arc<stalled::PoolSlot>,
     pub backend: Backend,
 }
 
@@ -58,12 +64,19 @@ impl Db {
             }
             _ => url.replacen("mariadb:", "mysql:", 1),
         };
-        let options = pool_options(backend, max_connections);
+        let releases = stalled::Releases::new();
+        let options = pool_options(backend, max_connections, &releases);
         let started = Instant::now();
         let mut delay = Duration::from_millis(200);
         loop {
             match options.clone().connect(&url).await {
-                Ok(pool) => return Ok(Db { pool, backend }),
+                Ok(pool) => {
+                    let slot = stalled::PoolSlot::new(pool, options, url, releases);
+                    if backend == Backend::MySql {
+                        stalled::watch(&slot);
+                    }
+                    return Ok(Db { slot, backend });
+                }
                 Err(err) if started.elapsed() + delay < wait && is_transient(&err) => {
                     tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
                     tokio::time::sleep(delay).await;
@@ -78,10 +91,21 @@ impl Db {
         }
     }
 
+    /// The pool to use now. Cheap (a shared handle); take it for each use,
+    /// as a stalled pool is replaced by a new one.
+    pub fn pool(&self) -> AnyPool {
+        self.slot.current()
+    }
+
+    /// How many times this replica replaced a stalled pool.
+    pub fn pools_replaced(&self) -> u64 {
+        self.slot.replaced()
+    }
+
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self.backend {
             Backend::Sqlite => migrator(Backend::Sqlite)
-                .run(&self.pool)
+                .run(&self.pool())
                 .await
                 .context("database migration failed"),
             Backend::MySql => self.migrate_mysql_exclusively().await,
@@ -94,7 +118,7 @@ impl Db {
     /// so the lock is taken here, with a finite timeout, on the connection the
     /// migrator then uses.
     async fn migrate_mysql_exclusively(&self) -> anyhow::Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool().acquire().await?;
         let lock = "CONCAT('bookstore_migrations_', DATABASE())";
         let got: Option<i64> =
             sqlx::query_scalar(&format!("SELECT GET_LOCK({lock}, {MIGRATION_LOCK_SECS})"))
@@ -113,12 +137,17 @@ impl Db {
 
     /// True when a trivial query answers within `limit`.
     pub async fn is_ready(&self, limit: Duration) -> bool {
-        let ping = sqlx::query("SELECT 1").execute(&self.pool);
+        let pool = self.pool();
+        let ping = sqlx::query("SELECT 1").execute(&pool);
         matches!(tokio::time::timeout(limit, ping).await, Ok(Ok(_)))
     }
 }
 
-fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
+fn pool_options(
+    backend: Backend,
+    max_connections: u32,
+    releases: &stalled::Releases,
+) -> AnyPoolOptions {
     let options = AnyPoolOptions::new()
         // Pages answer 503 quickly when the database is gone, instead of hanging.
         .acquire_timeout(Duration::from_secs(2))
@@ -126,7 +155,14 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
     match backend {
         Backend::MySql => options
             .max_connections(max_connections)
-            .min_connections(1),
+            .min_connections(1)
+            .after_release({
+                let releases = releases.clone();
+                move |_, _| {
+                    releases.record();
+                    Box::pin(async { Ok(true) })
+                }
+            }),
         Backend::Sqlite => options
             .max_connections(max_connections.min(8))
             .after_connect(|conn, _| {
@@ -160,13 +196,6 @@ fn timed_out(what: &'static str) -> sqlx::Error {
     sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
 }
 
-// Not bounded here: sqlx's ping of each connection it takes back. A query cut
-// short while its server's host vanished leaves that ping waiting for the
-// kernel (~15 minutes) and the pool one connection short meanwhile. Bounding
-// it takes a second ping per query (sqlx's own always follows an
-// `after_release` hook), which cost 14 % of a database-bound page's
-// throughput (docs/operations.md, "Day two: a manager lost for good").
-
 fn is_transient(err: &sqlx::Error) -> bool {
     matches!(
         err,
@@ -199,7 +228,7 @@ mod tests {
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
              VALUES (99990101000000, 'from a newer build', 1, X'00', 0)",
         )
-        .execute(&db.pool)
+        .execute(&db.pool())
         .await
         .unwrap();
         db.migrate()

@@ -137,8 +137,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             let db = connect(&config).await?;
             db.migrate().await?;
             let added = match books {
-                None => seed::seed_if_empty(&db.pool).await? as u64,
-                Some(target) => seed::fill_to(&db.pool, target, report_fill).await?,
+                None => seed::seed_if_empty(&db.pool()).await? as u64,
+                Some(target) => seed::fill_to(&db.pool(), target, report_fill).await?,
             };
             match added {
                 0 => println!("the shop already has the books asked for: nothing added"),
@@ -148,7 +148,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::GrantAdmin { email } => {
             let email = Email::parse(&email).map_err(anyhow::Error::msg)?;
             let db = connect(&config).await?;
-            if !store::users::grant_admin(&db.pool, &email).await? {
+            if !store::users::grant_admin(&db.pool(), &email).await? {
                 eprintln!("no user registered with {}", email.as_str());
                 return Ok(ExitCode::FAILURE);
             }

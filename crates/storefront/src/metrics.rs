@@ -35,6 +35,7 @@ pub struct Metrics {
     http_duration: HistogramVec,
     http_in_flight: IntGauge,
     db_pool: IntGaugeVec,
+    db_pools_replaced: IntCounter,
     redis_pool: IntGaugeVec,
     orders: IntCounterVec,
     session_store_errors: IntCounter,
@@ -145,6 +146,14 @@ impl Metrics {
                 "storefront_db_pool_connections",
                 "Database pool connections by state (idle, in_use, max).",
                 &["state"],
+            ),
+            db_pools_replaced: register(
+                r,
+                IntCounter::new(
+                    "storefront_db_pools_replaced_total",
+                    "Database pools replaced because every connection was held and none came back for 5 s (the database's host vanished).",
+                )
+                .expect("valid metric"),
             ),
             redis_pool: gauges(
                 r,
@@ -348,7 +357,10 @@ impl Metrics {
     }
 
     fn record_pools(&self, pools: &Pools) {
-        let db = &pools.db;
+        let DbFigures { pool: db, replaced } = (pools.db)();
+        let counted = self.db_pools_replaced.get();
+        self.db_pools_replaced
+            .inc_by(replaced.saturating_sub(counted));
         let idle = db.num_idle() as i64;
         let set = |gauge: &IntGaugeVec, state: &str, value: i64| {
             gauge.with_label_values(&[state]).set(value);
@@ -448,11 +460,18 @@ impl Finish for Measuring {
     }
 }
 
+/// The database's figures: the pool in use (it is replaced when it stalls),
+/// and how many times it was.
+pub struct DbFigures {
+    pub pool: AnyPool,
+    pub replaced: u64,
+}
+
 /// What `/metrics` reads at each scrape: the pools' connections and where
 /// the search index stands.
 #[derive(Clone)]
 pub struct Pools {
-    pub db: AnyPool,
+    pub db: Arc<dyn Fn() -> DbFigures + Send + Sync>,
     pub redis: Option<deadpool_redis::Pool>,
     pub search: Option<Arc<dyn Fn() -> SearchFigures + Send + Sync>>,
 }

@@ -166,7 +166,7 @@ impl Shop {
     async fn cents(&self, sql: &str, bind: &str) -> Cents {
         let cents: i64 = sqlx::query_scalar(sql)
             .bind(bind)
-            .fetch_one(&self.running.state.db.pool)
+            .fetch_one(&self.running.state.db.pool())
             .await
             .unwrap();
         Cents::try_from(cents).expect("a stored amount")
@@ -436,7 +436,7 @@ async fn a_changed_price_stops_the_purchase(shop: &Shop, b: &Browser, cast: &Cas
         sqlx::query("UPDATE books SET price_cents = ? WHERE title = ?")
             .bind(cents)
             .bind(cast.title)
-            .execute(&shop.running.state.db.pool)
+            .execute(&shop.running.state.db.pool())
             .await
             .unwrap();
         shop.running.state.catalog_changed().await;
@@ -464,7 +464,7 @@ async fn seller_sees_the_stock_go_down(b: &Browser, cast: &Cast) {
 async fn admin_sees_the_users(shop: &Shop, b: &Browser, cast: &Cast) {
     let email = Email::parse(&cast.seller).unwrap();
     assert!(
-        users::grant_admin(&shop.running.state.db.pool, &email)
+        users::grant_admin(&shop.running.state.db.pool(), &email)
             .await
             .unwrap()
     );

@@ -38,7 +38,7 @@ impl Application {
         .await?;
         db.migrate().await?;
         if config.seed_demo_if_empty {
-            let added = crate::seed::seed_if_empty(&db.pool).await?;
+            let added = crate::seed::seed_if_empty(&db.pool()).await?;
             if added > 0 {
                 tracing::info!(books = added, "seeded the demo catalog into an empty shop");
             }
@@ -114,7 +114,13 @@ impl Application {
         } = self;
         let app = crate::web::app(state.clone(), sessions.clone());
         let pools = crate::metrics::Pools {
-            db: state.db.pool.clone(),
+            db: {
+                let db = state.db.clone();
+                Arc::new(move || crate::metrics::DbFigures {
+                    pool: db.pool(),
+                    replaced: db.pools_replaced(),
+                }) as Arc<dyn Fn() -> crate::metrics::DbFigures + Send + Sync>
+            },
             redis: state.redis.clone(),
             search: state.search.clone().map(|search| {
                 Arc::new(move || search.figures())
@@ -125,7 +131,7 @@ impl Application {
         let expiry = tokio::spawn(expire_orders_forever(state.clone()));
         let mail_sender = match state.config.mail.sender {
             true => Some(state.mailer.start_sender(
-                state.db.pool.clone(),
+                state.db.clone(),
                 &state.config.mail,
                 &state.config.replica_id,
                 state.metrics.clone(),
@@ -207,9 +213,10 @@ fn link_origin(config: &Config, listener: &TcpListener) -> anyhow::Result<String
 /// The key that signs anonymous CSRF cookies, shared by every replica through the database.
 async fn csrf_key(db: &Db) -> anyhow::Result<tower_cookies::Key> {
     use crate::web::csrf;
-    let stored = crate::store::secrets::get_or_create(&db.pool, csrf::KEY_NAME, csrf::new_key_hex)
-        .await
-        .context("cannot read or create the CSRF signing key")?;
+    let stored =
+        crate::store::secrets::get_or_create(&db.pool(), csrf::KEY_NAME, csrf::new_key_hex)
+            .await
+            .context("cannot read or create the CSRF signing key")?;
     csrf::key_from_hex(&stored)
 }
 
@@ -228,7 +235,7 @@ async fn expire_orders_forever(state: AppState) {
         tokio::time::interval(state.config.expiry_interval.max(Duration::from_millis(100)));
     loop {
         tick.tick().await;
-        match bounded(orders::expire_due(&state.db.pool)).await {
+        match bounded(orders::expire_due(&state.db.pool())).await {
             Ok(0) => {}
             Ok(n) => {
                 state.metrics.orders_expired(n);

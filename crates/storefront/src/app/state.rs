@@ -159,7 +159,7 @@ impl App {
         let version = self.catalog_version.current().await;
         let total = self
             .books_listed
-            .get_or_load(version, &(), catalog::count_books(&self.db.pool))
+            .get_or_load(version, &(), catalog::count_books(&self.db.pool()))
             .await?;
         Ok(*total)
     }
@@ -168,7 +168,7 @@ impl App {
     pub async fn book(&self, id: i64) -> sqlx::Result<Arc<Option<Book>>> {
         let version = self.catalog_version.current().await;
         self.book_pages
-            .get_or_load(version, &id, books::get(&self.db.pool, id))
+            .get_or_load(version, &id, books::get(&self.db.pool(), id))
             .await
     }
 
@@ -209,7 +209,7 @@ impl App {
         match *counted {
             Some((at, copies)) if at.elapsed() < SHOP_COPIES_FRESH_FOR => Ok(copies),
             _ => {
-                let copies = orders::shop_copies(&self.db.pool).await?;
+                let copies = orders::shop_copies(&self.db.pool()).await?;
                 *counted = Some((Instant::now(), copies));
                 Ok(copies)
             }

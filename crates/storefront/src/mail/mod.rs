@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lettre::message::Mailbox;
-use sqlx::AnyPool;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -88,7 +87,7 @@ impl Mailer {
     /// This replica's sender, running until aborted.
     pub fn start_sender(
         &self,
-        pool: AnyPool,
+        db: crate::db::Db,
         settings: &MailSettings,
         replica: &str,
         metrics: Arc<Metrics>,
@@ -96,7 +95,7 @@ impl Mailer {
         let transport = transport::Transport::from_settings(settings)?;
         tracing::info!(to = %transport.describe(settings), "mail: this replica sends the outbox's mail");
         let sender = sender::Sender {
-            pool,
+            db,
             transport,
             from: sender_address(settings)?,
             owner: lease_owner(replica),

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
-use sqlx::AnyPool;
 use tokio::sync::Notify;
 
 use super::outbox::{self, Next, Outgoing};
 use super::transport::{SendError, Transport};
 use crate::app::config::MailSettings;
-use crate::db::bounded;
+use crate::db::{Db, bounded};
 use crate::metrics::Metrics;
 use crate::store::link_tokens;
 
@@ -27,7 +26,7 @@ const COUNT_EVERY: Duration = Duration::from_secs(15);
 const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 pub struct Sender {
-    pub pool: AnyPool,
+    pub db: Db,
     pub transport: Transport,
     pub from: Mailbox,
     /// This replica's name in `lease_owner`, unique per process.
@@ -75,11 +74,24 @@ impl Sender {
 
     /// Takes and delivers one batch; returns how many rows it took.
     pub async fn pass(&self) -> sqlx::Result<usize> {
-        let taken = bounded(outbox::claim(&self.pool, &self.owner, self.lease, BATCH)).await?;
+        let taken = bounded(outbox::claim(
+            &self.db.pool(),
+            &self.owner,
+            self.lease,
+            BATCH,
+        ))
+        .await?;
         for mail in &taken {
             // A batch's later mail starts long after the claim: each delivery
             // starts with a full lease, and is bounded to half of it.
-            if !bounded(outbox::renew(&self.pool, mail.id, &self.owner, self.lease)).await? {
+            if !bounded(outbox::renew(
+                &self.db.pool(),
+                mail.id,
+                &self.owner,
+                self.lease,
+            ))
+            .await?
+            {
                 tracing::warn!(message_id = %mail.message_id,
                     "mail: this sender's lease ran out before the delivery started; left to the sender that holds it");
                 continue;
@@ -92,7 +104,7 @@ impl Sender {
     async fn deliver(&self, mail: &Outgoing) -> sqlx::Result<()> {
         match self.transport.send(&self.from, mail).await {
             Ok(()) => {
-                if bounded(outbox::mark_sent(&self.pool, mail.id, &self.owner)).await? {
+                if bounded(outbox::mark_sent(&self.db.pool(), mail.id, &self.owner)).await? {
                     self.metrics.mail("sent");
                     tracing::info!(kind = %mail.kind, message_id = %mail.message_id, "mail: sent");
                 } else {
@@ -104,7 +116,7 @@ impl Sender {
                 let next = self.after_failure(mail, &err);
                 let reason = err.to_string();
                 bounded(outbox::mark_failed(
-                    &self.pool,
+                    &self.db.pool(),
                     mail.id,
                     &self.owner,
                     next,
@@ -139,8 +151,8 @@ impl Sender {
 
     /// Every replica prunes (the deletes are idempotent); a failure waits for the next hour.
     pub async fn prune(&self) {
-        let mail = bounded(outbox::prune_sent(&self.pool, self.settings.keep_sent)).await;
-        let links = bounded(link_tokens::prune_expired(&self.pool)).await;
+        let mail = bounded(outbox::prune_sent(&self.db.pool(), self.settings.keep_sent)).await;
+        let links = bounded(link_tokens::prune_expired(&self.db.pool())).await;
         match (mail, links) {
             (Ok(mail), Ok(links)) if mail + links > 0 => {
                 tracing::info!(mail, links, "mail: pruned delivered mail and expired links");
@@ -153,7 +165,7 @@ impl Sender {
     }
 
     async fn count(&self) {
-        match bounded(outbox::counts(&self.pool)).await {
+        match bounded(outbox::counts(&self.db.pool())).await {
             Ok((pending, dead)) => self.metrics.outbox(pending, dead),
             Err(err) => tracing::warn!(error = %err, "mail: could not count the outbox"),
         }

@@ -292,11 +292,11 @@ impl CatalogSearch {
         let started = Instant::now();
         // Changes from here on are applied after the build, whether or not
         // the build already read them (applying one twice changes nothing).
-        let from = bounded(changes::latest(&db.pool)).await?;
+        let from = bounded(changes::latest(&db.pool())).await?;
         self.blocking(|index| index.clear()).await?;
         let mut after = 0;
         loop {
-            let books = bounded(changes::books_after(&db.pool, after, BUILD_BATCH)).await?;
+            let books = bounded(changes::books_after(&db.pool(), after, BUILD_BATCH)).await?;
             let Some(last) = books.last() else { break };
             after = last.id;
             self.blocking(move |index| index.add(&books)).await?;
@@ -336,7 +336,7 @@ impl CatalogSearch {
             }
             if pruned_at.elapsed() > PRUNE_EVERY {
                 pruned_at = Instant::now();
-                if let Err(err) = bounded(changes::prune(&db.pool, FEED_RETENTION_SECS)).await {
+                if let Err(err) = bounded(changes::prune(&db.pool(), FEED_RETENTION_SECS)).await {
                     tracing::warn!(error = %err, "cannot prune the change feed");
                 }
             }
@@ -345,7 +345,7 @@ impl CatalogSearch {
 
     /// Reads what the feed holds past the index's position and applies it.
     async fn apply_feed(self: &Arc<Self>, db: &Db) -> anyhow::Result<Applied> {
-        let latest = bounded(changes::latest(&db.pool)).await?;
+        let latest = bounded(changes::latest(&db.pool())).await?;
         let (from, highest, gaps) = {
             let mut position = self.position.lock().expect("search lock poisoned");
             position.advance(Instant::now());
@@ -369,7 +369,7 @@ impl CatalogSearch {
             self.caught_up(latest);
             return Ok(Applied::Some);
         }
-        let read = bounded(changes::after(&db.pool, from, FEED_BATCH)).await?;
+        let read = bounded(changes::after(&db.pool(), from, FEED_BATCH)).await?;
         let fresh: Vec<_> = {
             let position = self.position.lock().expect("search lock poisoned");
             read.iter()
@@ -385,7 +385,7 @@ impl CatalogSearch {
             let mut ids: Vec<i64> = fresh.iter().filter_map(|c| c.book_id).collect();
             ids.sort_unstable();
             ids.dedup();
-            let books = bounded(changes::books(&db.pool, &ids)).await?;
+            let books = bounded(changes::books(&db.pool(), &ids)).await?;
             self.blocking(move |index| {
                 index.replace(&ids, &books)?;
                 index.commit()
@@ -472,7 +472,7 @@ fn is_listing(query: &CatalogQuery) -> bool {
 
 /// Cards of `ids` in that order (some may be gone since the index saw them).
 async fn cards_in_order(db: &Db, ids: &[i64]) -> sqlx::Result<Vec<books::BookCard>> {
-    let mut by_id: HashMap<i64, books::BookCard> = books::cards_by_ids(&db.pool, ids)
+    let mut by_id: HashMap<i64, books::BookCard> = books::cards_by_ids(&db.pool(), ids)
         .await?
         .into_iter()
         .map(|card| (card.id, card))

@@ -394,15 +394,15 @@ pub async fn catalog(db: &Db, query: &CatalogQuery) -> sqlx::Result<CatalogPage>
     };
     let anchor = match (query.sort, query.cursor) {
         (Sort::Relevance, _) | (_, None) => None,
-        (_, Some(Cursor::After(id) | Cursor::Before(id))) => anchor(&db.pool, id).await?,
+        (_, Some(Cursor::After(id) | Cursor::Before(id))) => anchor(&db.pool(), id).await?,
     };
     let backwards = anchor.is_some() && matches!(query.cursor, Some(Cursor::Before(_)));
-    let total = count_capped(&db.pool, &filter).await?;
+    let total = count_capped(&db.pool(), &filter).await?;
     let number = match &anchor {
         None => Some(query.page),
-        Some(anchor) => page_number_at(&db.pool, &filter, query, anchor, backwards).await?,
+        Some(anchor) => page_number_at(&db.pool(), &filter, query, anchor, backwards).await?,
     };
-    let mut books = page_of_cards(&db.pool, &filter, query, anchor.as_ref(), backwards).await?;
+    let mut books = page_of_cards(&db.pool(), &filter, query, anchor.as_ref(), backwards).await?;
     let more = books.len() as i64 > query.per_page;
     books.truncate(query.per_page as usize);
     if backwards {

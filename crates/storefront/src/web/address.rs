@@ -76,7 +76,7 @@ async fn confirm_page(
     anonymous: AnonymousToken,
     Query(query): Query<TokenForm>,
 ) -> AppResult<Response> {
-    if !link_tokens::is_usable(&app.db.pool, LinkKind::AddressConfirmation, &query.token).await? {
+    if !link_tokens::is_usable(&app.db.pool(), LinkKind::AddressConfirmation, &query.token).await? {
         return show_unusable(page, &anonymous);
     }
     let page = page.with_csrf(&anonymous);
@@ -98,7 +98,7 @@ async fn confirm(
     anonymous: AnonymousToken,
     CsrfForm(form): CsrfForm<TokenForm>,
 ) -> AppResult<Response> {
-    let Some(user_id) = address_verifications::confirm(&app.db.pool, &form.token).await? else {
+    let Some(user_id) = address_verifications::confirm(&app.db.pool(), &form.token).await? else {
         return show_unusable(page, &anonymous);
     };
     app.metrics.address_confirmation("confirmed");
@@ -116,7 +116,7 @@ pub(super) async fn note_unconfirmed(app: &AppState, page: &mut Page) -> AppResu
     if let Some(user_id) = page.user_id()
         && app.config.mail.confirm_addresses
     {
-        page.address_unconfirmed = !users::address_confirmed(&app.db.pool, user_id).await?;
+        page.address_unconfirmed = !users::address_confirmed(&app.db.pool(), user_id).await?;
     }
     Ok(())
 }
@@ -151,7 +151,7 @@ async fn send_again(
 /// account's hourly limit is spent; says which, as a flash message.
 async fn send_again_if_allowed(me: &SignedIn<NoPage>) -> AppResult<(&'static str, &'static str)> {
     let app = &me.app;
-    let pool = &app.db.pool;
+    let pool = &app.db.pool();
     let user = users::find_by_id(pool, me.user.id)
         .await?
         .ok_or(AppError::LoginRequired)?;

@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn require_admin(me: &SignedIn) -> AppResult<()> {
-    match users::is_admin(&me.app.db.pool, me.user.id).await? {
+    match users::is_admin(&me.app.db.pool(), me.user.id).await? {
         true => Ok(()),
         false => Err(AppError::Forbidden),
     }
@@ -69,7 +69,7 @@ struct UsersPage {
 async fn users_page(me: SignedIn, Query(query): Query<ListQuery>) -> AppResult<Response> {
     require_admin(&me).await?;
     let search = query.search();
-    let found = users::page_for_admin(&me.app.db.pool, search, query.before(), PAGE_ROWS).await?;
+    let found = users::page_for_admin(&me.app.db.pool(), search, query.before(), PAGE_ROWS).await?;
     let older = older_link(
         "/admin/users",
         search,
@@ -96,7 +96,8 @@ struct OrdersPage {
 async fn orders_page(me: SignedIn, Query(query): Query<ListQuery>) -> AppResult<Response> {
     require_admin(&me).await?;
     let search = query.search();
-    let found = orders::page_for_admin(&me.app.db.pool, search, query.before(), PAGE_ROWS).await?;
+    let found =
+        orders::page_for_admin(&me.app.db.pool(), search, query.before(), PAGE_ROWS).await?;
     let older = older_link(
         "/admin/orders",
         search,

@@ -90,7 +90,7 @@ async fn register(
     let hash = app.hasher.hash(password).await.map_err(hash_failed)?;
     match create_account(&app, &name, &email, &hash).await {
         Ok(id) => {
-            users::set_language(&app.db.pool, id, i18n::current().code()).await?;
+            users::set_language(&app.db.pool(), id, i18n::current().code()).await?;
             app.metrics.registration("created");
             flash(&session, "success", t("register-done")).await?;
             if app.config.mail.confirm_addresses {
@@ -117,7 +117,7 @@ async fn create_account(
     email: &Email,
     hash: &str,
 ) -> Result<i64, InsertUserError> {
-    let pool = &app.db.pool;
+    let pool = &app.db.pool();
     if !app.config.mail.confirm_addresses {
         return users::insert(pool, name, email, hash).await;
     }
@@ -228,7 +228,7 @@ async fn login(
     if let Some(response) = throttled(&app, verdict, refuse) {
         return response;
     }
-    let user = users::find_by_email(&app.db.pool, &email).await?;
+    let user = users::find_by_email(&app.db.pool(), &email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let verified = match app
         .hasher
@@ -253,7 +253,7 @@ async fn login(
                 .await
                 .map_err(unavailable)?;
             remember_device(&app, &cookies, email.as_str(), device);
-            users::set_language(&app.db.pool, user.id, i18n::current().code()).await?;
+            users::set_language(&app.db.pool(), user.id, i18n::current().code()).await?;
             let who = SessionUser {
                 id: user.id,
                 name: user.name.clone(),

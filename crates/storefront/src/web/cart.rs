@@ -138,7 +138,7 @@ async fn cart_page(mut me: SignedIn, error: Option<String>) -> AppResult<CartPag
         address::note_unconfirmed(&me.app, &mut me.page).await?;
     }
     let ids: Vec<i64> = lines.iter().map(|l| l.book_id).collect();
-    let cards = books::cards_by_ids(&me.app.db.pool, &ids).await?;
+    let cards = books::cards_by_ids(&me.app.db.pool(), &ids).await?;
     // Books deleted since they were added simply drop out.
     let rows: Vec<Row> = cards
         .into_iter()
@@ -180,7 +180,7 @@ async fn add(me: SignedIn, CsrfForm(mut form): CsrfForm<LineForm>) -> AppResult<
     if let Some(quantity) = form.card.take("quantity", book_id) {
         form.quantity = quantity;
     }
-    let book = books::get(&me.app.db.pool, book_id)
+    let book = books::get(&me.app.db.pool(), book_id)
         .await?
         .ok_or(AppError::NotFound)?;
     let refuse = |status, error: String| {
@@ -253,7 +253,7 @@ async fn update(me: SignedIn, CsrfForm(form): CsrfForm<LineForm>) -> AppResult<R
             .iter_mut()
             .find(|l| l.book_id == book_id)
             .ok_or(AppError::NotFound)?;
-        let book = books::get(&me.app.db.pool, book_id).await?;
+        let book = books::get(&me.app.db.pool(), book_id).await?;
         let (title, stock) = book.map_or((String::new(), 0), |b| (b.title, b.stock));
         if let Some(why) = over_the_most(&me.app, &title, quantity.get(), stock, 0) {
             let cart = cart_page(me, Some(why)).await?;
@@ -285,13 +285,13 @@ async fn checkout(me: SignedIn, CsrfForm(form): CsrfForm<CheckoutForm>) -> AppRe
     let shown = form.checkout_key.trim();
     if is_checkout_key(shown)
         && key.as_deref() != Some(shown)
-        && let Some(order_id) = orders::by_checkout_key(&app.db.pool, me.user.id, shown).await?
+        && let Some(order_id) = orders::by_checkout_key(&app.db.pool(), me.user.id, shown).await?
     {
         return Ok(Redirect::to(&format!("/delivery/{order_id}")).into_response());
     }
     let wanted: Vec<(i64, Quantity)> = lines.iter().map(|l| (l.book_id, l.quantity)).collect();
     let created = orders::create(
-        &app.db.pool,
+        &app.db.pool(),
         me.user.id,
         &wanted,
         app.hold_policy().await?,
@@ -316,7 +316,7 @@ async fn checkout(me: SignedIn, CsrfForm(form): CsrfForm<CheckoutForm>) -> AppRe
         // not take it out: it goes now, and they see what is left.
         Err(orders::OrderError::BookNotFound(_)) => {
             let ids: Vec<i64> = lines.iter().map(|l| l.book_id).collect();
-            let for_sale = books::cards_by_ids(&app.db.pool, &ids).await?;
+            let for_sale = books::cards_by_ids(&app.db.pool(), &ids).await?;
             lines.retain(|l| for_sale.iter().any(|book| book.id == l.book_id));
             store(&me.session, &lines).await?;
             let cart = cart_page(me, Some(t("cart-book-gone"))).await?;

@@ -426,7 +426,7 @@ pub async fn refuse_quantity(
     status: StatusCode,
     error: String,
 ) -> AppResult<Response> {
-    let book = books::get(&app.db.pool, book_id)
+    let book = books::get(&app.db.pool(), book_id)
         .await?
         .ok_or(AppError::NotFound)?;
     let is_seller = page.user_id() == Some(book.seller_id);

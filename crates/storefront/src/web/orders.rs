@@ -172,7 +172,7 @@ async fn buy(
         return Err(AppError::CrossSite("buy-now form without a valid buy_key"));
     };
     if quantity.get() > app.config.limits.held_per_title {
-        let title = books::get(&app.db.pool, book_id)
+        let title = books::get(&app.db.pool(), book_id)
             .await?
             .ok_or(AppError::NotFound)?
             .title;
@@ -189,7 +189,7 @@ async fn buy(
         .await;
     }
     match orders::create(
-        &app.db.pool,
+        &app.db.pool(),
         me.user.id,
         &[(book_id, quantity)],
         app.hold_policy().await?,
@@ -219,7 +219,7 @@ async fn buy(
 
 async fn own_order(app: &AppState, raw_id: &str, user_id: i64) -> AppResult<Order> {
     let id = parse_id(raw_id)?;
-    orders::get_owned(&app.db.pool, id, user_id)
+    orders::get_owned(&app.db.pool(), id, user_id)
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -283,7 +283,7 @@ async fn refused_step(
     if !matches!(err, StepError::NotOpen) {
         return Err(step_refused(err));
     }
-    let order = orders::get_owned(&me.app.db.pool, order_id, me.user.id)
+    let order = orders::get_owned(&me.app.db.pool(), order_id, me.user.id)
         .await?
         .ok_or(AppError::NotFound)?;
     to_settled_order(&me.session, &order).await
@@ -323,7 +323,7 @@ async fn show_delivery(
     order: Order,
     error: Option<String>,
 ) -> AppResult<Response> {
-    let providers = providers::list(&app.db.pool).await?;
+    let providers = providers::list(&app.db.pool()).await?;
     let status = shown_as(&error);
     render_as(
         status,
@@ -357,7 +357,7 @@ async fn choose_delivery(
     OrderForm { me, order, form }: OrderForm<DeliveryForm>,
 ) -> AppResult<Response> {
     let provider = form.provider.trim().parse::<i64>().ok();
-    let pool = &me.app.db.pool;
+    let pool = &me.app.db.pool();
     let outcome = match provider {
         Some(provider) => orders::choose_delivery(pool, order.id, me.user.id, provider).await,
         None => Err(StepError::UnknownProvider),
@@ -416,7 +416,7 @@ async fn payment_page(mut me: SignedIn, Path(id): Path<String>) -> AppResult<Res
 }
 
 async fn provider_of(app: &AppState, order: &Order) -> AppResult<Option<Provider>> {
-    let all = providers::list(&app.db.pool).await?;
+    let all = providers::list(&app.db.pool()).await?;
     Ok(all.into_iter().find(|p| Some(p.id) == order.provider_id))
 }
 
@@ -435,7 +435,8 @@ async fn pay(OrderForm { me, order, form }: OrderForm<PaymentForm>) -> AppResult
             .ok_or_else(|| step_refused(StepError::NoDelivery))?;
         return show_payment(me.page, order, provider, Some(t("payment-choose")));
     };
-    let payment = match orders::pay(&app.db.pool, order.id, me.user.id, method, &app.mailer).await {
+    let payment = match orders::pay(&app.db.pool(), order.id, me.user.id, method, &app.mailer).await
+    {
         Ok(payment) => payment,
         Err(err) => return refused_step(&me, order.id, err).await,
     };
@@ -474,7 +475,7 @@ struct OrdersPage {
 }
 
 async fn list(me: SignedIn) -> AppResult<Response> {
-    let rows = orders::list_for_user(&me.app.db.pool, me.user.id).await?;
+    let rows = orders::list_for_user(&me.app.db.pool(), me.user.id).await?;
     render(&OrdersPage {
         page: me.page,
         rows,
@@ -496,7 +497,7 @@ async fn detail(mut me: SignedIn, Path(id): Path<String>) -> AppResult<Response>
     if order.is_unreserved() {
         address::note_unconfirmed(app, &mut me.page).await?;
     }
-    let lines = orders::lines(&app.db.pool, order.id).await?;
+    let lines = orders::lines(&app.db.pool(), order.id).await?;
     let provider = provider_of(app, &order).await?;
     render(&OrderPage {
         page: me.page,
@@ -508,7 +509,7 @@ async fn detail(mut me: SignedIn, Path(id): Path<String>) -> AppResult<Response>
 
 async fn cancel(OrderForm { me, order, .. }: OrderForm<IgnoredAny, NoPage>) -> AppResult<Response> {
     let app = &me.app;
-    if !orders::cancel(&app.db.pool, order.id, me.user.id)
+    if !orders::cancel(&app.db.pool(), order.id, me.user.id)
         .await
         .map_err(step_refused)?
     {

@@ -115,7 +115,7 @@ async fn request_link(
 /// Writes a link and its mail in one transaction, when the address has an
 /// account within its hourly limit; says which happened (for the metrics only).
 async fn mail_a_link(app: &AppState, email: &Email) -> AppResult<&'static str> {
-    let pool = &app.db.pool;
+    let pool = &app.db.pool();
     let Some(user) = users::find_by_email(pool, email).await? else {
         return Ok("unknown");
     };
@@ -171,7 +171,7 @@ async fn reset_page(
     anonymous: AnonymousToken,
     Query(query): Query<ResetQuery>,
 ) -> AppResult<Response> {
-    if !link_tokens::is_usable(&app.db.pool, LinkKind::PasswordReset, &query.token).await? {
+    if !link_tokens::is_usable(&app.db.pool(), LinkKind::PasswordReset, &query.token).await? {
         return show_unusable(page, &anonymous);
     }
     show_reset(page, &anonymous, query.token, None, StatusCode::OK)
@@ -185,7 +185,7 @@ async fn reset(
     CsrfForm(form): CsrfForm<ResetForm>,
 ) -> AppResult<Response> {
     // A dead link is told before the password is judged or hashed.
-    if !link_tokens::is_usable(&app.db.pool, LinkKind::PasswordReset, &form.token).await? {
+    if !link_tokens::is_usable(&app.db.pool(), LinkKind::PasswordReset, &form.token).await? {
         return show_unusable(page, &anonymous);
     }
     let mut errors = FieldErrors::default();
@@ -200,7 +200,7 @@ async fn reset(
         );
     };
     let hash = app.hasher.hash(password).await.map_err(hash_failed)?;
-    let Some(user_id) = password_resets::redeem(&app.db.pool, &form.token, &hash).await? else {
+    let Some(user_id) = password_resets::redeem(&app.db.pool(), &form.token, &hash).await? else {
         return show_unusable(page, &anonymous);
     };
     let ended = app

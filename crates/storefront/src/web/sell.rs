@@ -34,7 +34,7 @@ struct MyBooksPage {
 }
 
 async fn my_books(me: SignedIn) -> AppResult<Response> {
-    let rows = books::by_seller(&me.app.db.pool, me.user.id).await?;
+    let rows = books::by_seller(&me.app.db.pool(), me.user.id).await?;
     render(&MyBooksPage {
         page: me.page,
         rows,
@@ -138,7 +138,7 @@ async fn add(me: SignedIn, CsrfForm(form): CsrfForm<BookForm>) -> AppResult<Resp
             );
         }
     };
-    let (id, change) = books::insert(&me.app.db.pool, me.user.id, &fields).await?;
+    let (id, change) = books::insert(&me.app.db.pool(), me.user.id, &fields).await?;
     me.app.book_changed(change).await;
     search::remember_own_change(&me.session, change).await;
     flash(
@@ -191,7 +191,7 @@ fn stock_moved(page: Page, id: i64, mut form: BookForm, now: i64) -> AppResult<R
 /// missing one 404.
 async fn owned_book(app: &AppState, raw_id: &str, seller_id: i64) -> AppResult<Book> {
     let id = parse_id(raw_id)?;
-    let book = books::get(&app.db.pool, id)
+    let book = books::get(&app.db.pool(), id)
         .await?
         .ok_or(AppError::NotFound)?;
     if book.seller_id != seller_id {
@@ -231,7 +231,7 @@ async fn edit(
     };
     // Ownership (and the stock the seller saw) is checked again in the UPDATE itself.
     let seen = form.stock_seen();
-    match books::update_owned(&me.app.db.pool, id, me.user.id, &fields, seen).await? {
+    match books::update_owned(&me.app.db.pool(), id, me.user.id, &fields, seen).await? {
         Some(change) => {
             me.app.book_changed(change).await;
             search::remember_own_change(&me.session, change).await;
@@ -261,7 +261,7 @@ async fn delete(
     CsrfForm(_): CsrfForm<serde::de::IgnoredAny>,
 ) -> AppResult<Response> {
     let book = owned_book(&me.app, &id, me.user.id).await?;
-    let Some(change) = books::delete_owned(&me.app.db.pool, book.id, me.user.id).await? else {
+    let Some(change) = books::delete_owned(&me.app.db.pool(), book.id, me.user.id).await? else {
         return Err(AppError::Forbidden);
     };
     me.app.book_changed(change).await;

@@ -22,7 +22,7 @@ async fn only_admins_see_users_and_orders() {
     );
 
     let email = Email::parse(&boss.email()).unwrap();
-    assert!(users::grant_admin(app.pool(), &email).await.unwrap());
+    assert!(users::grant_admin(&app.pool(), &email).await.unwrap());
     let (status, html) = boss.page("/admin/users").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains(&shopper.email()) && html.contains("Admin"));
@@ -34,7 +34,7 @@ async fn only_admins_see_users_and_orders() {
     assert!(html.contains(&format!("#{order}")) && html.contains("Pending payment"));
 
     let nobody = Email::parse("nobody@example.com").unwrap();
-    assert!(!users::grant_admin(app.pool(), &nobody).await.unwrap());
+    assert!(!users::grant_admin(&app.pool(), &nobody).await.unwrap());
 }
 
 /// `/admin/users` was one table of every account (921 KB at 5,115 rows). Now
@@ -45,16 +45,16 @@ async fn admin_lists_are_paged_newest_first_and_searchable() {
     let app = spawn_app().await;
     let boss = app.shopper("Boss").await;
     let email = Email::parse(&boss.email()).unwrap();
-    assert!(users::grant_admin(app.pool(), &email).await.unwrap());
+    assert!(users::grant_admin(&app.pool(), &email).await.unwrap());
     let run = std::process::id();
     for n in 0..60 {
         let email = Email::parse(&format!("page-{n:02}-{run}@example.com")).unwrap();
-        users::insert(app.pool(), &format!("Paged {n}"), &email, "x")
+        users::insert(&app.pool(), &format!("Paged {n}"), &email, "x")
             .await
             .unwrap();
     }
     let odd = Email::parse(&format!("odd_100%-{run}@example.com")).unwrap();
-    users::insert(app.pool(), "Odd", &odd, "x").await.unwrap();
+    users::insert(&app.pool(), "Odd", &odd, "x").await.unwrap();
 
     let (status, first) = boss.page("/admin/users").await;
     assert_eq!(status, StatusCode::OK);

@@ -138,7 +138,7 @@ async fn passwords_are_stored_as_argon2id() {
     let ana = app.shopper("Ana").await;
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = ?")
         .bind(ana.email())
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap();
     assert!(

@@ -53,7 +53,7 @@ async fn a_cart_of_two_books_checks_out_as_one_order() {
     );
     let items: i64 = sqlx::query_scalar("SELECT items_cents FROM orders WHERE id = ?")
         .bind(order)
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap();
     assert_eq!(items, 3550);
@@ -71,7 +71,7 @@ async fn a_cart_of_two_books_checks_out_as_one_order() {
     assert_eq!(paid.status(), StatusCode::SEE_OTHER);
     let amount: i64 = sqlx::query_scalar("SELECT amount_cents FROM payments WHERE order_id = ?")
         .bind(order)
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap();
     assert_eq!(amount, 3550 + 4500, "books plus FedEx");
@@ -263,7 +263,7 @@ async fn a_book_deleted_while_in_the_cart_is_taken_out_at_checkout() {
     let order = order_id_in(&location(&checkout));
     let items: i64 = sqlx::query_scalar("SELECT items_cents FROM orders WHERE id = ?")
         .bind(order)
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap();
     assert_eq!(items, 500);

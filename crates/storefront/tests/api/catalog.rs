@@ -403,12 +403,12 @@ async fn a_large_generated_catalog_counts_up_to_a_cap_and_is_searchable() {
     let app = spawn_app().await;
     let cap = storefront::store::catalog::COUNT_CAP;
     let target = cap as u64 + 500;
-    let added = storefront::seed::fill_to(app.pool(), target, |_| {})
+    let added = storefront::seed::fill_to(&app.pool(), target, |_| {})
         .await
         .unwrap();
     assert_eq!(app.count("SELECT COUNT(*) FROM books").await, target as i64);
     assert_eq!(added, target);
-    let again = storefront::seed::fill_to(app.pool(), target, |_| {})
+    let again = storefront::seed::fill_to(&app.pool(), target, |_| {})
         .await
         .unwrap();
     assert_eq!(again, 0, "a second fill to the same size adds nothing");

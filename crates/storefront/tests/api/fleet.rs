@@ -554,6 +554,82 @@ async fn a_replica_whose_database_vanished_under_load_comes_back_on_the_new_one(
     assert_eq!(a.metric(by_index).await, searched_before + 1.0);
 }
 
+/// The worst moment of that loss: every connection of the pool is in a
+/// query when the host goes. Each waits for an answer that never comes, and
+/// sqlx's ping of each one given back has no time limit, so none is ever
+/// freed; the pool is replaced once it has given nothing back for 5 s.
+#[tokio::test]
+async fn a_pool_whose_every_connection_went_with_the_host_is_replaced() {
+    let (Some(_), Some(redis)) = backends() else {
+        skip_because("fleet tests need TEST_MYSQL_URL and TEST_REDIS_URL (scripts/test sets them)");
+        return;
+    };
+    let (database, _) = fresh_database().await;
+    let mut relayed = url::Url::parse(&database).unwrap();
+    let mysql_addr = relayed.socket_addrs(|| Some(3306)).unwrap()[0];
+    let relay = VanishingRelay::start(mysql_addr).await;
+    relayed.set_port(Some(relay.addr.port())).unwrap();
+    let a = spawn_on(relayed.as_str(), Some(redis), |c| {
+        c.database_max_connections = 4;
+    })
+    .await;
+    let replaced = "storefront_db_pools_replaced_total";
+    assert_eq!(a.metric(replaced).await, 0.0);
+    let queries: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = a.pool();
+            tokio::spawn(async move { sqlx::query("SELECT SLEEP(60)").execute(&pool).await })
+        })
+        .collect();
+    sleeping_on_the_server(&database, 4).await;
+    relay.vanish();
+    // Cut short, as the request timeout cuts a page's query.
+    for query in queries {
+        query.abort();
+    }
+    let vanished = tokio::time::Instant::now();
+    while a.visitor().get("/readyz").await.status() != StatusCode::OK {
+        assert!(
+            vanished.elapsed() < Duration::from_secs(10),
+            "replica not ready 10 s after its pool's every connection vanished:\n{}",
+            a.metrics_page().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "ready {:?} after the database went silent",
+        vanished.elapsed()
+    );
+    assert_eq!(a.metric(replaced).await, 1.0);
+    let seller = a.shopper("Seller").await;
+    a.listed_book(&seller, "After The Stall", "5.00", "9").await;
+}
+
+/// Waits until `count` connections to `database` run `SELECT SLEEP(60)`.
+async fn sleeping_on_the_server(database: &str, count: i64) {
+    let name = url::Url::parse(database).unwrap().path()[1..].to_string();
+    let watcher = sqlx::AnyPool::connect(database).await.unwrap();
+    let started = tokio::time::Instant::now();
+    loop {
+        let sleeping: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE DB = ? AND INFO = 'SELECT SLEEP(60)'",
+        )
+        .bind(&name)
+        .fetch_one(&watcher)
+        .await
+        .unwrap();
+        if sleeping == count {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{sleeping} of {count} queries running after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The Redis twin of the limiter gives an overloaded attempt back to both
 /// the address and the account, as the in-memory one does (its unit test).
 #[tokio::test]

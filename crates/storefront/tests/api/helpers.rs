@@ -154,8 +154,8 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no {line_start} in the metrics"))
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.state.db.pool
+    pub fn pool(&self) -> AnyPool {
+        self.state.db.pool()
     }
 
     /// A visitor with an empty cookie jar, from an address of its own.
@@ -201,7 +201,7 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "listing {title}");
         sqlx::query_scalar("SELECT id FROM books WHERE title = ? ORDER BY id DESC LIMIT 1")
             .bind(title)
-            .fetch_one(self.pool())
+            .fetch_one(&self.pool())
             .await
             .unwrap()
     }
@@ -209,14 +209,14 @@ impl TestApp {
     pub async fn stock_of(&self, book_id: i64) -> i64 {
         sqlx::query_scalar("SELECT stock FROM books WHERE id = ?")
             .bind(book_id)
-            .fetch_one(self.pool())
+            .fetch_one(&self.pool())
             .await
             .unwrap()
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
-            .fetch_one(self.pool())
+            .fetch_one(&self.pool())
             .await
             .unwrap()
     }

@@ -19,7 +19,7 @@ const PER_TITLE: i64 = 10;
 
 async fn demo_shop() -> TestApp {
     let app = spawn_app().await;
-    let added = storefront::seed::seed_if_empty(app.pool()).await.unwrap();
+    let added = storefront::seed::seed_if_empty(&app.pool()).await.unwrap();
     assert!(added >= 100, "the demo catalog ({added} books)");
     app
 }
@@ -27,7 +27,7 @@ async fn demo_shop() -> TestApp {
 /// Every book with its copies on the shelf, most copies first.
 async fn shelf(app: &TestApp) -> Vec<(i64, i64)> {
     sqlx::query_as("SELECT id, stock FROM books ORDER BY stock DESC, id")
-        .fetch_all(app.pool())
+        .fetch_all(&app.pool())
         .await
         .unwrap()
 }
@@ -40,7 +40,7 @@ async fn held(app: &TestApp, emails: Option<&[String]>) -> HashMap<i64, i64> {
          JOIN orders o ON o.id = l.order_id JOIN users u ON u.id = o.user_id \
          WHERE o.status = 'pending_payment'",
     )
-    .fetch_all(app.pool())
+    .fetch_all(&app.pool())
     .await
     .unwrap();
     let mut per_book = HashMap::new();
@@ -182,7 +182,7 @@ async fn six_new_accounts_cannot_hoard_and_an_ordinary_shopper_never_notices() {
     let next = shopper.buy_ok(book, "2").await;
     let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = ?")
         .bind(next)
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap();
     assert_eq!(status, "pending_payment");

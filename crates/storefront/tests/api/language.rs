@@ -277,7 +277,7 @@ async fn a_spanish_seller_types_a_decimal_comma_and_delivery_speaks_spanish() {
     assert_eq!(listed.status(), StatusCode::SEE_OTHER);
     let price: i64 =
         sqlx::query_scalar("SELECT price_cents FROM books WHERE title = 'Coma decimal'")
-            .fetch_one(app.pool())
+            .fetch_one(&app.pool())
             .await
             .unwrap();
     assert_eq!(price, 1250);
@@ -300,7 +300,7 @@ async fn a_spanish_seller_types_a_decimal_comma_and_delivery_speaks_spanish() {
     );
 
     let book: i64 = sqlx::query_scalar("SELECT id FROM books WHERE title = 'Coma decimal'")
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap();
     let buyer = app.shopper("Compradora").await;

@@ -350,7 +350,7 @@ async fn the_demo_catalogs_seller_gets_no_mail() {
         return;
     };
     let book: i64 = sqlx::query_scalar("SELECT MIN(id) FROM books")
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap();
     let buyer = app.shopper("Ana").await;
@@ -403,7 +403,7 @@ async fn stock_of(app: &TestApp, book: i64) -> i64 {
 async fn status_of(app: &TestApp, order: i64) -> String {
     sqlx::query_scalar("SELECT status FROM orders WHERE id = ?")
         .bind(order)
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap()
 }
@@ -649,7 +649,7 @@ async fn accounts_from_before_confirmation_keep_holding_once_they_have_paid() {
     let newcomer = app.shopper("Nico").await;
 
     sqlx::query(&grandfathering_statement())
-        .execute(app.pool())
+        .execute(&app.pool())
         .await
         .unwrap();
     assert_eq!(
@@ -677,7 +677,7 @@ fn letter(n: usize) -> Letter {
 /// A sender of its own on `app`'s outbox and settings, as another replica's.
 fn sender_of(app: &TestApp, owner: &str, lease: Duration) -> Sender {
     Sender {
-        pool: app.pool().clone(),
+        db: app.state.db.clone(),
         transport: Transport::from_settings(&app.state.config.mail).unwrap(),
         from: app.state.config.mail.from.parse().unwrap(),
         owner: owner.into(),
@@ -721,7 +721,7 @@ async fn each_delivered_once(app: &TestApp, sink: &MailSink, count: usize) {
     let ids: HashSet<String> = delivered.iter().map(|m| m.message_id.clone()).collect();
     assert_eq!(ids.len(), count, "distinct Message-IDs");
     let stored: Vec<String> = sqlx::query_scalar("SELECT message_id FROM outbox")
-        .fetch_all(app.pool())
+        .fetch_all(&app.pool())
         .await
         .unwrap();
     assert_eq!(ids, stored.into_iter().collect::<HashSet<_>>());
@@ -765,7 +765,7 @@ async fn a_mail_server_that_never_answers_costs_retries_not_a_stuck_sender() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let error: String = sqlx::query_scalar("SELECT last_error FROM outbox")
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap();
     assert!(error.contains("did not finish within 1 s"), "{error}");
@@ -829,7 +829,7 @@ async fn mail_held_by_a_sender_that_died_is_delivered_once_by_another() {
     };
     enqueue(&app, 3).await;
     let lease = Duration::from_secs(2);
-    let taken = outbox::claim(app.pool(), "replica-that-dies", lease, 10)
+    let taken = outbox::claim(&app.pool(), "replica-that-dies", lease, 10)
         .await
         .unwrap();
     assert_eq!(taken.len(), 3, "the doomed sender holds all three");
@@ -885,18 +885,18 @@ async fn old_delivered_mail_and_expired_links_are_pruned() {
         .bind(31 * day)
         .bind(letter(0).recipient)
         .bind(letter(1).recipient)
-        .execute(app.pool())
+        .execute(&app.pool())
         .await
         .unwrap();
     sqlx::query("UPDATE outbox SET state = 'dead', sent_at = NULL WHERE recipient = ?")
         .bind(letter(2).recipient)
-        .execute(app.pool())
+        .execute(&app.pool())
         .await
         .unwrap();
     for table in ["password_resets", "address_verifications"] {
         sqlx::query(&format!("UPDATE {table} SET expires_at = expires_at - ?"))
             .bind(4 * day)
-            .execute(app.pool())
+            .execute(&app.pool())
             .await
             .unwrap();
     }
@@ -921,7 +921,7 @@ async fn old_delivered_mail_and_expired_links_are_pruned() {
 
     let left: Vec<(String, String)> =
         sqlx::query_as("SELECT recipient, state FROM outbox ORDER BY id")
-            .fetch_all(app.pool())
+            .fetch_all(&app.pool())
             .await
             .unwrap();
     let expected = [

@@ -60,7 +60,7 @@ async fn buy_now_leads_through_delivery_and_payment_at_server_prices() {
     let (amount, method): (i64, String) =
         sqlx::query_as("SELECT amount_cents, method FROM payments WHERE order_id = ?")
             .bind(order)
-            .fetch_one(app.pool())
+            .fetch_one(&app.pool())
             .await
             .unwrap();
     assert_eq!((amount, method.as_str()), (11_000, "Paypal"));
@@ -315,7 +315,7 @@ async fn another_users_order_is_not_found_and_unchanged() {
     let (status, provider): (String, Option<i64>) =
         sqlx::query_as("SELECT status, provider_id FROM orders WHERE id = ?")
             .bind(order)
-            .fetch_one(app.pool())
+            .fetch_one(&app.pool())
             .await
             .unwrap();
     assert_eq!((status.as_str(), provider), ("pending_payment", None));
@@ -357,7 +357,7 @@ async fn paying_twice_charges_once_and_delivery_cannot_change_after_payment() {
     let (delivery, items): (i64, i64) =
         sqlx::query_as("SELECT delivery_cents, items_cents FROM orders WHERE id = ?")
             .bind(order)
-            .fetch_one(app.pool())
+            .fetch_one(&app.pool())
             .await
             .unwrap();
     assert_eq!(
@@ -459,7 +459,7 @@ async fn unpaid_orders_expire_and_return_their_stock() {
     }
     let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE id = ?")
         .bind(order)
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap();
     assert_eq!(status, "expired");
@@ -612,7 +612,7 @@ async fn a_price_changed_since_the_page_stops_the_purchase_with_a_notice() {
     let order = order_id_in(&location(&buy("9900".into()).await));
     let total: i64 = sqlx::query_scalar("SELECT items_cents FROM orders WHERE id = ?")
         .bind(order)
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap();
     assert_eq!(total, 9900);

@@ -70,7 +70,7 @@ async fn list(app: &TestApp, seller: &Shopper, title: &str, author: &str, price:
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "listing {title}");
     sqlx::query_scalar("SELECT id FROM books WHERE title = ? ORDER BY id DESC LIMIT 1")
         .bind(title)
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap()
 }
@@ -269,7 +269,7 @@ async fn a_database_restored_under_a_running_replica_is_searched_as_restored() {
         "DELETE FROM catalog_changes",
         "UPDATE books SET title = 'Postdiluvian Almanac' WHERE title = 'Antediluvian Almanac'",
     ] {
-        sqlx::query(statement).execute(app.pool()).await.unwrap();
+        sqlx::query(statement).execute(&app.pool()).await.unwrap();
     }
     settles(&visitor, "postdiluvian", before, true).await;
     settles(&visitor, "antediluvian", before, false).await;

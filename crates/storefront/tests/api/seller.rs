@@ -87,7 +87,7 @@ async fn bad_book_forms_come_back_with_messages_and_change_nothing() {
     );
     let title: String = sqlx::query_scalar("SELECT title FROM books WHERE id = ?")
         .bind(book)
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap();
     assert_eq!(title, "Stays");
@@ -143,7 +143,7 @@ async fn seller_pages_send_visitors_to_login() {
 async fn stored(app: &TestApp, book: i64) -> (String, i64, i64) {
     sqlx::query_as("SELECT title, price_cents, stock FROM books WHERE id = ?")
         .bind(book)
-        .fetch_one(app.pool())
+        .fetch_one(&app.pool())
         .await
         .unwrap()
 }
