@@ -19,10 +19,16 @@
 //! working at full load gives one back every few milliseconds. A stalled
 //! pool is replaced once a new one connects; the old one is closed, so what
 //! it still holds is closed, not kept, when the kernel frees it.
+//!
+//! A server that answers nothing for 5 s without having vanished (a lock
+//! every query waits for) looks the same from here. Replacing its pools
+//! over and over would open a pool's worth of connections every few seconds
+//! until the server refused them all, so a pool is only replaced while no
+//! earlier one still holds a connection: at most twice the pool's size.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use sqlx::AnyPool;
@@ -65,6 +71,8 @@ impl Releases {
 /// The pool in use, and what it takes to make its replacement.
 pub(super) struct PoolSlot {
     current: RwLock<AnyPool>,
+    /// The pool it replaced, until every connection it held is freed.
+    retired: Mutex<Option<AnyPool>>,
     options: AnyPoolOptions,
     url: String,
     releases: Releases,
@@ -89,6 +97,7 @@ impl PoolSlot {
     ) -> Arc<PoolSlot> {
         Arc::new(PoolSlot {
             current: RwLock::new(pool),
+            retired: Mutex::new(None),
             options,
             url,
             releases,
@@ -107,20 +116,28 @@ impl PoolSlot {
         self.replaced.load(Ordering::Relaxed)
     }
 
-    /// Puts a newly connected pool in place of the stalled one; false (and
-    /// a log line) while no new connection can be made.
-    async fn replace(&self, stalled_for: Duration) -> bool {
+    /// The pool this one replaced still holds connections.
+    fn retired_still_holds(&self) -> bool {
+        let mut retired = self
+            .retired
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if retired.as_ref().is_some_and(|pool| pool.size() == 0) {
+            *retired = None;
+        }
+        retired.is_some()
+    }
+
+    /// Puts a newly connected pool in place of the stalled one, when it may.
+    async fn replace(&self, stalled_for: Duration) -> Replacement {
+        if self.retired_still_holds() {
+            return Replacement::RetiredStillHolds;
+        }
         let connect = self.options.clone().connect(&self.url);
         let fresh = match tokio::time::timeout(CONNECT_LIMIT, connect).await {
             Ok(Ok(pool)) => pool,
-            Ok(Err(err)) => {
-                tracing::warn!(error = %err, "database pool stalled; no new connection yet");
-                return false;
-            }
-            Err(_) => {
-                tracing::warn!("database pool stalled; a new connection did not answer within 3 s");
-                return false;
-            }
+            Ok(Err(err)) => return Replacement::NoConnection(err.to_string()),
+            Err(_) => return Replacement::NoConnection("no answer within 3 s".into()),
         };
         let old = {
             let mut current = self
@@ -138,7 +155,34 @@ impl PoolSlot {
             "database pool replaced: every connection was held and none came back \
              (its server's host vanished?); the old pool's are closed as the kernel frees them"
         );
-        true
+        *self
+            .retired
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(old);
+        Replacement::Done
+    }
+}
+
+/// What one try to replace a stalled pool came to.
+#[derive(Debug)]
+enum Replacement {
+    Done,
+    NoConnection(String),
+    RetiredStillHolds,
+}
+
+impl Replacement {
+    /// Said once per stall and reason, not at every check.
+    fn log(&self) {
+        match self {
+            Replacement::Done => {}
+            Replacement::NoConnection(error) => {
+                tracing::warn!(%error, "database pool stalled; no new connection yet, trying every second");
+            }
+            Replacement::RetiredStillHolds => tracing::warn!(
+                "database pool stalled; not replaced while the pool it replaced still holds connections"
+            ),
+        }
     }
 }
 
@@ -153,6 +197,7 @@ pub(super) fn watch(slot: &Arc<PoolSlot>) {
     tokio::spawn(async move {
         // The last moment the pool moved: a connection given back, or one free.
         let mut moved = Instant::now();
+        let mut last_outcome: Option<Replacement> = None;
         loop {
             tokio::time::sleep(CHECK_EVERY).await;
             let Some(slot) = slot.upgrade() else {
@@ -160,11 +205,23 @@ pub(super) fn watch(slot: &Arc<PoolSlot>) {
             };
             if !saturated(&slot.current()) {
                 moved = Instant::now();
+                last_outcome = None;
                 continue;
             }
             moved = moved.max(slot.releases.last());
-            if moved.elapsed() >= STALLED_AFTER && slot.replace(moved.elapsed()).await {
+            if moved.elapsed() < STALLED_AFTER {
+                continue;
+            }
+            let outcome = slot.replace(moved.elapsed()).await;
+            let said = last_outcome.as_ref().map(std::mem::discriminant);
+            if said != Some(std::mem::discriminant(&outcome)) {
+                outcome.log();
+            }
+            if matches!(outcome, Replacement::Done) {
                 moved = Instant::now();
+                last_outcome = None;
+            } else {
+                last_outcome = Some(outcome);
             }
         }
     });

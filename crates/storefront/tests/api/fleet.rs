@@ -557,7 +557,11 @@ async fn a_replica_whose_database_vanished_under_load_comes_back_on_the_new_one(
 /// The worst moment of that loss: every connection of the pool is in a
 /// query when the host goes. Each waits for an answer that never comes, and
 /// sqlx's ping of each one given back has no time limit, so none is ever
-/// freed; the pool is replaced once it has given nothing back for 5 s.
+/// freed; the pool is replaced once it has given nothing back for 5 s. A
+/// second stall while the first pool still holds its connections is not
+/// replaced: a server that only stopped answering for a while (a lock every
+/// query waits for) must not get a new pool's worth of connections every
+/// few seconds.
 #[tokio::test]
 async fn a_pool_whose_every_connection_went_with_the_host_is_replaced() {
     let (Some(_), Some(redis)) = backends() else {
@@ -575,18 +579,8 @@ async fn a_pool_whose_every_connection_went_with_the_host_is_replaced() {
     .await;
     let replaced = "storefront_db_pools_replaced_total";
     assert_eq!(a.metric(replaced).await, 0.0);
-    let queries: Vec<_> = (0..4)
-        .map(|_| {
-            let pool = a.pool();
-            tokio::spawn(async move { sqlx::query("SELECT SLEEP(60)").execute(&pool).await })
-        })
-        .collect();
-    sleeping_on_the_server(&database, 4).await;
-    relay.vanish();
-    // Cut short, as the request timeout cuts a page's query.
-    for query in queries {
-        query.abort();
-    }
+
+    every_connection_cut_off_mid_query(&a, &relay, &database, "SELECT SLEEP(60)").await;
     let vanished = tokio::time::Instant::now();
     while a.visitor().get("/readyz").await.status() != StatusCode::OK {
         assert!(
@@ -603,28 +597,64 @@ async fn a_pool_whose_every_connection_went_with_the_host_is_replaced() {
     assert_eq!(a.metric(replaced).await, 1.0);
     let seller = a.shopper("Seller").await;
     a.listed_book(&seller, "After The Stall", "5.00", "9").await;
+
+    // Again, while the first pool's four are still held (the relay never
+    // lets them go): the new pool is left stalled.
+    every_connection_cut_off_mid_query(&a, &relay, &database, "SELECT SLEEP(61)").await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        a.metric(replaced).await,
+        1.0,
+        "replaced while the first pool held connections"
+    );
+    assert_eq!(
+        a.visitor().get("/readyz").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 }
 
-/// Waits until `count` connections to `database` run `SELECT SLEEP(60)`.
-async fn sleeping_on_the_server(database: &str, count: i64) {
+/// Runs `query` on each of the pool's 4 connections, makes the host vanish
+/// once the server runs all four, and cuts them short, as the request
+/// timeout cuts a page's query.
+async fn every_connection_cut_off_mid_query(
+    a: &TestApp,
+    relay: &VanishingRelay,
+    database: &str,
+    query: &'static str,
+) {
+    let queries: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = a.pool();
+            tokio::spawn(async move { sqlx::query(query).execute(&pool).await })
+        })
+        .collect();
+    running_on_the_server(database, query, 4).await;
+    relay.vanish();
+    for query in queries {
+        query.abort();
+    }
+}
+
+/// Waits until `count` connections to `database` run `query`.
+async fn running_on_the_server(database: &str, query: &str, count: i64) {
     let name = url::Url::parse(database).unwrap().path()[1..].to_string();
     let watcher = sqlx::AnyPool::connect(database).await.unwrap();
     let started = tokio::time::Instant::now();
     loop {
-        let sleeping: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
-             WHERE DB = ? AND INFO = 'SELECT SLEEP(60)'",
+        let running: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO = ?",
         )
         .bind(&name)
+        .bind(query)
         .fetch_one(&watcher)
         .await
         .unwrap();
-        if sleeping == count {
+        if running == count {
             return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(10),
-            "{sleeping} of {count} queries running after 10 s"
+            "{running} of {count} queries running after 10 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
