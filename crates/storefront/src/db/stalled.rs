@@ -39,7 +39,8 @@ use sqlx::any::AnyPoolOptions;
 /// the replica is serving again before the requests of the loss time out.
 pub(super) const STALLED_AFTER: Duration = Duration::from_secs(5);
 const CHECK_EVERY: Duration = Duration::from_secs(1);
-/// The new pool's first connection, tried again at the next check.
+/// The new pool's first connection, tried again at the next check (sqlx's
+/// own 2 s acquire timeout usually ends a try first).
 const CONNECT_LIMIT: Duration = Duration::from_secs(3);
 
 /// When the pool last took a connection back (sqlx's `after_release` hook,
@@ -146,8 +147,10 @@ impl PoolSlot {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             std::mem::replace(&mut *current, fresh)
         };
-        // Marks it closed at once (the future only waits for its connections).
-        drop(old.close());
+        // Closed at once (no new takers); the task closes each connection as
+        // it comes back, idle ones included, and ends when none is left.
+        let closing = old.clone();
+        tokio::spawn(async move { closing.close().await });
         self.replaced.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             held = old.size(),
@@ -177,7 +180,7 @@ impl Replacement {
         match self {
             Replacement::Done => {}
             Replacement::NoConnection(error) => {
-                tracing::warn!(%error, "database pool stalled; no new connection yet, trying every second");
+                tracing::warn!(%error, "database pool stalled; no new connection yet, trying again at each check");
             }
             Replacement::RetiredStillHolds => tracing::warn!(
                 "database pool stalled; not replaced while the pool it replaced still holds connections"

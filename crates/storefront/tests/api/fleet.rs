@@ -607,6 +607,88 @@ async fn a_pool_whose_every_connection_went_with_the_host_is_replaced() {
     );
 }
 
+/// The false alarm: a lock every query of the pool waits for longer than
+/// 5 s looks like a vanished host, and the pool is replaced. When the lock
+/// goes, the old pool's connections finish and are closed, not kept: the
+/// replica is back to one pool's worth on the server, and a later stall is
+/// replaced again.
+#[tokio::test]
+async fn a_pool_replaced_while_its_queries_waited_lets_them_go_when_they_end() {
+    let (Some(_), Some(redis)) = backends() else {
+        skip_because("fleet tests need TEST_MYSQL_URL and TEST_REDIS_URL (scripts/test sets them)");
+        return;
+    };
+    let (database, _) = fresh_database().await;
+    let a = spawn_on(&database, Some(redis), |c| {
+        c.database_max_connections = 4;
+    })
+    .await;
+    let holder = sqlx::AnyPool::connect(&database).await.unwrap();
+    let mut lock = holder.acquire().await.unwrap();
+    let replaced = "storefront_db_pools_replaced_total";
+    for round in 1..=2 {
+        sqlx::query("SELECT GET_LOCK(DATABASE(), 0)")
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+        let waiting: Vec<_> = (0..4)
+            .map(|_| {
+                let pool = a.pool();
+                tokio::spawn(async move {
+                    sqlx::query("SELECT GET_LOCK(DATABASE(), 30)")
+                        .execute(&pool)
+                        .await
+                })
+            })
+            .collect();
+        running_on_the_server(&database, "SELECT GET_LOCK(DATABASE(), 30)", 4).await;
+        let old_pools = sessions_running(&holder, "SELECT GET_LOCK(DATABASE(), 30)").await;
+        let stalled = tokio::time::Instant::now();
+        while a.metric(replaced).await < f64::from(round) {
+            assert!(
+                stalled.elapsed() < Duration::from_secs(10),
+                "round {round}: not replaced"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Each waiting query takes the lock in turn; its session's end frees it.
+        sqlx::query("SELECT RELEASE_LOCK(DATABASE())")
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+        for query in waiting {
+            query.await.unwrap().unwrap();
+        }
+        let released = tokio::time::Instant::now();
+        while sessions_still_open(&holder, &old_pools).await > 0 {
+            assert!(
+                released.elapsed() < Duration::from_secs(5),
+                "round {round}: the old pool's connections stayed open"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The server's ids of the sessions running `query` (the user's own, as
+/// the processlist shows them).
+async fn sessions_running(via: &sqlx::AnyPool, query: &str) -> Vec<i64> {
+    sqlx::query_scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = ?")
+        .bind(query)
+        .fetch_all(via)
+        .await
+        .unwrap()
+}
+
+/// How many of these sessions the server still has.
+async fn sessions_still_open(via: &sqlx::AnyPool, ids: &[i64]) -> usize {
+    let open: Vec<i64> = sqlx::query_scalar("SELECT ID FROM information_schema.PROCESSLIST")
+        .fetch_all(via)
+        .await
+        .unwrap();
+    ids.iter().filter(|id| open.contains(id)).count()
+}
+
 /// A fresh MySQL database, reached directly (the first URL) and through a
 /// relay that can play its host vanishing (the second).
 async fn database_behind_a_relay() -> (String, String, VanishingRelay) {
