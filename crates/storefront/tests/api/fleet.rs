@@ -513,19 +513,8 @@ async fn a_replica_whose_database_vanished_under_load_comes_back_on_the_new_one(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     relay.vanish();
-    let vanished = tokio::time::Instant::now();
-    while a.visitor().get("/readyz").await.status() != StatusCode::OK {
-        assert!(
-            vanished.elapsed() < Duration::from_secs(10),
-            "replica A not ready 10 s after its database vanished:\n{}",
-            a.metrics_page().await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!(
-        "ready {:?} after the database went silent",
-        vanished.elapsed()
-    );
+    let vanished =
+        ready_within_10_s(&a, "replica A not ready 10 s after its database vanished").await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
         task.await.unwrap();
@@ -575,19 +564,11 @@ async fn a_pool_whose_every_connection_went_with_the_host_is_replaced() {
     assert_eq!(a.metric(replaced).await, 0.0);
 
     every_connection_cut_off_mid_query(&a, &relay, &database, "SELECT SLEEP(60)").await;
-    let vanished = tokio::time::Instant::now();
-    while a.visitor().get("/readyz").await.status() != StatusCode::OK {
-        assert!(
-            vanished.elapsed() < Duration::from_secs(10),
-            "replica not ready 10 s after its pool's every connection vanished:\n{}",
-            a.metrics_page().await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!(
-        "ready {:?} after the database went silent",
-        vanished.elapsed()
-    );
+    ready_within_10_s(
+        &a,
+        "replica not ready 10 s after its pool's every connection vanished",
+    )
+    .await;
     assert_eq!(a.metric(replaced).await, 1.0);
     let seller = a.shopper("Seller").await;
     a.listed_book(&seller, "After The Stall", "5.00", "9").await;
@@ -687,6 +668,25 @@ async fn sessions_still_open(via: &sqlx::AnyPool, ids: &[i64]) -> usize {
         .await
         .unwrap();
     ids.iter().filter(|id| open.contains(id)).count()
+}
+
+/// Waits until `a` is ready again, failing with `what` and its metrics
+/// after 10 s; returns when the wait began (the loss).
+async fn ready_within_10_s(a: &TestApp, what: &str) -> tokio::time::Instant {
+    let vanished = tokio::time::Instant::now();
+    while a.visitor().get("/readyz").await.status() != StatusCode::OK {
+        assert!(
+            vanished.elapsed() < Duration::from_secs(10),
+            "{what}:\n{}",
+            a.metrics_page().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "ready {:?} after the database went silent",
+        vanished.elapsed()
+    );
+    vanished
 }
 
 /// A fresh MySQL database, reached directly (the first URL) and through a
