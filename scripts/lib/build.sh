@@ -44,3 +44,41 @@ build_workspace() {
     [ -x "$BIN_DIR/$bin" ] || { echo "build_workspace: $BIN_DIR/$bin was not built" >&2; return 1; }
   done
 }
+
+# run_test_binaries NAME… [-- ARGS…]: runs the integration tests NAME of the
+# one build, each in its package's folder as `cargo test` would, with ARGS
+# for the test harness. `cargo test --test NAME` alone would select fewer
+# units than the build did, and Cargo would compile some crates again in
+# another variant (a proc macro's dependency built for the host only, and
+# every crate above it: 38-52 s of swarm-agent's engine step). Fails if a
+# binary is missing or a test fails; runs them all either way.
+run_test_binaries() {
+  local names=() status=0 dir exe found=0
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do names+=("$1"); shift; done
+  [ "${1:-}" != -- ] || shift
+  while IFS=$'\t' read -r dir exe; do
+    found=$((found + 1))
+    echo "     Running ${exe#"$PWD"/} (in ${dir#"$PWD"/})"
+    (cd "$dir" && "$exe" "$@") || status=1
+  done < <(test_executables "${names[@]}")
+  if [ "$found" -ne ${#names[@]} ]; then
+    echo "run_test_binaries: found $found of the test binaries ${names[*]}" >&2
+    return 1
+  fi
+  return "$status"
+}
+
+# test_executables NAME…: "PACKAGE_DIR<TAB>EXECUTABLE" of each integration
+# test named NAME, from the build's own listing (no-op when built).
+test_executables() {
+  workspace_test --no-run --quiet --message-format=json |
+    python3 -c '
+import json, os, sys
+names = set(sys.argv[1:])
+for line in sys.stdin:
+    m = json.loads(line)
+    t = m.get("target", {})
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and "test" in t.get("kind", []) and t.get("name") in names:
+        print(os.path.dirname(m["manifest_path"]) + "\t" + m["executable"])' "$@"
+}
+
