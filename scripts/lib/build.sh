@@ -53,14 +53,17 @@ build_workspace() {
 # every crate above it: 38-52 s of swarm-agent's engine step). Fails if a
 # binary is missing or a test fails; runs them all either way.
 run_test_binaries() {
-  local names=() status=0 dir exe found=0
+  local names=() status=0 dir exe found=0 listing
   while [ $# -gt 0 ] && [ "$1" != -- ]; do names+=("$1"); shift; done
   [ "${1:-}" != -- ] || shift
-  while IFS=$'\t' read -r dir exe; do
+  listing=$(test_executables "${names[@]}") || return 1
+  # The listing on fd 3: a test's children inherit stdin, not this loop's input.
+  while IFS=$'\t' read -r -u 3 dir exe; do
+    [ -n "$exe" ] || continue
     found=$((found + 1))
     echo "     Running ${exe#"$PWD"/} (in ${dir#"$PWD"/})"
     (cd "$dir" && "$exe" "$@") || status=1
-  done < <(test_executables "${names[@]}")
+  done 3<<<"$listing"
   if [ "$found" -ne ${#names[@]} ]; then
     echo "run_test_binaries: found $found of the test binaries ${names[*]}" >&2
     return 1
@@ -69,16 +72,20 @@ run_test_binaries() {
 }
 
 # test_executables NAME…: "PACKAGE_DIR<TAB>EXECUTABLE" of each integration
-# test named NAME, from the build's own listing (no-op when built).
+# test named NAME, from the build's own listing (a no-op when built; when
+# not, the compiler's messages go to stderr and a failed build fails).
 test_executables() {
-  workspace_test --no-run --quiet --message-format=json |
-    python3 -c '
+  local messages status=0
+  messages=$(workspace_test --no-run --quiet --message-format=json-diagnostic-rendered-ansi) || status=$?
+  python3 -c '
 import json, os, sys
 names = set(sys.argv[1:])
 for line in sys.stdin:
     m = json.loads(line)
     t = m.get("target", {})
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and "test" in t.get("kind", []) and t.get("name") in names:
-        print(os.path.dirname(m["manifest_path"]) + "\t" + m["executable"])' "$@"
+    if m.get("reason") == "compiler-message":
+        sys.stderr.write(m["message"].get("rendered") or "")
+    elif m.get("reason") == "compiler-artifact" and m.get("executable") and "test" in t.get("kind", []) and t.get("name") in names:
+        print(os.path.dirname(m["manifest_path"]) + "\t" + m["executable"])' "$@" <<<"$messages"
+  return "$status"
 }
-
