@@ -39,6 +39,27 @@ ensure_packages() {
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
+# The monitoring tools (promtool, amtool, the node exporter), for
+# scripts/test-monitoring and the backup image's metrics check; scripts/test
+# fetches them during the build.
+ensure_monitoring_packages() {
+  local missing=()
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+  command -v prometheus-node-exporter >/dev/null 2>&1 || missing+=(prometheus-node-exporter)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
+# The benchmark's load generator and its proxy (scenario 1b); scripts/test
+# fetches them during the build.
+ensure_bench_packages() {
+  local missing=()
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
 # The fleet test's registry and its node image's packages (the user data's
 # `packages:`): scripts/test fetches them during the build, scripts/e2e-fleet
 # when run alone.
