@@ -63,7 +63,8 @@ impl Stack {
         if self.docker.inspect_service(&service, None).await.is_err() {
             bail!(
                 "no service {service} on this engine: these scenarios run on the stack \
-                 scripts/e2e-swarm deploys (E2E_ONLY=outage scripts/e2e-swarm, for one)"
+                 scripts/e2e-swarm deploys (`scripts/e2e-swarm NAME` deploys one and runs \
+                 the scenario NAME on it)"
             );
         }
         Ok(())
