@@ -10,6 +10,7 @@
 //! `cargo test -p e2e --test swarm outage -- --ignored` runs one scenario
 //! (docs/operations.md, "The end-to-end scenarios").
 
+pub mod attack;
 pub mod shopper;
 pub mod stack;
 pub mod wait;
