@@ -34,20 +34,18 @@ impl AttackReport {
     /// least 100 of 1,100 quick requests refused.
     pub fn judge(&self) -> Result<()> {
         let count = |status: &str, of: &str| of.split_whitespace().filter(|s| *s == status).count();
-        let counts: Vec<&str> = self.rate.split_whitespace().collect();
-        let refused_past_1000 = counts
-            .windows(2)
-            .any(|pair| pair[1] == "429" && pair[0].parse::<u32>().is_ok_and(|n| n >= 100));
+        let (served, refused) = (self.answered("200"), self.answered("429"));
         if count("401", &self.via_proxy) != 20
             || count("429", &self.via_proxy) != 5
             || count("429", &self.via_replica) != 5
             || self.held != "64 6"
-            || !refused_past_1000
+            || refused < 100
+            || served < 500
         {
             bail!(
                 "client limits from the stack's network: proxy '{}' (want 20 x 401, 5 x 429), \
                  replica '{}' (want 5 x 429), connections served/closed '{}' (want 64 6), \
-                 requests '{}' (want 100 or more 429)",
+                 requests '{}' (want 100 or more 429, and 500 or more 200)",
                 self.via_proxy,
                 self.via_replica,
                 self.held,
@@ -55,6 +53,19 @@ impl AttackReport {
             );
         }
         Ok(())
+    }
+}
+
+impl AttackReport {
+    /// How many of the 1,100 requests got `status`: `uniq -c` prints each
+    /// status after its count.
+    fn answered(&self, status: &str) -> u32 {
+        let words: Vec<&str> = self.rate.split_whitespace().collect();
+        let pairs = words.chunks_exact(2);
+        let found = pairs
+            .filter(|pair| pair[1] == status)
+            .find_map(|pair| pair[0].parse().ok());
+        found.unwrap_or(0)
     }
 }
 
@@ -87,6 +98,8 @@ mod tests {
             (5, "70 0", "886 200 214 429"),
             (5, "64 6", "1100 200"),
             (5, "64 6", "1050 200 50 429"),
+            (5, "64 6", "1100 429"),
+            (5, "64 6", "671 200 429 503"),
         ] {
             let report = AttackReport::parse(&printed(proxy_429s, held, rate));
             assert!(report.judge().is_err(), "{proxy_429s} {held} {rate}");

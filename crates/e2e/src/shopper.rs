@@ -141,6 +141,13 @@ impl Shopper {
             .post(&format!("/payment/{order}"), &[("method", "Credit Card")])
             .await?;
         expect_redirect(&paid, &format!("/orders/{order}"), "paying")?;
+        let shown = self.get(&format!("/orders/{order}")).await?;
+        if !shown.body.contains(r#"id="status">Paid"#) {
+            bail!(
+                "order {order} was paid, but its page does not say Paid ({})",
+                shown.status
+            );
+        }
         Ok(order)
     }
 }

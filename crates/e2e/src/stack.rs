@@ -269,11 +269,21 @@ impl Stack {
             let status = tasks.into_iter().find_map(|task| task.status)?;
             let ended = matches!(
                 status.state,
-                Some(TaskState::COMPLETE | TaskState::FAILED | TaskState::REJECTED)
+                Some(
+                    TaskState::COMPLETE
+                        | TaskState::FAILED
+                        | TaskState::REJECTED
+                        | TaskState::SHUTDOWN
+                        | TaskState::ORPHANED
+                )
             );
-            ended.then(|| status.container_status?.container_id)?
+            // An ended task without a container never ran: the engine's
+            // reason, rather than waiting out the deadline.
+            let container = status.container_status.and_then(|c| c.container_id);
+            ended.then(|| container.ok_or_else(|| status.err.unwrap_or_default()))
         })
-        .await
+        .await?
+        .map_err(|why| anyhow::anyhow!("the job {name} ended without running: {why}"))
     }
 
     async fn stdout_of(&self, container: &str) -> Result<String> {
@@ -290,7 +300,7 @@ impl Stack {
     /// has bash, not curl), not through the proxy that picks one.
     pub async fn replica_ready(&self, container: &str) -> bool {
         const ASK: &str = "exec 3<>/dev/tcp/127.0.0.1/8080 && \
-             printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3";
+             printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 5 head -1 <&3";
         self.exec(container, &["bash", "-c", ASK])
             .await
             .is_ok_and(|ran| ran.stdout.contains(" 200 "))
@@ -322,6 +332,9 @@ impl Stack {
     /// it find the stack whole).
     pub async fn stop(&self, service: &str) -> Result<Stopped> {
         let replicas = self.replicas_of(service).await?;
+        if replicas == 0 {
+            bail!("{service} is already stopped (a run interrupted before it was restarted?)");
+        }
         self.scale(service, 0).await?;
         Ok(Stopped {
             service: service.to_string(),
@@ -419,10 +432,13 @@ impl Drop for Stopped {
     fn drop(&mut self) {
         if !self.restarted {
             // Drop cannot await the engine's API: the CLI makes the same update.
-            let _ = std::process::Command::new("docker")
+            let restarted = std::process::Command::new("docker")
                 .args(["service", "scale", "--detach"])
                 .arg(format!("{}={}", self.full_name, self.replicas))
                 .status();
+            if !restarted.as_ref().is_ok_and(|status| status.success()) {
+                eprintln!("could not start {} again: {restarted:?}", self.full_name);
+            }
         }
     }
 }

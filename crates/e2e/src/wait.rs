@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use tokio::time::{Instant, sleep};
+use tokio::time::{Instant, sleep, timeout_at};
 
 /// How often a condition is asked again.
 const POLL: Duration = Duration::from_millis(200);
@@ -31,7 +31,9 @@ where
 {
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(found) = find().await {
+        // A question that never answers (an exec that hangs) ends at the
+        // deadline too.
+        if let Ok(Some(found)) = timeout_at(deadline, find()).await {
             return Ok(found);
         }
         if Instant::now() >= deadline {
