@@ -10,7 +10,7 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::StartExecResults;
 use bollard::models::{
-    ExecConfig, HealthConfig, NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode,
+    ExecConfig, HealthConfig, NetworkAttachmentConfig, Service, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicatedJob, TaskSpec, TaskSpecContainerSpec, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum, TaskState,
 };
@@ -60,7 +60,7 @@ impl Stack {
 
     async fn require_deployed(&self) -> Result<()> {
         let service = self.service_name("storefront");
-        if self.docker.inspect_service(&service, None).await.is_err() {
+        if self.service("storefront").await.is_err() {
             bail!(
                 "no service {service} on this engine: these scenarios run on the stack \
                  scripts/e2e-swarm deploys (`scripts/e2e-swarm NAME` deploys one and runs \
@@ -77,6 +77,13 @@ impl Stack {
 
     fn service_name(&self, service: &str) -> String {
         format!("{}_{service}", self.name)
+    }
+
+    /// One of the stack's services, as the engine holds it now.
+    async fn service(&self, service: &str) -> Result<Service> {
+        let name = self.service_name(service);
+        let current = self.docker.inspect_service(&name, None).await;
+        current.with_context(|| format!("reading the service {name}"))
     }
 
     /// The running containers of one of the stack's services.
@@ -154,11 +161,7 @@ impl Stack {
     /// scale --detach` does): the engine starts or stops tasks meanwhile.
     pub async fn scale(&self, service: &str, replicas: u64) -> Result<()> {
         let name = self.service_name(service);
-        let current = self
-            .docker
-            .inspect_service(&name, None)
-            .await
-            .with_context(|| format!("reading the service {name}"))?;
+        let current = self.service(service).await?;
         let mut spec = current.spec.clone().unwrap_or_default();
         let mode = spec.mode.get_or_insert_with(Default::default);
         mode.replicated
@@ -229,8 +232,9 @@ impl Stack {
     /// The image a service of the stack runs.
     pub async fn image_of(&self, service: &str) -> Result<String> {
         let name = self.service_name(service);
-        let current = self.docker.inspect_service(&name, None).await?;
-        let image = current
+        let image = self
+            .service(service)
+            .await?
             .spec
             .and_then(|spec| spec.task_template)
             .and_then(|task| task.container_spec)
@@ -353,8 +357,9 @@ impl Stack {
 
     async fn replicas_of(&self, service: &str) -> Result<u64> {
         let name = self.service_name(service);
-        let current = self.docker.inspect_service(&name, None).await?;
-        let replicas = current
+        let replicas = self
+            .service(service)
+            .await?
             .spec
             .and_then(|spec| spec.mode)
             .and_then(|mode| mode.replicated)
